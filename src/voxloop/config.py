@@ -1,0 +1,170 @@
+"""One typed settings object, read from a TOML file and VOXLOOP_* environment variables.
+
+Precedence, highest first: environment (``VOXLOOP_LLM__MODEL=smollm2-135m``), the TOML file
+(``VOXLOOP_CONFIG`` or ``~/.config/voxloop/config.toml``), then the defaults below.
+Nested sections use ``__`` in environment names: ``VOXLOOP_TTS__VOICE=jf_alpha``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from voxloop.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("~/.config/voxloop/config.toml").expanduser()
+
+
+class Section(BaseModel):
+    """A frozen (hashable) group of settings, so engines can be cached by their settings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AudioSettings(Section):
+    """Limits on audio that people hand in."""
+
+    max_seconds: float = Field(600.0, description="Longest accepted recording, in seconds.")
+    max_megabytes: float = Field(200.0, description="Largest accepted file, in MB.")
+    min_speech_ms: int = Field(200, description="Less detected speech than this is 'no speech'.")
+
+
+class VADSettings(Section):
+    """Silero voice activity detection."""
+
+    threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
+    silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
+    min_speech_ms: int = Field(250, description="Shorter sounds never start a turn.")
+    max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
+
+
+class STTSettings(Section):
+    """Speech to text."""
+
+    engine: str = Field(
+        "moonshine",
+        description="Final transcripts: 'moonshine' (fastest, and the most accurate on our "
+        "real recordings, see docs/benchmarks.md) or 'whisper'.",
+    )
+    partial_engine: str = Field("moonshine", description="Live partial transcripts.")
+    whisper_model: str = Field(
+        "tiny.en",
+        description="'tiny.en', 'base' (multilingual, detects language) or a CTranslate2 dir.",
+    )
+    language: str | None = Field(None, description="Force a language code; None detects it.")
+    beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")
+    threads: int = Field(2, description="CPU threads for speech to text.")
+
+
+class LLMSettings(Section):
+    """The language model."""
+
+    backend: str = Field("llamacpp", description="'llamacpp' (in-process) or 'openai' (HTTP).")
+    model: str = Field(
+        "qwen2.5-0.5b",
+        description="llamacpp: 'qwen2.5-0.5b', 'smollm2-135m' or a .gguf path; "
+        "openai: the server's model name.",
+    )
+    context_tokens: int = Field(2048, description="Context window for the in-process model.")
+    threads: int = Field(2, description="CPU threads for the in-process model.")
+    max_tokens: int = Field(200, description="Longest reply, in tokens.")
+    temperature: float = Field(0.3, description="Sampling temperature.")
+    base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
+    )
+    api_key: str = Field("not-needed", description="API key for the openai backend.")
+    timeout_seconds: float = Field(30.0, description="Give up on the HTTP backend after this.")
+
+
+class TTSSettings(Section):
+    """Text to speech."""
+
+    voice: str = Field("joe", description="Default voice id (see `voxloop voices`).")
+    speed: float = Field(1.0, description="Speaking speed, 1.0 = normal.")
+
+
+class ServerSettings(Section):
+    """Where `voxloop serve` listens."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless told otherwise.")
+    port: int = Field(7860, description="TCP port.")
+
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
+    "one to three short, plain sentences. No markdown, no lists, no emoji."
+)
+
+
+class Settings(BaseSettings):
+    """Everything voxloop can be told; see the module docstring for where values come from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VOXLOOP_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    data_dir: Path = Field(
+        Path("~/.local/share/voxloop").expanduser(),
+        description="Where conversations and memory are kept.",
+    )
+    cache_dir: Path = Field(
+        Path("~/.cache/voxloop").expanduser(),
+        description="Where packaged models are assembled from their parts (about 700 MB).",
+    )
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Default persona.")
+    audio: AudioSettings = AudioSettings()
+    vad: VADSettings = VADSettings()
+    stt: STTSettings = STTSettings()
+    llm: LLMSettings = LLMSettings()
+    tts: TTSSettings = TTSSettings()
+    server: ServerSettings = ServerSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment beats the TOML file (passed in as init values)."""
+        return (env_settings, init_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings: TOML file, then environment, then explicit `overrides` on top."""
+    path = config_file or Path(os.environ.get("VOXLOOP_CONFIG", DEFAULT_CONFIG_FILE))
+    values: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"The config file {path} is not valid TOML: {err}") from err
+    elif config_file is not None:
+        raise ConfigError(f"The config file {path} does not exist.")
+    try:
+        settings = Settings(**values)
+        if overrides:
+            merged = _deep_merge(settings.model_dump(), overrides)
+            settings = Settings.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"Bad setting '{where}': {first['msg']}.") from err
+    return settings
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

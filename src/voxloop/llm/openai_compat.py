@@ -1,0 +1,60 @@
+"""Any OpenAI-compatible chat server: Ollama, vLLM, llama.cpp's server, hosted providers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from voxloop.config import LLMSettings
+from voxloop.errors import BackendDown
+from voxloop.llm import Message, backends
+
+
+class OpenAICompatChat:
+    """Streams chat completions from `settings.base_url` with the official openai client."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        import openai
+
+        self.settings = settings
+        self.client = openai.OpenAI(
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            timeout=settings.timeout_seconds,
+            max_retries=0,  # a voice turn cannot wait for retries; the caller apologizes instead
+        )
+
+    def stream(
+        self, messages: list[Message], *, max_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        """Yield reply pieces as the server streams them."""
+        import openai
+
+        try:
+            response = self.client.chat.completions.create(
+                model=self.settings.model,
+                messages=list(messages),  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=self.settings.temperature,
+                stream=True,
+            )
+            with response:
+                for chunk in response:
+                    if cancel is not None and cancel.is_set():
+                        break
+                    if chunk.choices and (piece := chunk.choices[0].delta.content):
+                        yield piece
+        except openai.APIConnectionError as err:
+            raise BackendDown(
+                f"Cannot reach the language model server at {self.settings.base_url}."
+            ) from err
+        except openai.APIStatusError as err:
+            raise BackendDown(
+                f"The language model server answered {err.status_code}: {err.message}"
+            ) from err
+
+
+@backends.register("openai")
+def _build(settings: LLMSettings, cache_dir: Path) -> OpenAICompatChat:
+    return OpenAICompatChat(settings)

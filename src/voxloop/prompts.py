@@ -1,0 +1,41 @@
+"""Personas (system prompts) and the message list sent to the language model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voxloop.config import DEFAULT_SYSTEM_PROMPT
+from voxloop.llm import Message
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A named system prompt a person can pick and edit."""
+
+    id: str
+    name: str
+    system_prompt: str
+
+
+PERSONAS = {
+    p.id: p
+    for p in (
+        Persona("assistant", "Helpful assistant", DEFAULT_SYSTEM_PROMPT),
+        Persona(
+            "magic8",
+            "Magic 8 Ball",
+            "You are a talking Magic 8 Ball. Answer every question with one short, cryptic "
+            "proverb of at most fifteen words, in the voice of an ancient oracle. If the "
+            "question is nonsense, answer exactly: Foolish questions get foolish answers.",
+        ),
+    )
+}
+
+
+def build_messages(system_prompt: str, history: list[Message], user_text: str) -> list[Message]:
+    """The persona, the earlier turns, then what the person just said."""
+    return [
+        Message(role="system", content=system_prompt),
+        *history,
+        Message(role="user", content=user_text),
+    ]

@@ -1,0 +1,54 @@
+"""Speech to text: the Transcriber protocol and the registry of engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from voxloop.config import Settings
+from voxloop.registry import Registry
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """The text heard, and the language it was spoken in (ISO 639-1 code)."""
+
+    text: str
+    language: str = "en"
+
+
+class PartialTranscriber(Protocol):
+    """A live transcription of one utterance, fed as audio arrives."""
+
+    def add(self, audio: np.ndarray) -> str:
+        """Append 16 kHz float32 audio; return the best transcript so far."""
+        ...
+
+    def finish(self) -> Transcript:
+        """End the utterance and return its transcript."""
+        ...
+
+
+class Transcriber(Protocol):
+    """A speech-to-text engine working on 16 kHz mono float32 audio."""
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Transcribe a whole recording."""
+        ...
+
+    def stream(self) -> PartialTranscriber:
+        """Start a live transcription."""
+        ...
+
+
+engines: Registry[Transcriber] = Registry("speech-to-text engine")
+
+
+def get_transcriber(settings: Settings, engine: str | None = None) -> Transcriber:
+    """The shared engine named `engine` (default: `settings.stt.engine`), loaded on first use."""
+    return engines.get(engine or settings.stt.engine, settings.stt, settings.cache_dir)
+
+
+from voxloop.stt import moonshine, whisper  # noqa: E402,F401  (registers the engines)

@@ -1,0 +1,70 @@
+"""Moonshine tiny-en (moonshine-voice): very fast English, with streaming partial transcripts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxloop.audio import SAMPLE_RATE
+from voxloop.config import STTSettings
+from voxloop.stt import Transcript, engines
+
+# Moonshine invents words for tiny fragments; lines shorter than this are dropped (MODELS.md).
+MIN_LINE_SECONDS = 0.3
+
+
+def _text(lines: Any) -> str:
+    return " ".join(
+        line.text.strip() for line in lines if line.duration >= MIN_LINE_SECONDS and line.text
+    ).strip()
+
+
+class MoonshineTranscriber:
+    """The tiny English Moonshine model shipped inside moonshine-voice 0.1.0."""
+
+    def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
+        from moonshine_voice import ModelArch, Transcriber, get_assets_path
+
+        self.model = Transcriber(
+            model_path=os.path.join(get_assets_path(), "tiny-en"), model_arch=ModelArch.TINY
+        )
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Transcribe a whole recording (16 kHz mono float32)."""
+        result = self.model.transcribe_without_streaming(
+            np.asarray(audio, dtype=np.float32).tolist(), SAMPLE_RATE
+        )
+        return Transcript(text=_text(result.lines), language="en")
+
+    def stream(self) -> MoonshineStream:
+        """A live transcription using Moonshine's own streaming decoder."""
+        return MoonshineStream(self.model.create_stream())
+
+
+class MoonshineStream:
+    """Feeds audio into a Moonshine stream and reads back the transcript so far."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.stream.start()
+        self.text = ""
+
+    def add(self, audio: np.ndarray) -> str:
+        """Append audio and return the updated partial transcript."""
+        self.stream.add_audio(np.asarray(audio, dtype=np.float32).tolist(), SAMPLE_RATE)
+        self.text = _text(self.stream.update_transcription().lines)
+        return self.text
+
+    def finish(self) -> Transcript:
+        """Stop the stream and return the final transcript."""
+        self.text = _text(self.stream.update_transcription().lines) or self.text
+        self.stream.stop()
+        return Transcript(text=self.text, language="en")
+
+
+@engines.register("moonshine")
+def _build(settings: STTSettings, cache_dir: Path) -> MoonshineTranscriber:
+    return MoonshineTranscriber(settings, cache_dir)

@@ -1,0 +1,77 @@
+"""Whisper through faster-whisper (CTranslate2): accurate final transcripts, language detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from voxloop import assets
+from voxloop.audio import SAMPLE_RATE
+from voxloop.config import STTSettings
+from voxloop.stt import Transcript, engines
+
+# Re-decoding the whole utterance is Whisper's only way to give partials; doing it at most
+# once per this much new audio keeps a live stream affordable on two cores.
+PARTIAL_EVERY_SECONDS = 1.0
+
+
+class WhisperTranscriber:
+    """faster-whisper on the CPU with int8 weights."""
+
+    def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
+        from faster_whisper import WhisperModel
+
+        self.settings = settings
+        path = assets.whisper_dir(settings.whisper_model, cache_dir)
+        self.model = WhisperModel(
+            str(path), device="cpu", compute_type="int8", cpu_threads=settings.threads
+        )
+
+    def transcribe(self, audio: np.ndarray) -> Transcript:
+        """Transcribe a whole recording (16 kHz mono float32)."""
+        language = self.settings.language if self.model.model.is_multilingual else "en"
+        segments, info = self.model.transcribe(
+            audio,
+            language=language,
+            beam_size=self.settings.beam_size,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+        )
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        return Transcript(text=text, language=info.language)
+
+    def stream(self) -> WhisperStream:
+        """A live transcription that re-decodes the growing utterance now and then."""
+        return WhisperStream(self)
+
+
+class WhisperStream:
+    """Partial transcripts for Whisper, which has no streaming decoder of its own."""
+
+    def __init__(self, engine: WhisperTranscriber) -> None:
+        self.engine = engine
+        self.chunks: list[np.ndarray] = []
+        self.samples = 0
+        self.decoded_samples = 0
+        self.partial = ""
+
+    def add(self, audio: np.ndarray) -> str:
+        """Append audio; re-transcribe once enough new audio has arrived."""
+        self.chunks.append(np.asarray(audio, dtype=np.float32))
+        self.samples += len(audio)
+        if self.samples - self.decoded_samples >= PARTIAL_EVERY_SECONDS * SAMPLE_RATE:
+            self.partial = self.engine.transcribe(np.concatenate(self.chunks)).text
+            self.decoded_samples = self.samples
+        return self.partial
+
+    def finish(self) -> Transcript:
+        """Transcribe the whole utterance."""
+        if not self.chunks:
+            return Transcript("")
+        return self.engine.transcribe(np.concatenate(self.chunks))
+
+
+@engines.register("whisper")
+def _build(settings: STTSettings, cache_dir: Path) -> WhisperTranscriber:
+    return WhisperTranscriber(settings, cache_dir)

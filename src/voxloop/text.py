@@ -1,0 +1,110 @@
+"""Text made for speaking: markdown and emoji removed, and a streaming sentence chunker."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_INLINE_CODE = re.compile(r"`([^`]*)`")
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_BARE_URL = re.compile(r"https?://(?:www\.)?([^/\s]+)\S*")
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s*", re.M)
+_BULLET = re.compile(r"^\s*[-*+•]\s+", re.M)
+_NUMBERED = re.compile(r"^\s*(\d+)[.)]\s+", re.M)
+_QUOTE = re.compile(r"^\s*>\s?", re.M)
+_RULE = re.compile(r"^\s*([-*_])\s*(?:\1\s*){2,}$", re.M)
+_BOLD = re.compile(r"(\*\*|__)(.+?)\1", re.S)
+_ITALIC = re.compile(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])")
+_STRAY_MARKUP = re.compile(r"[*_#|~`<>]+")
+_EMOJI = re.compile(
+    "["
+    "\U0001f000-\U0001faff"  # pictographs, emoticons, transport, symbols & pictographs ext.
+    "\U00002600-\U000027bf"  # misc symbols, dingbats
+    "\U0001f1e6-\U0001f1ff"  # flags
+    "\U00002b00-\U00002bff"  # arrows, stars
+    "\ufe0f\u200d\u20e3"  # variation selector, zero-width joiner, keycap
+    "]+"
+)
+_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
+_CLAUSE_END = re.compile(r"[,;:—–]\s+")
+_SPACES = re.compile(r"[ \t]+")
+_LIST_NUMBER = re.compile(r"\s*\d+")
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def speakable(text: str) -> str:
+    """Turn markdown-ish model output into plain text a TTS voice reads well."""
+    text = _CODE_FENCE.sub("\n", text)
+    text = _INLINE_CODE.sub(r"\1", text)
+    text = _IMAGE.sub(r"\1", text)
+    text = _LINK.sub(r"\1", text)
+    text = _BARE_URL.sub(r"\1", text)
+    text = _RULE.sub("", text)
+    text = _HEADING.sub("", text)
+    text = _BULLET.sub("", text)
+    text = _NUMBERED.sub(r"\1, ", text)
+    text = _QUOTE.sub("", text)
+    text = _BOLD.sub(r"\2", text)
+    text = _ITALIC.sub(r"\2", text)
+    text = _EMOJI.sub("", text)
+    text = _STRAY_MARKUP.sub(" ", text)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    # A line break (heading, list item) becomes a pause: end each line like a sentence.
+    return " ".join(_end_sentence(line) for line in lines if line).strip()
+
+
+def sentences(text: str) -> list[str]:
+    """Split plain text into sentences (what TTS engines synthesize one at a time)."""
+    return [part.strip() for part in _SENTENCE_SPLIT.split(text) if part.strip()]
+
+
+def _end_sentence(line: str) -> str:
+    return line if line[-1] in ".!?…:;," else line + "."
+
+
+@dataclass
+class SpeechChunker:
+    """Cut a stream of tokens into speakable pieces: a short first clause, then sentences.
+
+    The first piece ends at the first clause boundary once it has `first_min_words` words, so
+    speech can start early; later pieces are whole sentences of at least `min_chars`.
+    """
+
+    first_min_words: int = 3
+    min_chars: int = 24
+    _buffer: str = ""
+    _emitted: int = field(default=0, init=False)
+
+    def push(self, token: str) -> list[str]:
+        """Add streamed text; return the pieces that are now complete."""
+        self._buffer += token
+        pieces = []
+        while (cut := self._next_cut()) is not None:
+            raw, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            if piece := speakable(raw):
+                pieces.append(piece)
+                self._emitted += 1
+        return pieces
+
+    def flush(self) -> list[str]:
+        """The rest of the text once the stream has ended."""
+        raw, self._buffer = self._buffer, ""
+        piece = speakable(raw)
+        return [piece] if piece else []
+
+    def _next_cut(self) -> int | None:
+        if self._buffer.count("```") % 2 == 1:  # inside a code block: wait for its end
+            return None
+        if self._emitted == 0:
+            for match in _CLAUSE_END.finditer(self._buffer):
+                if len(self._buffer[: match.start()].split()) >= self.first_min_words:
+                    return match.end()
+        for match in _SENTENCE_END.finditer(self._buffer):
+            before = self._buffer[: match.start()]
+            if _LIST_NUMBER.fullmatch(before):  # "2. " opens a list item, it ends nothing
+                continue
+            if self._emitted == 0 or len(before) >= self.min_chars:
+                return match.end()
+        return None
