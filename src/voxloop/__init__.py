@@ -1,9 +1,9 @@
 """voxloop: a local, private speech-to-speech assistant.
 
-    from voxloop import Pipeline, TurnRequest, load_settings, load_audio
-    pipeline = Pipeline(load_settings())
-    for event in pipeline.run(TurnRequest(audio=load_audio("question.wav"))):
-        ...
+from voxloop import Pipeline, TurnRequest, load_settings, load_audio
+pipeline = Pipeline(load_settings())
+for event in pipeline.run(TurnRequest(audio=load_audio("question.wav"))):
+    ...
 """
 
 from voxloop.audio import load as load_audio

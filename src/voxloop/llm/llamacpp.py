@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from voxloop import assets
 from voxloop.config import LLMSettings
@@ -43,11 +43,14 @@ class LlamaCppChat:
     ) -> Iterator[str]:
         """Yield reply pieces as llama.cpp generates them."""
         with self._lock:
-            chunks: Iterator[Any] = self.llama.create_chat_completion(
-                messages=list(messages),  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=self.settings.temperature,
-                stream=True,
+            chunks = cast(
+                "Iterator[Any]",
+                self.llama.create_chat_completion(
+                    messages=cast("Any", messages),
+                    max_tokens=max_tokens,
+                    temperature=self.settings.temperature,
+                    stream=True,
+                ),
             )
             for chunk in chunks:
                 if cancel is not None and cancel.is_set():
@@ -60,4 +63,3 @@ class LlamaCppChat:
 @backends.register("llamacpp")
 def _build(settings: LLMSettings, cache_dir: Path) -> LlamaCppChat:
     return LlamaCppChat(settings, cache_dir)
-

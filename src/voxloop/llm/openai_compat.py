@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from voxloop.config import LLMSettings
 from voxloop.errors import BackendDown
 from voxloop.llm import Message, backends
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 class OpenAICompatChat:
@@ -34,7 +38,7 @@ class OpenAICompatChat:
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.model,
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_tokens=max_tokens,
                 temperature=self.settings.temperature,
                 stream=True,

@@ -70,7 +70,7 @@ def voice_for_language(language: str, gender: str | None = None) -> Voice | None
     """The first catalog voice speaking `language` (e.g. 'fr'), preferring `gender`."""
     matches = [v for v in catalog() if v.language.split("-")[0] == language]
     preferred = [v for v in matches if v.gender == gender]
-    return (preferred or matches or [None])[0]
+    return next(iter(preferred or matches), None)
 
 
 def synthesize(

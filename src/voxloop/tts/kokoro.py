@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from voxloop import assets
-from voxloop.errors import ModelUnavailable
 from voxloop.audio import AudioChunk, to_int16
+from voxloop.errors import ModelUnavailable
 from voxloop.text import sentences
 from voxloop.tts import Voice, add_voices, engines
 

@@ -1,0 +1,157 @@
+"""Benchmarks that print JSON: `voxloop bench engines`.
+
+Each engine is measured in a fresh process, so its load time and peak memory are its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from voxloop.config import Settings
+
+STT_ENGINES = ("moonshine", "whisper")
+LLM_MODELS = ("qwen2.5-0.5b", "smollm2-135m")
+TTS_VOICES = ("joe", "jf_alpha", "espeak-en-f")
+LLM_PROMPTS = (
+    "What is the capital of France?",
+    "Name three colours.",
+    "Why is the sky blue?",
+    "What is two plus two?",
+    "Give me a tip for sleeping better.",
+)
+TTS_SENTENCES = (
+    "The capital of France is Paris.",
+    "Here is a longer sentence, so that the real-time factor is measured on enough audio.",
+    "Thank you, and have a wonderful day.",
+)
+
+
+def run(suite: str, settings: Settings) -> dict[str, Any]:
+    """Run a benchmark suite and return its results as JSON-able data."""
+    suites: dict[str, Callable[[Settings], dict[str, Any]]] = {"engines": engines}
+    return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
+
+
+def engines(settings: Settings) -> dict[str, Any]:
+    """Accuracy, speed, load time and peak memory of every default engine."""
+    return {
+        "baseline_rss_mb": _isolated(_baseline, settings),
+        "stt": {name: _isolated(_stt, settings, name) for name in STT_ENGINES},
+        "llm": {name: _isolated(_llm, settings, name) for name in LLM_MODELS},
+        "tts": {voice: _isolated(_tts, settings, voice) for voice in TTS_VOICES},
+    }
+
+
+def _machine() -> dict[str, Any]:
+    return {"cpus": multiprocessing.cpu_count(), "processor": platform.machine()}
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+def _isolated(function: Callable[..., Any], *args: Any) -> Any:
+    """Run `function(*args)` in a fresh process and return its result."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(function, *args).result()
+
+
+def _baseline(settings: Settings) -> float:
+    import voxloop.pipeline  # noqa: F401  (everything a process imports before loading models)
+
+    return _peak_rss_mb()
+
+
+def _stt(settings: Settings, engine: str) -> dict[str, Any]:
+    from voxloop import audio, recordings
+    from voxloop.stt import get_transcriber
+
+    started = time.perf_counter()
+    transcriber = get_transcriber(settings, engine)
+    load = time.perf_counter() - started
+    if not recordings.available():
+        return {"load_ms": _ms(load), "error": "pocketsphinx-testdata is not installed"}
+    pairs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    busy = heard = 0.0
+    for recording in recordings.real_recordings(settings.cache_dir / "bench-recordings"):
+        samples = audio.load(recording.path)
+        started = time.perf_counter()
+        text = transcriber.transcribe(samples).text
+        busy += time.perf_counter() - started
+        heard += len(samples) / audio.SAMPLE_RATE
+        pairs[recording.kind].append((recording.text, text))
+    everything = [pair for kind_pairs in pairs.values() for pair in kind_pairs]
+    return {
+        "load_ms": _ms(load),
+        "wer": round(recordings.wer(everything), 4),
+        "wer_by_kind": {kind: round(recordings.wer(p), 4) for kind, p in pairs.items()},
+        "recordings": len(everything),
+        "audio_seconds": round(heard, 1),
+        "rtf": round(busy / heard, 4),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _llm(settings: Settings, model: str) -> dict[str, Any]:
+    from voxloop.config import load_settings
+    from voxloop.llm import get_chat_model
+    from voxloop.prompts import build_messages
+
+    settings = load_settings(llm={**settings.llm.model_dump(), "model": model})
+    started = time.perf_counter()
+    chat = get_chat_model(settings)
+    load = time.perf_counter() - started
+    for _ in chat.stream(build_messages(settings.system_prompt, [], "Hi."), max_tokens=1):
+        pass  # evaluates the system prompt once, as the app's warm-up does
+    first_tokens, rates = [], []
+    for prompt in LLM_PROMPTS:
+        started = time.perf_counter()
+        stamps = [
+            time.perf_counter()
+            for _ in chat.stream(build_messages(settings.system_prompt, [], prompt), max_tokens=64)
+        ]
+        first_tokens.append(stamps[0] - started)
+        if len(stamps) > 1:
+            rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return {
+        "load_ms": _ms(load),
+        "first_token_ms_p50": _ms(statistics.median(first_tokens)),
+        "tokens_per_second": round(statistics.median(rates), 1),
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _tts(settings: Settings, voice: str) -> dict[str, Any]:
+    from voxloop.tts import synthesize
+
+    def speak(text: str) -> tuple[float, float, float]:
+        started = time.perf_counter()
+        first, seconds = 0.0, 0.0
+        for chunk in synthesize(text, voice, cache_dir=settings.cache_dir):
+            first = first or time.perf_counter() - started
+            seconds += chunk.seconds
+        return first, time.perf_counter() - started, seconds
+
+    started = time.perf_counter()
+    speak("Loading.")
+    load = time.perf_counter() - started
+    runs = [speak(sentence) for sentence in TTS_SENTENCES]
+    return {
+        "load_ms": _ms(load),
+        "first_chunk_ms_p50": _ms(statistics.median(first for first, _, _ in runs)),
+        "rtf": round(sum(busy for _, busy, _ in runs) / sum(s for _, _, s in runs), 4),
+        "peak_rss_mb": _peak_rss_mb(),
+    }

@@ -1,0 +1,92 @@
+"""The streaming turn with the real engines: ordering, overlap, cancellation, timings."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from voxloop import audio
+from voxloop.errors import ConfigError, NoSpeech
+from voxloop.pipeline import Done, Event, Heard, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.recordings import normalize
+
+LONG_QUESTION = "Tell me about the city of Paris in five sentences."
+
+
+def _events(pipeline: Pipeline, request: TurnRequest, cancel=None) -> list[Event]:  # type: ignore[no-untyped-def]
+    return list(pipeline.run(request, cancel))
+
+
+def test_spoken_question_gets_a_spoken_answer(pipeline: Pipeline, spoken) -> None:  # type: ignore[no-untyped-def]
+    question = audio.load(spoken("What is the capital of France?"))
+    events = _events(pipeline, TurnRequest(audio=question))
+    assert isinstance(events[0], Heard) and "capital of france" in events[0].text.lower()
+    turn = events[-1].turn  # type: ignore[union-attr]
+    assert isinstance(events[-1], Done) and "paris" in turn.reply.lower()
+    speech = [e for e in events if isinstance(e, Speech)]
+    assert speech and all(len(e.chunk.pcm) > 0 for e in speech)
+    assert set(turn.timings_ms) == {"stt", "llm_first_token", "first_audio", "total"}
+    assert turn.timings_ms["stt"] <= turn.timings_ms["llm_first_token"]
+    assert turn.timings_ms["llm_first_token"] <= turn.timings_ms["first_audio"]
+
+
+def test_audio_starts_while_the_model_is_still_writing(pipeline: Pipeline) -> None:
+    events = _events(pipeline, TurnRequest(text=LONG_QUESTION))
+    first_speech = next(i for i, e in enumerate(events) if isinstance(e, Speech))
+    last_text = max(i for i, e in enumerate(events) if isinstance(e, ReplyText))
+    assert first_speech < last_text, "first audio should come before the reply is complete"
+    chunks = [e.text for e in events if isinstance(e, Speech)]
+    spoken_texts = list(dict.fromkeys(chunks))
+    assert len(spoken_texts) >= 3
+    assert len(spoken_texts[0].split()) <= len(spoken_texts[1].split()) + 3  # first is short
+    turn = events[-1].turn  # type: ignore[union-attr]
+    # everything the model wrote was spoken, in order
+    assert normalize(" ".join(turn.spoken)) == normalize(turn.reply)
+
+
+def test_cancel_stops_generation_and_audio(pipeline: Pipeline) -> None:
+    full = _events(pipeline, TurnRequest(text=LONG_QUESTION))
+    cancel = threading.Event()
+    events: list[Event] = []
+    for event in pipeline.run(TurnRequest(text=LONG_QUESTION), cancel):
+        events.append(event)
+        if isinstance(event, Speech):
+            cancel.set()
+    done = events[-1]
+    assert isinstance(done, Done) and done.turn.cancelled
+    assert sum(isinstance(e, Speech) for e in events) == 1, "no audio after cancel"
+    assert len(done.turn.reply) < len(full[-1].turn.reply)  # type: ignore[union-attr]
+
+
+def test_abandoning_the_stream_stops_the_worker(pipeline: Pipeline) -> None:
+    stream = pipeline.run(TurnRequest(text=LONG_QUESTION))
+    for event in stream:
+        if isinstance(event, ReplyText):
+            break
+    stream.close()
+    assert not any(t.name == "voxloop-llm" and t.is_alive() for t in threading.enumerate())
+    # the next turn runs normally
+    assert (
+        "four"
+        in _events(pipeline, TurnRequest(text="What is two plus two?"))[-1].turn.reply.lower()
+    )  # type: ignore[union-attr]
+
+
+def test_history_is_given_to_the_model(pipeline: Pipeline) -> None:
+    history = [
+        {"role": "user", "content": "My favourite colour is green."},
+        {"role": "assistant", "content": "Noted, green it is."},
+    ]
+    events = _events(
+        pipeline,
+        TurnRequest(text="What is my favourite colour?", history=history),  # type: ignore[arg-type]
+    )
+    assert "green" in events[-1].turn.reply.lower()  # type: ignore[union-attr]
+
+
+def test_empty_text_and_unknown_voice_fail_before_any_work(pipeline: Pipeline) -> None:
+    with pytest.raises(NoSpeech):
+        _events(pipeline, TurnRequest(text="   "))
+    with pytest.raises(ConfigError):
+        _events(pipeline, TurnRequest(text="Hi", voice="nobody"))

@@ -1,0 +1,71 @@
+"""Speakable text and the streaming chunker (pure logic)."""
+
+from voxloop.text import SpeechChunker, sentences, speakable
+
+
+def test_markdown_is_removed_or_read_as_words() -> None:
+    reply = (
+        "## Paris facts\n"
+        "**Paris** is the _capital_ of France.\n"
+        "- It has the Eiffel Tower\n"
+        "* It is on the Seine\n"
+        "1. First, visit the Louvre\n"
+        "2. Then eat a croissant\n"
+        "See [the guide](https://example.com/guide) or https://www.paris.fr/visit.\n"
+        "```python\nprint('hi')\n```\n"
+        "Use `pip` to install."
+    )
+    text = speakable(reply)
+    for markup in ("#", "*", "_", "`", "[", "](", "http", "print("):
+        assert markup not in text, (markup, text)
+    assert text.startswith("Paris facts. Paris is the capital of France.")
+    assert "It has the Eiffel Tower. It is on the Seine." in text
+    assert "1, First, visit the Louvre. 2, Then eat a croissant." in text
+    assert "See the guide or paris.fr." in text
+    assert text.endswith("Use pip to install.")
+
+
+def test_emoji_are_dropped() -> None:
+    assert speakable("Great job! 🎉👍🏽 Have a nice day ☀️🇫🇷") == "Great job! Have a nice day."
+
+
+def test_plain_text_is_unchanged() -> None:
+    assert speakable("It costs 3.50 euros, e.g. cheap.") == "It costs 3.50 euros, e.g. cheap."
+
+
+def _stream(chunker: SpeechChunker, text: str, size: int = 3) -> list[str]:
+    pieces = []
+    for i in range(0, len(text), size):
+        pieces += chunker.push(text[i : i + size])
+    return pieces + chunker.flush()
+
+
+def test_first_piece_is_a_short_clause_then_whole_sentences() -> None:
+    text = (
+        "Well, the capital of France, as you may know, is Paris. It is big. "
+        "It has about two million people living in the city itself."
+    )
+    pieces = _stream(SpeechChunker(), text)
+    assert pieces[0] == "Well, the capital of France,"
+    # later pieces end at sentence ends, short sentences merged up to min_chars
+    assert pieces[1:] == [
+        "as you may know, is Paris.",
+        "It is big. It has about two million people living in the city itself.",
+    ]
+
+
+def test_chunker_does_not_split_numbers_or_code_blocks() -> None:
+    text = "Pi is about 3.14 in value. Here:\n```\nx = 1. y = 2.\n```\nDone now, friend."
+    pieces = _stream(SpeechChunker(first_min_words=99), text, size=2)
+    joined = " ".join(pieces)
+    assert "3.14" in joined and "x = 1" not in joined
+    assert pieces[0] == "Pi is about 3.14 in value."
+
+
+def test_numbered_list_items_are_not_cut_at_their_number() -> None:
+    pieces = _stream(SpeechChunker(min_chars=1), "Steps:\n1. Open it.\n2. Close it.\n")
+    assert pieces == ["Steps:", "1, Open it.", "2, Close it."]
+
+
+def test_sentences() -> None:
+    assert sentences("One. Two!\nThree? ") == ["One.", "Two!", "Three?"]
