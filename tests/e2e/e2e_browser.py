@@ -1,0 +1,156 @@
+"""Helpers of the browser tests: a real `voxloop serve` and Debian's Chromium driven by Playwright.
+
+Chromium gets a fake microphone (a WAV file played once) and autoplay without a gesture;
+every request to a host other than 127.0.0.1 is blocked and recorded, so a test can assert
+that the page works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+]  # fmt: skip
+PROBE = Path(__file__).with_name("probe.js")
+SERVER_START_SECONDS = 120
+TURN_SECONDS = 90
+LOUD_RMS = 0.01
+REPORT = Path(os.environ.get("VOXLOOP_E2E_REPORT", "build/e2e-latency.jsonl"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[str]:
+    """`voxloop serve` on a free loopback port; yields its URL once the models are loaded."""
+    port = _free_port()
+    log = (data_dir / f"server-{port}.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
+        env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while "voxloop is ready" not in (data_dir / f"server-{port}.log").read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail((data_dir / f"server-{port}.log").read_text()[-2000:])
+        time.sleep(0.3)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+class Browser:
+    """One Chromium page on the app, and what it tried to fetch from outside."""
+
+    def __init__(self, page: Page, external: list[str]) -> None:
+        self.page = page
+        self.external = external
+
+    def now(self) -> float:
+        """The page clock (performance.now(), ms)."""
+        return float(self.page.evaluate("performance.now()"))
+
+    def upload(self, path: Path) -> None:
+        """Put a file into the question input (as a person choosing a file would)."""
+        self.page.click("#audio_in button[aria-label='Upload file']")
+        self.page.set_input_files("#audio_in input[type=file]", str(path))
+        self.page.wait_for_selector("#audio_in a[data-testid='download-link']")
+
+    def wait_for_turn(self, number: int) -> None:
+        """Wait until the page shows the latency of turn `number` (the turn has ended)."""
+        self.page.wait_for_function(
+            f"document.querySelector('#latency').innerText.includes('Turn {number}:')",
+            timeout=TURN_SECONDS * 1000,
+        )
+
+    def wait_for_status(self, text: str) -> None:
+        """Wait until the status line contains `text`."""
+        self.page.wait_for_function(
+            f"document.querySelector('#status').innerText.includes({json.dumps(text)})",
+            timeout=TURN_SECONDS * 1000,
+        )
+
+    def wait_for_sound(self, after: float) -> float:
+        """Wait until the page plays audible sound after page time `after`; return that time."""
+        handle = self.page.wait_for_function(
+            f"(window.__probe.out.find(([t, rms]) => t > {after} && rms > {LOUD_RMS}) || [0])[0]",
+            timeout=TURN_SECONDS * 1000,
+        )
+        return float(handle.json_value())
+
+    def sound(self, after: float = 0.0) -> list[tuple[float, float]]:
+        """(time, rms) of the page's output since `after`."""
+        return [(t, rms) for t, rms in self.page.evaluate("window.__probe.out") if t > after]
+
+    def events(self) -> list[list[Any]]:
+        """The page client's log: [time, kind, detail]."""
+        return list(self.page.evaluate("window.voxloop.events"))
+
+    def wait_for_event(self, kind: str, count: int = 1) -> None:
+        """Wait until the page client has logged `kind` at least `count` times."""
+        self.page.wait_for_function(
+            f"window.voxloop.events.filter(e => e[1] === {json.dumps(kind)}).length >= {count}",
+            timeout=TURN_SECONDS * 1000,
+        )
+
+    def chat(self) -> list[str]:
+        """The texts of the chat messages, in order."""
+        return [m.inner_text().strip() for m in self.page.query_selector_all("#chat .message-row")]
+
+
+@contextmanager
+def open_browser(url: str, microphone: Path | None = None) -> Iterator[Browser]:
+    """A fresh headless Chromium on `url`, with `microphone` as its fake microphone."""
+    args = list(CHROMIUM_ARGS)
+    if microphone is not None:
+        args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
+    external: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        context = browser.new_context(viewport={"width": 1200, "height": 1000})
+        context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])(https?|wss?)://"),
+                      lambda route: (external.append(route.request.url), route.abort()))  # fmt: skip
+        context.add_init_script(path=str(PROBE))
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_function(
+            "window.voxloop && window.voxloop.events.some(e => e[1] === 'connected')"
+        )
+        try:
+            yield Browser(page, external)
+        finally:
+            browser.close()
+
+
+def report(name: str, **figures: Any) -> None:
+    """Append measured figures to the e2e report (copied into docs/benchmarks.md by hand)."""
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    with REPORT.open("a") as f:
+        f.write(json.dumps({"test": name, **figures}) + "\n")

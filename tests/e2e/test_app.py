@@ -1,0 +1,160 @@
+"""The voice chat page in a real browser: upload, microphone, Stop, bad input, offline."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxloop import audio
+
+from e2e_browser import LOUD_RMS, open_browser, report, running_server
+
+QUESTION = "What is the capital of France?"
+LONG_QUESTION = "Tell me about the city of Paris in five sentences."
+STOP_WITHIN_MS = 300
+
+
+def _silent_after(sound: list[tuple[float, float]], since: float) -> float | None:
+    """Page time from `since` until the output went quiet for good (None if it never did)."""
+    loud = [t for t, rms in sound if rms > LOUD_RMS]
+    return (max(loud) - since) if loud else 0.0
+
+
+def _played_ms(sound: list[tuple[float, float]]) -> float:
+    loud = [t for t, rms in sound if rms > LOUD_RMS]
+    return (loud[-1] - loud[0]) if loud else 0.0
+
+
+def _first_audio_ms(latency_text: str) -> float:
+    return float(latency_text.split("first audio")[1].split("ms")[0])
+
+
+@pytest.fixture(scope="module")
+def question_wav(spoken) -> Path:  # type: ignore[no-untyped-def]
+    return spoken(QUESTION)  # type: ignore[no-any-return]
+
+
+def test_upload_is_answered_in_text_and_streamed_speech(server: str, question_wav: Path) -> None:
+    with open_browser(server) as browser:
+        browser.upload(question_wav)
+        clicked = browser.now()
+        browser.page.click("#send")
+        heard_at = browser.wait_for_sound(after=clicked)
+        browser.wait_for_turn(1)
+        browser.wait_for_event("playback_ended")
+        user, assistant = browser.chat()
+        assert "capital of france" in user.lower()
+        assert "paris" in assistant.lower()
+        assert _played_ms(browser.sound(clicked)) > 1000, "the spoken reply was not played"
+        # the visible player holds the whole reply
+        assert browser.page.query_selector(
+            "#audio_out audio, #audio_out [data-testid='waveform-Reply']"
+        )
+        latency = browser.page.inner_text("#latency")
+        assert "STT" in latency and "first token" in latency and "total" in latency
+        assert browser.page.query_selector("#latency_plot canvas, #latency_plot svg")
+        assert browser.external == [], "the page tried to reach the internet"
+        pipeline_ms = _first_audio_ms(latency)
+        report(
+            "upload-websocket",
+            click_to_sound_ms=round(heard_at - clicked),
+            pipeline_first_audio_ms=pipeline_ms,
+            browser_overhead_ms=round(heard_at - clicked - pipeline_ms),
+        )
+
+
+def test_microphone_turn_starts_when_recording_stops(server: str, spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    question = audio.load(spoken(QUESTION))
+    lead = np.zeros(audio.SAMPLE_RATE // 2, np.float32)  # the fake microphone starts at once
+    microphone = tmp_path / "microphone.wav"
+    microphone.write_bytes(audio.wav_bytes(audio.to_int16(np.concatenate([lead, question])), 16000))
+    with open_browser(server, microphone=microphone) as browser:
+        browser.page.click("#audio_in button.record-button")
+        browser.page.wait_for_timeout(len(question) / 16 + 1500)
+        stopped = browser.now()
+        browser.page.click("#audio_in button.stop-button")
+        browser.wait_for_sound(after=stopped)  # no click on Send: the turn started by itself
+        browser.wait_for_turn(1)
+        user, assistant = browser.chat()
+        assert "capital of france" in user.lower() and "paris" in assistant.lower()
+
+
+def test_stop_silences_the_answer_and_the_app_keeps_working(
+    server: str, spoken, question_wav: Path
+) -> None:  # type: ignore[no-untyped-def]
+    with open_browser(server) as browser:
+        browser.upload(spoken(LONG_QUESTION))
+        browser.page.click("#send")
+        heard_at = browser.wait_for_sound(after=browser.now())
+        browser.page.wait_for_timeout(500)
+        stop_at = browser.now()
+        browser.page.click("#stop")
+        browser.wait_for_status("Stopped.")
+        browser.page.wait_for_timeout(1500)
+        went_quiet = _silent_after(browser.sound(heard_at), stop_at)
+        assert went_quiet is not None and went_quiet < STOP_WITHIN_MS, went_quiet
+        report("stop", silent_after_click_ms=round(went_quiet))
+        # a new question works normally afterwards
+        browser.upload(question_wav)
+        browser.page.click("#send")
+        browser.wait_for_turn(2)
+        assert "paris" in browser.chat()[-1].lower()
+
+
+def test_bad_upload_gets_a_readable_message(
+    server: str, question_wav: Path, tmp_path: Path
+) -> None:
+    not_audio = tmp_path / "shopping.wav"
+    not_audio.write_text("eggs, milk, bread\n" * 40)
+    with open_browser(server) as browser:
+        browser.page.click("#audio_in button[aria-label='Upload file']")
+        browser.page.set_input_files("#audio_in input[type=file]", str(not_audio))
+        browser.page.wait_for_timeout(1000)
+        browser.page.click("#send")
+        browser.wait_for_status("⚠️")
+        status = browser.page.inner_text("#status")
+        assert "not audio" in status or "Record or upload" in status, status
+        assert "Traceback" not in browser.page.content()
+        browser.upload(question_wav)
+        browser.page.click("#send")
+        browser.wait_for_turn(1)
+        assert "paris" in browser.chat()[-1].lower()
+
+
+def test_voice_and_persona_choices(server: str, question_wav: Path) -> None:
+    with open_browser(server) as browser:
+        browser.page.click("#persona input")
+        browser.page.get_by_role("option", name="Magic 8 Ball").click()
+        browser.page.wait_for_function(
+            "document.querySelector('#system_prompt textarea').value.includes('Magic 8 Ball')"
+        )
+        browser.page.click("#voice input")
+        browser.page.get_by_role("option", name="jf_alpha (female").click()
+        browser.upload(question_wav)
+        browser.page.click("#send")
+        browser.wait_for_turn(1)
+        replies = [e[2] for e in browser.events() if e[1] == "reply"]
+        assert replies and replies[-1]["sample_rate"] == 24000, "Kokoro speaks at 24 kHz"
+        assert len(browser.chat()[-1].split()) <= 25, "the 8 ball answers briefly"
+
+
+def test_gradio_streamed_player_delay(tmp_path: Path, question_wav: Path) -> None:
+    """Gradio's own streamed player (HLS): measured so the WebSocket path can be compared."""
+    with running_server(tmp_path, VOXLOOP_SERVER__PLAYBACK="gradio") as url:
+        with open_browser(url) as browser:
+            browser.upload(question_wav)
+            clicked = browser.now()
+            browser.page.click("#send")
+            heard_at = browser.wait_for_sound(after=clicked)
+            browser.wait_for_turn(1)
+            pipeline_ms = _first_audio_ms(browser.page.inner_text("#latency"))
+            assert "paris" in browser.chat()[-1].lower()
+            report(
+                "upload-gradio-hls",
+                click_to_sound_ms=round(heard_at - clicked),
+                pipeline_first_audio_ms=pipeline_ms,
+                browser_overhead_ms=round(heard_at - clicked - pipeline_ms),
+            )
