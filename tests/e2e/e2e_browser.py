@@ -24,11 +24,18 @@ from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-]  # fmt: skip
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
 PROBE = Path(__file__).with_name("probe.js")
 SERVER_START_SECONDS = 120
 TURN_SECONDS = 90
@@ -50,8 +57,9 @@ def running_server(data_dir: Path, **env: str) -> Iterator[str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
         env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + SERVER_START_SECONDS
     while "voxloop is ready" not in (data_dir / f"server-{port}.log").read_text():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -135,8 +143,10 @@ def open_browser(url: str, microphone: Path | None = None) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         context = browser.new_context(viewport={"width": 1200, "height": 1000})
-        context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])(https?|wss?)://"),
-                      lambda route: (external.append(route.request.url), route.abort()))  # fmt: skip
+        context.route(
+            re.compile(r"^(?!https?://127\.0\.0\.1[:/])(https?|wss?)://"),
+            lambda route: (external.append(route.request.url), route.abort()),
+        )
         context.add_init_script(path=str(PROBE))
         page = context.new_page()
         page.goto(url)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from voxloop import audio
-
 from e2e_browser import LOUD_RMS, open_browser, report, running_server
+from voxloop import audio
 
 QUESTION = "What is the capital of France?"
 LONG_QUESTION = "Tell me about the city of Paris in five sentences."
@@ -143,18 +141,20 @@ def test_voice_and_persona_choices(server: str, question_wav: Path) -> None:
 
 def test_gradio_streamed_player_delay(tmp_path: Path, question_wav: Path) -> None:
     """Gradio's own streamed player (HLS): measured so the WebSocket path can be compared."""
-    with running_server(tmp_path, VOXLOOP_SERVER__PLAYBACK="gradio") as url:
-        with open_browser(url) as browser:
-            browser.upload(question_wav)
-            clicked = browser.now()
-            browser.page.click("#send")
-            heard_at = browser.wait_for_sound(after=clicked)
-            browser.wait_for_turn(1)
-            pipeline_ms = _first_audio_ms(browser.page.inner_text("#latency"))
-            assert "paris" in browser.chat()[-1].lower()
-            report(
-                "upload-gradio-hls",
-                click_to_sound_ms=round(heard_at - clicked),
-                pipeline_first_audio_ms=pipeline_ms,
-                browser_overhead_ms=round(heard_at - clicked - pipeline_ms),
-            )
+    with (
+        running_server(tmp_path, VOXLOOP_SERVER__PLAYBACK="gradio") as url,
+        open_browser(url) as browser,
+    ):
+        browser.upload(question_wav)
+        clicked = browser.now()
+        browser.page.click("#send")
+        heard_at = browser.wait_for_sound(after=clicked)
+        browser.wait_for_turn(1)
+        pipeline_ms = _first_audio_ms(browser.page.inner_text("#latency"))
+        assert "paris" in browser.chat()[-1].lower()
+        report(
+            "upload-gradio-hls",
+            click_to_sound_ms=round(heard_at - clicked),
+            pipeline_first_audio_ms=pipeline_ms,
+            browser_overhead_ms=round(heard_at - clicked - pipeline_ms),
+        )
