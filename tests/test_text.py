@@ -26,7 +26,7 @@ def test_markdown_is_removed_or_read_as_words() -> None:
 
 
 def test_emoji_are_dropped() -> None:
-    assert speakable("Great job! 🎉👍🏽 Have a nice day ☀️🇫🇷") == "Great job! Have a nice day."
+    assert speakable("Great job! 🎉👍🏽 Have a nice day ☀️🇫🇷") == "Great job! Have a nice day"
 
 
 def test_plain_text_is_unchanged() -> None:
@@ -54,9 +54,19 @@ def test_first_piece_is_a_short_clause_then_whole_sentences() -> None:
     ]
 
 
+def test_first_piece_is_cut_after_a_few_words_when_no_clause_ends() -> None:
+    text = "The capital city of France is Paris and it is lovely. Visit it in spring."
+    pieces = _stream(SpeechChunker(first_max_words=5), text)
+    assert pieces == [
+        "The capital city of France",  # no period added: the sentence goes on
+        "is Paris and it is lovely.",
+        "Visit it in spring.",
+    ]
+
+
 def test_chunker_does_not_split_numbers_or_code_blocks() -> None:
     text = "Pi is about 3.14 in value. Here:\n```\nx = 1. y = 2.\n```\nDone now, friend."
-    pieces = _stream(SpeechChunker(first_min_words=99), text, size=2)
+    pieces = _stream(SpeechChunker(first_min_words=99, first_max_words=99), text, size=2)
     joined = " ".join(pieces)
     assert "3.14" in joined and "x = 1" not in joined
     assert pieces[0] == "Pi is about 3.14 in value."

@@ -34,10 +34,114 @@ TTS_SENTENCES = (
 )
 
 
+# Spoken (3-5 s each) by a Kokoro voice, a different engine from the one that answers.
+LATENCY_QUESTIONS = (
+    "Could you explain to me why the sky looks blue during the day?",
+    "What is the capital city of France, and what is it famous for?",
+    "How do bees make honey from the flowers in a garden?",
+    "Can you give me a few tips for sleeping better at night?",
+    "What is the difference between a virus and a bacterium?",
+    "Why do we have different seasons during the year on Earth?",
+    "How does a rainbow form after a summer rain shower?",
+    "What should I pack for a weekend hiking trip in the mountains?",
+    "Who was Albert Einstein, and why is he so well known?",
+    "How can I make a really good cup of tea at home in the morning?",
+)
+QUESTION_VOICE = "jm_kumo"  # Kokoro: clear speech from another engine than the reply's
+QUESTION_SPEED = 0.9  # gives 3-5 s questions
+
+
 def run(suite: str, settings: Settings) -> dict[str, Any]:
     """Run a benchmark suite and return its results as JSON-able data."""
-    suites: dict[str, Callable[[Settings], dict[str, Any]]] = {"engines": engines}
+    suites: dict[str, Callable[[Settings], dict[str, Any]]] = {
+        "engines": engines,
+        "latency": latency,
+    }
     return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
+
+
+def latency(settings: Settings) -> dict[str, Any]:
+    """Spoken question in -> first audio out: the streaming pipeline vs a non-streaming cascade.
+
+    The cascade is the seed app's design on the same models: transcribe, generate the whole
+    reply, synthesize all of it, then play.
+    """
+    from voxloop import audio, tts
+    from voxloop.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    pipeline.warm_up()
+    questions = [
+        audio.to_mono_16k(joined.pcm, joined.sample_rate)
+        for joined in (
+            audio.join_chunks(
+                list(
+                    tts.synthesize(
+                        q, QUESTION_VOICE, cache_dir=settings.cache_dir, speed=QUESTION_SPEED
+                    )
+                )
+            )
+            for q in LATENCY_QUESTIONS
+        )
+    ]
+    streaming = [_streaming_turn(pipeline, question) for question in questions]
+    cascade = [_cascade_turn(pipeline, question) for question in questions]
+    streaming_p50 = statistics.median(t["first_audio"] for t in streaming)
+    cascade_p50 = statistics.median(t["first_audio"] for t in cascade)
+    return {
+        "questions": len(questions),
+        "question_seconds": [round(len(q) / audio.SAMPLE_RATE, 1) for q in questions],
+        "streaming": _summary(streaming),
+        "cascade": _summary(cascade),
+        "ratio": round(streaming_p50 / cascade_p50, 3),
+    }
+
+
+def _streaming_turn(pipeline: Any, question: Any) -> dict[str, float]:
+    from voxloop.pipeline import Done, TurnRequest
+
+    events = list(pipeline.run(TurnRequest(audio=question)))
+    done = events[-1]
+    assert isinstance(done, Done)
+    return done.turn.timings_ms
+
+
+def _cascade_turn(pipeline: Any, question: Any) -> dict[str, float]:
+    from voxloop import text, tts
+    from voxloop.prompts import build_messages
+
+    settings = pipeline.settings
+    started = time.perf_counter()
+    transcript = pipeline.transcribe(question)
+    stt = time.perf_counter()
+    messages = build_messages(settings.system_prompt, [], transcript.text)
+    reply = "".join(pipeline.chat_model.stream(messages, max_tokens=settings.llm.max_tokens))
+    generated = time.perf_counter()
+    voice = settings.tts.voice
+    list(tts.synthesize(text.speakable(reply), voice, cache_dir=settings.cache_dir))
+    spoken = time.perf_counter()
+    return {
+        "stt": (stt - started) * 1000,
+        "llm_done": (generated - started) * 1000,
+        "first_audio": (spoken - started) * 1000,
+        "total": (spoken - started) * 1000,
+    }
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _summary(turns: list[dict[str, float]]) -> dict[str, Any]:
+    stages = [stage for stage in turns[0] if all(stage in t for t in turns)]
+    return {
+        f"{stage}_ms": {
+            "p50": round(statistics.median(t[stage] for t in turns)),
+            "p95": round(_percentile([t[stage] for t in turns], 0.95)),
+        }
+        for stage in stages
+    }
 
 
 def engines(settings: Settings) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class VADSettings(Section):
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
     min_speech_ms: int = Field(250, description="Shorter sounds never start a turn.")
+    pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")
     max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
 
 

@@ -103,6 +103,7 @@ class Pipeline:
     def warm_up(self, voice: str | None = None, system_prompt: str | None = None) -> None:
         """Load every engine a turn needs now, so the first turn is as fast as the rest."""
         get_transcriber(self.settings)
+        vad.find_speech(np.zeros(vad.FRAME_SAMPLES, np.float32), self.settings.vad)
         # One token with the persona evaluates its prompt once; llama.cpp then reuses that prefix.
         messages = build_messages(system_prompt or self.settings.system_prompt, [], "Hello.")
         for _piece in self.chat_model.stream(messages, max_tokens=1):
@@ -114,9 +115,11 @@ class Pipeline:
 
     def transcribe(self, audio: np.ndarray, engine: str | None = None) -> Transcript:
         """Final transcript of a recording; NoSpeech if nothing was said."""
-        if vad.speech_ms(audio, self.settings.vad) < self.settings.audio.min_speech_ms:
+        speech_ms, speech = vad.find_speech(audio, self.settings.vad)
+        if speech_ms < self.settings.audio.min_speech_ms:
             raise NoSpeech("No speech heard. Please speak closer to the microphone.")
-        transcript = get_transcriber(self.settings, engine).transcribe(audio)
+        # Silence around the words costs recognition time and invites made-up words.
+        transcript = get_transcriber(self.settings, engine).transcribe(speech)
         if not transcript.text.strip():
             raise NoSpeech("No words recognized in the recording. Please try again.")
         return transcript
@@ -147,8 +150,9 @@ class Pipeline:
         )
         speed = request.speed or self.settings.tts.speed
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
+        synthesizing = threading.Lock()  # held while speech is synthesized; generation pauses
         try:
-            for kind, text in self._generate(messages, stop, cancel):
+            for kind, text in self._generate(messages, stop, cancel, synthesizing):
                 if cancel.is_set():
                     break
                 if kind == "token":
@@ -156,15 +160,17 @@ class Pipeline:
                     turn.reply += text
                     yield ReplyText(text)
                     continue
-                for chunk in synthesize(
+                speech = synthesize(
                     text, turn.voice, cache_dir=self.settings.cache_dir, speed=speed
-                ):
-                    if cancel.is_set():
+                )
+                while not cancel.is_set():
+                    with synthesizing:  # the model waits: two cores cannot do both at speed
+                        chunk = next(speech, None)
+                    if chunk is None:
+                        turn.spoken.append(text)
                         break
                     stamp("first_audio")
                     yield Speech(chunk, text)
-                else:
-                    turn.spoken.append(text)
         finally:
             stop.set()
         turn.cancelled = cancel.is_set()
@@ -172,7 +178,11 @@ class Pipeline:
         yield Done(turn)
 
     def _generate(
-        self, messages: list[Message], stop: threading.Event, cancel: threading.Event
+        self,
+        messages: list[Message],
+        stop: threading.Event,
+        cancel: threading.Event,
+        synthesizing: threading.Lock,
     ) -> Iterator[tuple[str, str]]:
         """("token", text) as the model writes, ("speak", chunk) as chunks complete.
 
@@ -191,6 +201,8 @@ class Pipeline:
                     if cancel.is_set():
                         break
                     items.put(("token", token))
+                    with synthesizing:  # wait while speech is being synthesized
+                        pass
                     for piece in chunker.push(token):
                         items.put(("speak", piece))
                 for piece in chunker.flush():

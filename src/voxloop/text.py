@@ -31,6 +31,7 @@ _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"[,;:—–]\s+")
 _SPACES = re.compile(r"[ \t]+")
 _LIST_NUMBER = re.compile(r"\s*\d+")
+_WORD_START = re.compile(r"(?<!\S)\S")
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|\n+")
 
 
@@ -50,9 +51,11 @@ def speakable(text: str) -> str:
     text = _ITALIC.sub(r"\2", text)
     text = _EMOJI.sub("", text)
     text = _STRAY_MARKUP.sub(" ", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
-    # A line break (heading, list item) becomes a pause: end each line like a sentence.
-    return " ".join(_end_sentence(line) for line in lines if line).strip()
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    # A line break (heading, list item) becomes a pause: end each broken line like a sentence.
+    # The last line may be cut mid-sentence by the chunker and is left as it is.
+    ended = [_end_sentence(line) for line in lines[:-1] if line] + lines[-1:]
+    return " ".join(line for line in ended if line).strip()
 
 
 def sentences(text: str) -> list[str]:
@@ -68,11 +71,13 @@ def _end_sentence(line: str) -> str:
 class SpeechChunker:
     """Cut a stream of tokens into speakable pieces: a short first clause, then sentences.
 
-    The first piece ends at the first clause boundary once it has `first_min_words` words, so
-    speech can start early; later pieces are whole sentences of at least `min_chars`.
+    The first piece ends at the first clause boundary once it has `first_min_words` words, or,
+    if no boundary has come by `first_max_words` words, at the next word: speech starts early,
+    at a small cost in intonation. Later pieces are whole sentences of at least `min_chars`.
     """
 
     first_min_words: int = 3
+    first_max_words: int = 4
     min_chars: int = 24
     _buffer: str = ""
     _emitted: int = field(default=0, init=False)
@@ -94,6 +99,13 @@ class SpeechChunker:
         piece = speakable(raw)
         return [piece] if piece else []
 
+    def _word_cut(self, words: int) -> int | None:
+        """Where word number `words` + 1 starts, once it has started (so word `words` is whole)."""
+        starts = [m.start() for m in _WORD_START.finditer(self._buffer)]
+        if len(starts) <= words or _SENTENCE_END.search(self._buffer[: starts[words]]):
+            return None
+        return starts[words]
+
     def _next_cut(self) -> int | None:
         if self._buffer.count("```") % 2 == 1:  # inside a code block: wait for its end
             return None
@@ -101,6 +113,8 @@ class SpeechChunker:
             for match in _CLAUSE_END.finditer(self._buffer):
                 if len(self._buffer[: match.start()].split()) >= self.first_min_words:
                     return match.end()
+            if (cut := self._word_cut(self.first_max_words)) is not None:
+                return cut
         for match in _SENTENCE_END.finditer(self._buffer):
             before = self._buffer[: match.start()]
             if _LIST_NUMBER.fullmatch(before):  # "2. " opens a list item, it ends nothing

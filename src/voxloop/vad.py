@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from voxloop.audio import SAMPLE_RATE
@@ -20,6 +22,10 @@ class SpeechDetector:
         self.settings = settings
         self._vad = SileroVAD(SAMPLE_RATE)
 
+    def reset(self) -> None:
+        """Forget the audio seen so far (start of a new stream)."""
+        self._vad.reset()
+
     def frame_probability(self, frame: np.ndarray) -> float:
         """Speech probability of one 512-sample float32 frame."""
         return float(self._vad.process(np.ascontiguousarray(frame, dtype=np.float32).tobytes()))
@@ -36,7 +42,25 @@ class SpeechDetector:
         )
 
 
-def speech_ms(audio: np.ndarray, settings: VADSettings) -> int:
-    """How many milliseconds of `audio` (16 kHz mono float32) are speech."""
-    probabilities = SpeechDetector(settings).probabilities(audio)
-    return int((probabilities >= settings.threshold).sum()) * FRAME_MS
+_per_thread = threading.local()
+
+
+def _reusable_detector(settings: VADSettings) -> SpeechDetector:
+    """A reset detector of this thread: loading Silero takes ~100 ms, resetting it nothing."""
+    detector: SpeechDetector | None = getattr(_per_thread, "detector", None)
+    if detector is None or detector.settings != settings:
+        detector = _per_thread.detector = SpeechDetector(settings)
+    detector.reset()
+    return detector
+
+
+def find_speech(audio: np.ndarray, settings: VADSettings) -> tuple[int, np.ndarray]:
+    """(milliseconds of speech, `audio` trimmed to its speech plus `pad_ms` either side)."""
+    is_speech = _reusable_detector(settings).probabilities(audio) >= settings.threshold
+    if not is_speech.any():
+        return 0, audio[:0]
+    frames = np.flatnonzero(is_speech)
+    pad = settings.pad_ms * SAMPLE_RATE // 1000
+    start = max(0, int(frames[0]) * FRAME_SAMPLES - pad)
+    end = min(len(audio), (int(frames[-1]) + 1) * FRAME_SAMPLES + pad)
+    return int(is_speech.sum()) * FRAME_MS, audio[start:end]
