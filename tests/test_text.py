@@ -45,7 +45,7 @@ def test_first_piece_is_a_short_clause_then_whole_sentences() -> None:
         "Well, the capital of France, as you may know, is Paris. It is big. "
         "It has about two million people living in the city itself."
     )
-    pieces = _stream(SpeechChunker(), text)
+    pieces = _stream(SpeechChunker(first_max_words=8), text)
     assert pieces[0] == "Well, the capital of France,"
     # later pieces end at sentence ends, short sentences merged up to min_chars
     assert pieces[1:] == [
