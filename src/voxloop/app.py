@@ -27,13 +27,17 @@ STAGES = {
     "first_audio": "first audio",
     "total": "total",
 }
-# What each stage adds, in the order it happens (for the stacked latency plot).
+# What each stage adds, in the order it happens (for the stacked latency plot). The plot
+# stacks series in alphabetical order from the bottom, hence the numbers.
 SEGMENTS = {
-    "stt": "speech to text",
-    "llm_first_token": "first token",
-    "first_audio": "speaking starts",
-    "total": "rest of the reply",
+    "stt": "1 speech to text",
+    "llm_first_token": "2 first token",
+    "first_audio": "3 audio starts",
+    "total": "4 rest of the reply",
 }
+SEGMENT_COLORS = dict(
+    zip(SEGMENTS.values(), ["#0f766e", "#d97706", "#dc2626", "#94a3b8"], strict=True)
+)
 PLOTTED_TURNS = 20
 CUSTOM_PERSONA = "custom"
 # System fonts only: Gradio's default theme would fetch fonts from Google.
@@ -162,7 +166,8 @@ class VoiceChat:
                         color="stage",
                         label="Latency of recent turns (ms)",
                         elem_id="latency_plot",
-                        height=240,
+                        height=360,
+                        color_map=SEGMENT_COLORS,
                     )
 
             turn_inputs = [audio_in, chat, voice, speed, system_prompt, client_id, conversation]
