@@ -27,13 +27,12 @@ STAGES = {
     "first_audio": "first audio",
     "total": "total",
 }
-# What each stage adds, in the order it happens (for the stacked latency plot). The plot
-# stacks series in alphabetical order from the bottom, hence the numbers.
+# What each stage adds, in the order it happens (for the stacked latency plot).
 SEGMENTS = {
-    "stt": "1 speech to text",
-    "llm_first_token": "2 first token",
-    "first_audio": "3 audio starts",
-    "total": "4 rest of the reply",
+    "stt": "speech to text",
+    "llm_first_token": "first token",
+    "first_audio": "audio starts",
+    "total": "rest of the reply",
 }
 SEGMENT_COLORS = dict(
     zip(SEGMENTS.values(), ["#0f766e", "#d97706", "#dc2626", "#94a3b8"], strict=True)
@@ -78,13 +77,14 @@ def latency_frame(timings: list[dict[str, float]]) -> pd.DataFrame | None:
     rows = []
     first = max(1, len(timings) - PLOTTED_TURNS + 1)
     for number, stamps in enumerate(timings[-PLOTTED_TURNS:], start=first):
-        previous = 0.0
+        previous, turn_rows = 0.0, []
         for stage, label in SEGMENTS.items():
             if stage in stamps:
-                rows.append(
+                turn_rows.append(
                     {"turn": str(number), "stage": label, "ms": max(0.0, stamps[stage] - previous)}
                 )
                 previous = stamps[stage]
+        rows += reversed(turn_rows)  # the plot stacks a turn's rows from the last one up
     frame = pd.DataFrame(rows, columns=["turn", "stage", "ms"])
     return frame.astype({"turn": str, "stage": str, "ms": float})
 
