@@ -74,10 +74,10 @@ def latency_frame(timings: list[dict[str, float]]) -> pd.DataFrame | None:
     """
     if not timings:
         return None
-    rows = []
+    rows: list[dict[str, Any]] = []
     first = max(1, len(timings) - PLOTTED_TURNS + 1)
     for number, stamps in enumerate(timings[-PLOTTED_TURNS:], start=first):
-        previous, turn_rows = 0.0, []
+        previous, turn_rows = 0.0, list[dict[str, Any]]()
         for stage, label in SEGMENTS.items():
             if stage in stamps:
                 turn_rows.append(
