@@ -1,7 +1,8 @@
 """The Gradio page: speak or upload a question, hear the answer while it is being written.
 
 Element ids (stable, the browser tests use them): audio_in, chat, audio_out, voice, persona,
-send, stop, clear; also speed, system_prompt, status, latency, latency_plot.
+send, stop, clear; also speed, system_prompt, status, latency, latency_plot, and for hands-free
+talk, wake, live_state, live_transcript.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SEGMENT_COLORS = dict(
     zip(SEGMENTS.values(), ["#0f766e", "#d97706", "#dc2626", "#94a3b8"], strict=True)
 )
 PLOTTED_TURNS = 20
+HANDSFREE_POLL_SECONDS = 0.5
 CUSTOM_PERSONA = "custom"
 # System fonts only: Gradio's default theme would fetch fonts from Google.
 THEME = gr.themes.Soft(
@@ -119,6 +121,16 @@ class VoiceChat:
                         autoplay=settings.server.playback == "gradio",
                     )
                 with gr.Column(scale=2):
+                    with gr.Group():
+                        gr.Button("Start conversation", variant="primary", elem_id="talk")
+                        gr.Checkbox(
+                            label=f"Wake phrase: wait for “{settings.handsfree.wake_phrase}”",
+                            elem_id="wake",
+                        )
+                        gr.HTML(
+                            '<div id="live_state"></div><div id="live_transcript"></div>',
+                            elem_id="live",
+                        )
                     audio_in = gr.Audio(
                         sources=["microphone", "upload"],
                         type="filepath",
@@ -193,6 +205,15 @@ class VoiceChat:
             stop.click(self.stop, [client_id], [status])
             clear.click(self.clear, [client_id], turn_outputs)
             persona.change(self.pick_persona, [persona, system_prompt], [system_prompt])
+            # Hands-free turns happen over the page's WebSocket (see handsfree.py); the chat
+            # follows them by polling the session.
+            shown_version = gr.State(-1)
+            gr.Timer(HANDSFREE_POLL_SECONDS).tick(
+                self.follow_handsfree,
+                [client_id, shown_version],
+                [chat, shown_version],
+                show_progress="hidden",
+            )
             system_prompt.input(lambda _: CUSTOM_PERSONA, [system_prompt], [persona])
             page.load(None, None, [client_id], js="() => window.voxloop && window.voxloop.clientId")
         return page
@@ -312,6 +333,13 @@ class VoiceChat:
             out["plot"]: None,
             out["conversation"]: new_conversation(),
         }
+
+    def follow_handsfree(self, client_id: str, shown_version: int) -> tuple[Any, Any]:
+        """The hands-free chat, when it changed since the page last showed it."""
+        conversation = self.live.get(client_id).handsfree if client_id else None
+        if conversation is None or conversation.version == shown_version:
+            return gr.skip(), gr.skip()
+        return list(conversation.chat), conversation.version
 
     @staticmethod
     def pick_persona(persona: str, current: str) -> str:

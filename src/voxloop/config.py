@@ -46,9 +46,21 @@ class VADSettings(Section):
 
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
-    min_speech_ms: int = Field(250, description="Shorter sounds never start a turn.")
+    start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
+    min_speech_ms: int = Field(250, description="Less speech than this is not a turn.")
     pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")
     max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
+
+
+class HandsFreeSettings(Section):
+    """Hands-free conversation (microphone always open)."""
+
+    partial_every_ms: int = Field(320, description="Update the live transcript this often.")
+    wake_phrase: str = Field("hey voxloop", description="Phrase that wakes voxloop in wake mode.")
+    awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
+    echo_overlap: float = Field(
+        0.6, description="Drop a transcript sharing this share of words with the last reply."
+    )
 
 
 class STTSettings(Section):
@@ -132,6 +144,7 @@ class Settings(BaseSettings):
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="Default persona.")
     audio: AudioSettings = AudioSettings()
     vad: VADSettings = VADSettings()
+    handsfree: HandsFreeSettings = HandsFreeSettings()
     stt: STTSettings = STTSettings()
     llm: LLMSettings = LLMSettings()
     tts: TTSSettings = TTSSettings()

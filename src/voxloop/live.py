@@ -11,6 +11,7 @@ import json
 import struct
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 
@@ -27,6 +28,7 @@ class LiveSession:
     loop: asyncio.AbstractEventLoop | None = None
     turn: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    handsfree: Any = None  # the HandsFree conversation, while one is running
 
 
 class LiveSessions:
@@ -69,12 +71,15 @@ class LiveSessions:
         """Stop the running turn and silence its audio in the page."""
         session = self.get(client_id)
         session.cancel.set()
-        self._send(session, json.dumps({"type": "stop", "turn": session.turn}))
+        self.send_json(client_id, {"type": "stop", "turn": session.turn})
+
+    def send_json(self, client_id: str, message: dict[str, Any]) -> None:
+        """Send a control message to the page."""
+        self._send(self.get(client_id), json.dumps(message))
 
     def start_reply(self, client_id: str, turn: int, sample_rate: int) -> None:
         """Tell the page a reply of `turn` starts (it drops audio of older turns)."""
-        message = {"type": "reply", "turn": turn, "sample_rate": sample_rate}
-        self._send(self.get(client_id), json.dumps(message))
+        self.send_json(client_id, {"type": "reply", "turn": turn, "sample_rate": sample_rate})
 
     def send_audio(self, client_id: str, turn: int, chunk: AudioChunk) -> None:
         """Send one chunk of `turn`'s reply as [u32 turn][int16 PCM]."""

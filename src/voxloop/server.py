@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
@@ -30,22 +32,54 @@ def offline_environment(cache_dir: Path) -> None:
         os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ['PATH']}"
 
 
-async def playback_socket(socket: WebSocket, client: str) -> None:
-    """The page's reply-audio channel (see static/voxloop.js)."""
+async def live_socket(socket: WebSocket, client: str) -> None:
+    """The page's live channel (static/voxloop.js): reply audio and control messages out;
+    microphone frames and hands-free start/stop in."""
     live: LiveSessions = socket.app.state.live
     await socket.accept()
     await live.attach(client, socket)
+    session = live.get(client)
     try:
-        while True:  # the page sends nothing yet; reading notices when it goes away
-            await socket.receive_text()
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if message.get("bytes") is not None and session.handsfree is not None:
+                session.handsfree.feed(message["bytes"])
+            elif message.get("text"):
+                _control(socket, client, json.loads(message["text"]))
     except WebSocketDisconnect:
         pass
     finally:
         live.detach(client, socket)
+        if session.handsfree is not None:
+            session.handsfree.close()
+            session.handsfree = None
+
+
+def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
+    """Start or end a hands-free conversation, as the page asks."""
+    from voxloop.handsfree import HandsFree, Options
+
+    live: LiveSessions = socket.app.state.live
+    session = live.get(client)
+    if message.get("type") != "handsfree":
+        return
+    if session.handsfree is not None:
+        session.handsfree.close()
+        session.handsfree = None
+    if message.get("on"):
+        options = Options(
+            voice=message.get("voice") or None,
+            speed=float(message.get("speed") or 1.0),
+            system_prompt=message.get("system_prompt") or None,
+            wake=bool(message.get("wake")),
+        )
+        session.handsfree = HandsFree(socket.app.state.pipeline, live, client, options)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The whole web app: Gradio page at /, the reply-audio WebSocket at /ws/playback."""
+    """The whole web app: Gradio page at /, the page's live WebSocket at /ws/live."""
     offline_environment(settings.cache_dir)
     import gradio as gr
 
@@ -56,14 +90,14 @@ def create_app(settings: Settings) -> FastAPI:
     live = LiveSessions()
     pipeline = Pipeline(settings)
     app.state.live = live
-    app.add_api_websocket_route("/ws/playback", playback_socket)
+    app.state.pipeline = pipeline
+    app.add_api_websocket_route("/ws/live", live_socket)
     page = VoiceChat(settings, pipeline, live).build()
     head = f"<script>{(STATIC / 'voxloop.js').read_text()}</script>"
     app = gr.mount_gradio_app(
         app, page, path="/", head=head, theme=THEME, css=CSS, footer_links=[],
         max_file_size=int(settings.audio.max_megabytes * 1_000_000), show_error=False,
     )  # fmt: skip
-    app.state.pipeline = pipeline
     return app
 
 

