@@ -55,3 +55,22 @@ def pipeline(settings: Settings):  # type: ignore[no-untyped-def]
     from voxloop.pipeline import Pipeline
 
     return Pipeline(settings)
+
+
+@pytest.fixture(scope="session")
+def clearly_spoken(settings: Settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """clearly_spoken(text) -> WAV of Kokoro's jf_alpha saying `text`: a clear, natural voice
+    from another engine than the replies, for flows that pass through a browser microphone."""
+    from voxloop import audio, tts
+
+    folder = tmp_path_factory.mktemp("clearly_spoken")
+
+    def make(text: str) -> Path:
+        path = folder / f"{abs(hash(text))}.wav"
+        if not path.exists():
+            chunks = list(tts.synthesize(text, "jf_alpha", cache_dir=settings.cache_dir))
+            joined = audio.join_chunks(chunks)
+            path.write_bytes(audio.wav_bytes(joined.pcm, joined.sample_rate))
+        return path
+
+    return make

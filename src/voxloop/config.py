@@ -56,7 +56,7 @@ class HandsFreeSettings(Section):
     """Hands-free conversation (microphone always open)."""
 
     partial_every_ms: int = Field(320, description="Update the live transcript this often.")
-    wake_phrase: str = Field("hey voxloop", description="Phrase that wakes voxloop in wake mode.")
+    wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
     echo_overlap: float = Field(
         0.6, description="Drop a transcript sharing this share of words with the last reply."

@@ -161,30 +161,20 @@ class HandsFree:
         self._reply_thread.start()
 
     def _is_echo(self, text: str) -> bool:
-        """Whether `text` is mostly the words of our own last reply (heard through speakers)."""
-        said = {word for message in self.history[-1:] for word in normalize(message["content"])}
-        heard = normalize(text)
-        if len(heard) < 2 or not said:
-            return False
-        overlap = sum(word in said for word in heard) / len(heard)
-        return overlap >= self.settings.handsfree.echo_overlap
+        last_reply = self.history[-1]["content"] if self.history else ""
+        return is_echo(text, last_reply, self.settings.handsfree.echo_overlap)
 
     def _after_wake_phrase(self, text: str) -> str:
-        """In wake mode: '' while asleep; else the words after the wake phrase (or all)."""
+        """In wake mode: '' while asleep or for the bare phrase; else what to answer."""
         now = time.monotonic()
-        words, phrase = normalize(text), normalize(self.settings.handsfree.wake_phrase)
-        starts = [i for i in range(len(words)) if words[i : i + len(phrase)] == phrase]
-        if now > self._awake_until and not starts:
+        rest = after_phrase(text, self.settings.handsfree.wake_phrase)
+        if rest is None and now > self._awake_until:
             self._send({"type": "state", "value": "asleep"})
             return ""
         self._awake_until = now + self.settings.handsfree.awake_seconds
-        if starts:
-            rest = words[starts[0] + len(phrase) :]
-            if not rest:
-                self._send({"type": "state", "value": "awake"})
-                return ""
-            return " ".join(rest)
-        return text
+        if rest == "":
+            self._send({"type": "state", "value": "awake"})
+        return text if rest is None else rest
 
     def _answer(self, text: str, speech_ended_at: float) -> None:
         turn_number, cancel = self.live.begin_turn(self.client_id)
@@ -250,3 +240,26 @@ class HandsFree:
 
 def _exchange(user_text: str, reply: str) -> list[Message]:
     return [Message(role="user", content=user_text), Message(role="assistant", content=reply)]
+
+
+def is_echo(text: str, last_reply: str, overlap: float) -> bool:
+    """Whether `text` is mostly the words of `last_reply` (our voice, back through the mic)."""
+    said, heard = set(normalize(last_reply)), normalize(text)
+    if len(heard) < 2 or not said:
+        return False
+    return sum(word in said for word in heard) / len(heard) >= overlap
+
+
+def after_phrase(text: str, phrase: str) -> str | None:
+    """The words after `phrase` in `text` (None if absent). Spacing is ignored, so a
+    transcript of "hey vox loop" matches the phrase "hey voxloop"."""
+    words, target = normalize(text), "".join(normalize(phrase))
+    for start in range(len(words)):
+        joined = ""
+        for end in range(start, len(words)):
+            joined += words[end]
+            if joined == target:
+                return " ".join(words[end + 1 :])
+            if not target.startswith(joined):
+                break
+    return None

@@ -136,27 +136,43 @@ class Browser:
 @contextmanager
 def open_browser(url: str, microphone: Path | None = None) -> Iterator[Browser]:
     """A fresh headless Chromium on `url`, with `microphone` as its fake microphone."""
-    args = list(CHROMIUM_ARGS)
-    if microphone is not None:
-        args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
-    external: list[str] = []
+    with open_browsers(url, microphone) as (browser,):
+        yield browser
+
+
+@contextmanager
+def open_browsers(url: str, *microphones: Path | None) -> Iterator[tuple[Browser, ...]]:
+    """One fresh headless Chromium per microphone file (None: no file), each on `url`."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        context = browser.new_context(viewport={"width": 1200, "height": 1000})
-        context.route(
-            re.compile(r"^(?!https?://127\.0\.0\.1[:/])(https?|wss?)://"),
-            lambda route: (external.append(route.request.url), route.abort()),
-        )
-        context.add_init_script(path=str(PROBE))
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_function(
-            "window.voxloop && window.voxloop.events.some(e => e[1] === 'connected')"
-        )
+        launched, pages = [], []
         try:
-            yield Browser(page, external)
+            for microphone in microphones:
+                args = list(CHROMIUM_ARGS)
+                if microphone is not None:
+                    args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+                launched.append(browser)
+                pages.append(_page(browser, url))
+            yield tuple(pages)
         finally:
-            browser.close()
+            for browser in launched:
+                browser.close()
+
+
+def _page(browser: Any, url: str) -> Browser:
+    external: list[str] = []
+    context = browser.new_context(viewport={"width": 1200, "height": 1000})
+    context.route(
+        re.compile(r"^(?!https?://127\.0\.0\.1[:/])(https?|wss?)://"),
+        lambda route: (external.append(route.request.url), route.abort()),
+    )
+    context.add_init_script(path=str(PROBE))
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function(
+        "window.voxloop && window.voxloop.events.some(e => e[1] === 'connected')"
+    )
+    return Browser(page, external)
 
 
 def report(name: str, **figures: Any) -> None:

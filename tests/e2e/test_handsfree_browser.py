@@ -1,0 +1,136 @@
+"""Hands-free conversation in a real browser: the fake microphone plays a file once and
+nobody clicks anything after "Start conversation"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from e2e_browser import LOUD_RMS, Browser, open_browser, open_browsers, report
+from voxloop import audio
+
+BARGE_IN_WITHIN_MS = 300
+
+
+def _microphone(path: Path, parts: list[float | Path]) -> Path:
+    """A fake-microphone WAV: silences (seconds) and recordings, one after the other."""
+    pieces = [
+        np.zeros(int(p * audio.SAMPLE_RATE), np.float32) if isinstance(p, float) else audio.load(p)
+        for p in parts
+    ]
+    path.write_bytes(audio.wav_bytes(audio.to_int16(np.concatenate(pieces)), audio.SAMPLE_RATE))
+    return path
+
+
+def _segments(envelope: list[tuple[float, float]], gap_ms: float = 400) -> list[list[float]]:
+    """[start, end] page times of the loud stretches of an RMS envelope."""
+    segments: list[list[float]] = []
+    for t, rms in envelope:
+        if rms <= LOUD_RMS:
+            continue
+        if segments and t - segments[-1][1] <= gap_ms:
+            segments[-1][1] = t
+        else:
+            segments.append([t, t])
+    return [s for s in segments if s[1] - s[0] >= 100]
+
+
+def _states(browser: Browser) -> list[str]:
+    return [e[2] for e in browser.events() if e[1] == "state"]
+
+
+def _start(browser: Browser) -> None:
+    browser.page.click("#talk")
+    browser.wait_for_event("handsfree_on")
+
+
+def test_two_questions_get_two_spoken_answers(server: str, clearly_spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    question, thanks = "What is the capital of France?", "Thank you very much."
+    microphone = _microphone(
+        tmp_path / "two.wav", [1.0, clearly_spoken(question), 7.0, clearly_spoken(thanks), 6.0]
+    )
+    with open_browser(server, microphone=microphone) as browser:
+        _start(browser)
+        browser.wait_for_event("playback_ended", count=2)
+        browser.page.wait_for_function(
+            "document.querySelectorAll('#chat .message-row').length >= 4"
+        )
+        chat = browser.chat()
+        assert "capital of france" in chat[0].lower() and "paris" in chat[1].lower()
+        assert "thank" in chat[2].lower()
+        assert "interrupted" not in _states(browser)
+        said = _segments([tuple(x) for x in browser.page.evaluate("window.__probe.mic")])
+        played = _segments(browser.sound())
+        assert len(said) == 2 and len(played) == 2, (said, played)
+        latencies = [
+            round(answer[0] - question[1]) for question, answer in zip(said, played, strict=True)
+        ]
+        report("handsfree-two-turns", end_of_speech_to_audible_ms=latencies)
+
+
+def test_speaking_over_the_answer_stops_it(server: str, clearly_spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    microphone = _microphone(
+        tmp_path / "barge.wav",
+        [
+            1.0,
+            clearly_spoken("Tell me about the city of Paris in five sentences."),
+            3.5,
+            clearly_spoken("What is the capital of France?"),
+            7.0,
+        ],
+    )
+    with open_browser(server, microphone=microphone) as browser:
+        _start(browser)
+        browser.page.wait_for_function(
+            "document.querySelectorAll('#chat .message-row').length >= 4"
+        )
+        browser.wait_for_event("playback_ended", count=2)
+        assert "interrupted" in _states(browser)
+        said = _segments([tuple(x) for x in browser.page.evaluate("window.__probe.mic")])
+        played = _segments(browser.sound())
+        second_question = said[1][0]
+        interrupted = next(p for p in played if p[0] < second_question < p[1] + 1000)
+        stop_ms = interrupted[1] - second_question
+        assert stop_ms < BARGE_IN_WITHIN_MS, stop_ms
+        chat = browser.chat()
+        assert chat[1].endswith("…") and "paris" in chat[3].lower()
+        report("handsfree-barge-in", stop_after_speech_ms=round(stop_ms))
+
+
+def test_silence_and_noise_start_no_turn(server: str, tmp_path: Path) -> None:
+    noise = np.random.default_rng(3).normal(0, 0.01, 4 * audio.SAMPLE_RATE).astype(np.float32)
+    microphone = tmp_path / "noise.wav"
+    silence = np.zeros(3 * audio.SAMPLE_RATE, np.float32)
+    microphone.write_bytes(
+        audio.wav_bytes(audio.to_int16(np.concatenate([silence, noise, silence])), 16000)
+    )
+    with open_browser(server, microphone=microphone) as browser:
+        _start(browser)
+        browser.page.wait_for_timeout(11_000)
+        assert browser.chat() == []
+        assert "thinking" not in _states(browser)
+        assert _segments(browser.sound()) == []
+
+
+def test_two_people_talk_at_once_without_mixing(
+    server: str,
+    clearly_spoken,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    first = _microphone(
+        tmp_path / "a.wav", [1.0, clearly_spoken("What is the capital of France?"), 8.0]
+    )
+    second = _microphone(
+        tmp_path / "b.wav", [1.0, clearly_spoken("What is the capital of Italy?"), 8.0]
+    )
+    with open_browsers(server, first, second) as (one, two):
+        _start(one)
+        _start(two)
+        for browser in (one, two):
+            browser.page.wait_for_function(
+                "document.querySelectorAll('#chat .message-row').length >= 2", timeout=90_000
+            )
+            browser.wait_for_event("playback_ended")
+        assert "france" in one.chat()[0].lower() and "italy" not in " ".join(one.chat()).lower()
+        assert "italy" in two.chat()[0].lower() and "france" not in two.chat()[0].lower()

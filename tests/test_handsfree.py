@@ -1,0 +1,164 @@
+"""Hands-free conversation: the logic of barge-in, echo and wake phrase, and a whole
+conversation fed as microphone frames through the real engines."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from voxloop import audio
+from voxloop.audio import AudioChunk
+from voxloop.config import Settings
+from voxloop.handsfree import HandsFree, Options, Reply, after_phrase, is_echo
+from voxloop.live import LiveSessions
+from voxloop.pipeline import Pipeline
+
+FRAME_BYTES = 1024  # 512 int16 samples, what the page's worklet sends
+
+
+def test_heard_part_of_an_interrupted_reply() -> None:
+    reply = Reply(1, "Tell me about Paris.", first_audio_at=100.0)
+    reply.pieces = [("Paris is the capital", 1.0), ("of France and a very old city.", 2.0)]
+    assert reply.heard(100.5) == "Paris is"
+    assert reply.heard(102.0) == "Paris is the capital of France and a"  # half of 7 words
+    assert reply.heard(110.0) == "Paris is the capital of France and a very old city."
+    assert reply.playing(102.9) and not reply.playing(103.1)
+
+
+def test_our_own_voice_coming_back_is_echo() -> None:
+    reply = "The capital of France is Paris."
+    assert is_echo("the capital of France is Paris", reply, 0.6)
+    assert not is_echo("What about Germany?", reply, 0.6)
+    assert not is_echo("Paris", reply, 0.6)  # one word is too little to judge
+
+
+def test_wake_phrase_is_found_whatever_the_spacing() -> None:
+    assert after_phrase("Hey computer, what is two plus two?", "hey computer") == (
+        "what is two plus two"
+    )
+    assert after_phrase("hey com puter", "hey computer") == ""
+    assert after_phrase("What is two plus two?", "hey computer") is None
+
+
+class RecordingLive(LiveSessions):
+    """LiveSessions that keeps what would go to the page (no browser in this test)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []
+        self.audio_seconds = 0.0
+
+    def send_json(self, client_id: str, message: dict[str, Any]) -> None:
+        self.messages.append(json.loads(json.dumps(message)))
+
+    def send_audio(self, client_id: str, turn: int, chunk: AudioChunk) -> None:
+        self.audio_seconds += chunk.seconds
+
+
+def _microphone(parts: list[float | Path]) -> bytes:
+    """Silence (seconds) and recordings, as 16 kHz int16 bytes."""
+    pieces = [
+        np.zeros(int(p * audio.SAMPLE_RATE), np.float32) if isinstance(p, float) else audio.load(p)
+        for p in parts
+    ]
+    return audio.to_int16(np.concatenate(pieces)).tobytes()
+
+
+def _speak_in_real_time(session: HandsFree, microphone: bytes) -> None:
+    """Feed frames at the pace a microphone delivers them (replies take real time too)."""
+    started = time.monotonic()
+    for i in range(0, len(microphone), FRAME_BYTES):
+        session.feed(microphone[i : i + FRAME_BYTES])
+        time.sleep(max(0.0, started + (i + FRAME_BYTES) / 32000 - time.monotonic()))
+
+
+def _wait(condition: Any, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_spoken_conversation_gets_spoken_answers(settings: Settings, spoken) -> None:  # type: ignore[no-untyped-def]
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options())
+    microphone = _microphone(
+        [0.5, spoken("What is the capital of France?"), 6.0, spoken("Thank you."), 1.0]
+    )
+    _speak_in_real_time(session, microphone)
+    _wait(lambda: len(session.history) >= 4)
+    session.close()
+    users = [m["content"].lower() for m in session.history if m["role"] == "user"]
+    assert "capital of france" in users[0] and "thank" in users[1]
+    assert "paris" in session.history[1]["content"].lower()
+    partials = [m["text"] for m in live.messages if m["type"] == "partial"]
+    assert any("capital" in p.lower() for p in partials), "no live transcript"
+    assert live.audio_seconds > 1.0
+    assert len(session.latencies_ms) == 2
+
+
+def test_noise_and_silence_start_no_turn(settings: Settings) -> None:
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options())
+    noise = np.random.default_rng(2).normal(0, 0.01, 4 * audio.SAMPLE_RATE).astype(np.float32)
+    microphone = audio.to_int16(np.concatenate([np.zeros(32000, np.float32), noise])).tobytes()
+    for i in range(0, len(microphone), FRAME_BYTES):
+        session.feed(microphone[i : i + FRAME_BYTES])
+    time.sleep(1.0)
+    session.close()
+    assert session.chat == [] and not any(m.get("value") == "hearing" for m in live.messages)
+
+
+@pytest.mark.parametrize(
+    ("question", "answered"),
+    [("What is two plus two?", False), ("Hey computer, what is the capital of France?", True)],
+)
+def test_wake_mode_answers_only_after_the_phrase(
+    question: str,
+    answered: bool,
+    settings: Settings,
+    spoken,  # type: ignore[no-untyped-def]
+) -> None:
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options(wake=True))
+    microphone = _microphone([0.5, spoken(question), 1.0])
+    for i in range(0, len(microphone), FRAME_BYTES):
+        session.feed(microphone[i : i + FRAME_BYTES])
+    if answered:
+        _wait(lambda: len(session.history) >= 2)
+        assert "paris" in session.history[-1]["content"].lower()
+    else:
+        _wait(lambda: any(m.get("value") == "asleep" for m in live.messages))
+        assert session.history == []
+    session.close()
+
+
+def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
+    settings: Settings,
+    spoken,  # type: ignore[no-untyped-def]
+) -> None:
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options())
+    microphone = _microphone(
+        [
+            0.5,
+            spoken("Tell me about the city of Paris in five sentences."),
+            3.5,
+            spoken("What is the capital of France?"),
+            5.0,
+        ]
+    )
+    _speak_in_real_time(session, microphone)
+    _wait(lambda: len(session.history) >= 4)
+    session.close()
+    assert any(m.get("value") == "interrupted" for m in live.messages)
+    interrupted = session.history[1]["content"]
+    assert interrupted.endswith("…") and len(interrupted.split()) < 40
+    assert "paris" in session.history[3]["content"].lower()
+    stops = [m for m in live.messages if m["type"] == "stop"]
+    assert stops and stops[0]["turn"] == 1
