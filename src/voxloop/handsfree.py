@@ -22,9 +22,10 @@ from voxloop.llm import Message
 from voxloop.pipeline import Done, Pipeline, ReplyText, Speech, TurnRequest
 from voxloop.recordings import normalize
 from voxloop.stt import PartialTranscriber, get_transcriber
-from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector
+from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 
 log = logging.getLogger("voxloop.handsfree")
+RELEASE_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,23 @@ class Reply:
         return " ".join(words)
 
 
+@dataclass
+class Answer:
+    """An answer being prepared: spoken only once `release` is set."""
+
+    reply: Reply
+    cancel: threading.Event
+    release: threading.Event
+    thread: threading.Thread | None = None
+
+    def wait_for_release(self) -> bool:
+        """Block until released (True) or cancelled (False)."""
+        while not self.release.wait(RELEASE_POLL_SECONDS):
+            if self.cancel.is_set():
+                return False
+        return not self.cancel.is_set()
+
+
 class HandsFree:
     """One person's hands-free conversation, fed with microphone audio by the server."""
 
@@ -93,6 +111,7 @@ class HandsFree:
         self._fed_frames = 0
         self._reply: Reply | None = None
         self._reply_thread: threading.Thread | None = None
+        self._speculation: Answer | None = None
         self._awake_until = 0.0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._listen, name="voxloop-listen", daemon=True)
@@ -101,6 +120,12 @@ class HandsFree:
     def feed(self, pcm16: bytes) -> None:
         """Queue microphone audio (int16 mono 16 kHz); returns at once."""
         self._frames.put(np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0)
+
+    def busy(self) -> bool:
+        """Whether an answer is being written or (by our estimate) still being played."""
+        reply = self._reply
+        answering = self._reply_thread is not None and self._reply_thread.is_alive()
+        return answering or (reply is not None and reply.playing(time.monotonic()))
 
     def close(self) -> None:
         """End the conversation: stop listening and any answer."""
@@ -111,20 +136,27 @@ class HandsFree:
         while (samples := self._frames.get()) is not None:
             try:
                 for event in self.detector.feed(samples):
-                    if event.kind == "start":
-                        self._speech_started()
-                    elif event.audio is not None:
-                        silence_s = self.settings.vad.silence_ms / 1000
-                        self._speech_ended(event.audio, time.monotonic() - silence_s)
+                    self._on_turn_event(event)
                 self._update_partial()
             except Exception:  # keep listening whatever one utterance did
                 log.exception("hands-free listening failed")
 
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        vad = self.settings.vad
+        if event.kind == "start":
+            self._speech_started()
+        elif event.kind == "pause":  # maybe the end: prepare the answer, but keep it quiet
+            self._speculate(time.monotonic() - vad.speculate_ms / 1000)
+        elif event.kind == "resume" and self._speculation is not None:
+            self._speculation.cancel.set()  # they went on speaking: that answer was premature
+            self._speculation = None
+        elif event.kind == "end" and event.audio is not None:
+            self._speech_ended(event.audio, time.monotonic() - vad.silence_ms / 1000)
+
     def _speech_started(self) -> None:
         now = time.monotonic()
         reply = self._reply
-        answering = self._reply_thread is not None and self._reply_thread.is_alive()
-        if reply is not None and (answering or reply.playing(now)):
+        if reply is not None and self.busy():
             self.live.stop(self.client_id)  # barge-in: generation and playback stop now
             self._keep_heard_part(reply, now)
             self._send({"type": "state", "value": "interrupted"})
@@ -143,22 +175,48 @@ class HandsFree:
         self._fed_frames = len(frames)
         self._send({"type": "partial", "text": text})
 
+    def _speculate(self, speech_ended_at: float) -> None:
+        """Start answering what was said so far; the audio is held until the turn ends."""
+        if self._partial is None:
+            return
+        frames = self.detector.utterance
+        text = self._partial.add(np.concatenate(frames[self._fed_frames :])).strip()
+        self._fed_frames = len(frames)
+        if answer := self._what_to_answer(text):
+            self._speculation = self._start_answer(answer, speech_ended_at, held=True)
+
     def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:
         partial, self._partial = self._partial, None
+        speculation, self._speculation = self._speculation, None
         if partial is None:
             return
         partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
         text = partial.finish().text.strip()
         self._send({"type": "partial", "text": text})
-        if not text or self._is_echo(text):
+        if speculation is not None and not speculation.cancel.is_set():
+            self._reply_thread = speculation.thread
+            speculation.release.set()  # the turn really ended: let the prepared answer speak
+        elif answer := self._what_to_answer(text):
+            self._reply_thread = self._start_answer(answer, speech_ended_at).thread
+        else:
             self._send({"type": "state", "value": "listening"})
-            return
-        if self.options.wake and (text := self._after_wake_phrase(text)) == "":
-            return
-        self._reply_thread = threading.Thread(
-            target=self._answer, args=(text, speech_ended_at), name="voxloop-reply", daemon=True
+
+    def _what_to_answer(self, text: str) -> str:
+        """The text to answer ('' for nothing: no words, our own echo, or asleep)."""
+        if not text or self._is_echo(text):
+            return ""
+        return self._after_wake_phrase(text) if self.options.wake else text
+
+    def _start_answer(self, text: str, speech_ended_at: float, held: bool = False) -> Answer:
+        turn_number, cancel = self.live.begin_turn(self.client_id)
+        answer = Answer(Reply(turn_number, text), cancel, threading.Event())
+        if not held:
+            answer.release.set()
+        answer.thread = threading.Thread(
+            target=self._answer, args=(answer, speech_ended_at), name="voxloop-reply", daemon=True
         )
-        self._reply_thread.start()
+        answer.thread.start()
+        return answer
 
     def _is_echo(self, text: str) -> bool:
         last_reply = self.history[-1]["content"] if self.history else ""
@@ -176,20 +234,21 @@ class HandsFree:
             self._send({"type": "state", "value": "awake"})
         return text if rest is None else rest
 
-    def _answer(self, text: str, speech_ended_at: float) -> None:
-        turn_number, cancel = self.live.begin_turn(self.client_id)
-        reply = self._reply = Reply(turn_number, text)
-        self._add_to_chat({"role": "user", "content": text}, {"role": "assistant", "content": ""})
-        request = TurnRequest(
-            text=text,
-            history=list(self.history),
-            system_prompt=self.options.system_prompt,
-            voice=self.options.voice,
-            speed=self.options.speed,
-        )
-        self._send({"type": "state", "value": "thinking"})
+    def _answer(self, answer: Answer, speech_ended_at: float) -> None:
+        reply, text = answer.reply, answer.reply.user_text
+        request = TurnRequest(text=text, history=list(self.history),
+                              system_prompt=self.options.system_prompt,
+                              voice=self.options.voice, speed=self.options.speed)  # fmt: skip
+        written = ""  # reply text from before the answer was released
         try:
-            for event in self.pipeline.run(request, cancel):
+            for event in self.pipeline.run(request, answer.cancel):
+                if not answer.wait_for_release():
+                    return  # a premature answer, cancelled before anyone heard it
+                if self._reply is not reply:  # released: from now on the page sees it
+                    self._reply = reply
+                    self._add_to_chat({"role": "user", "content": text},
+                                      {"role": "assistant", "content": written})  # fmt: skip
+                    self._send({"type": "state", "value": "thinking"})
                 if isinstance(event, ReplyText):
                     self._extend_last_message(event.delta)
                 elif isinstance(event, Speech):
@@ -200,7 +259,8 @@ class HandsFree:
                         reply.remembered = True
         except VoxloopError as err:
             self._send({"type": "error", "message": str(err)})
-            self._extend_last_message(f"⚠️ {err}")
+            if self._reply is reply:
+                self._extend_last_message(f"⚠️ {err}")
 
     def _speak(self, reply: Reply, speech: Speech, speech_ended_at: float) -> None:
         if reply.first_audio_at is None:

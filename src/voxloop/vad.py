@@ -72,13 +72,15 @@ def find_speech(audio: np.ndarray, settings: VADSettings) -> tuple[int, np.ndarr
 
 @dataclass(frozen=True)
 class TurnEvent:
-    """'start': the person started speaking; 'end': they finished, `audio` is what they said.
+    """'start': the person started speaking; 'pause': they have been silent `speculate_ms`
+    (the turn may be ending: work can start early); 'resume': they spoke again after a pause;
+    'end': they finished, `audio` is what they said.
 
     `at_ms` is the position in the stream (ms since the detector started) where the event was
     decided: for 'end', that is `silence_ms` after the last speech.
     """
 
-    kind: Literal["start", "end"]
+    kind: Literal["start", "pause", "resume", "end"]
     at_ms: int
     audio: np.ndarray | None = None
 
@@ -133,13 +135,18 @@ class TurnDetector:
             self._speech_frames, self._run = self._run, 0
             return TurnEvent("start", self._frames * FRAME_MS)
         self._utterance.append(frame)
+        speculate = _frames(settings.speculate_ms) if settings.speculate_ms else 0
+        was_paused = speculate and self._run >= speculate
+        too_long = len(self._utterance) * FRAME_MS >= settings.max_turn_seconds * 1000
         if probability < settings.threshold - SILENCE_MARGIN:
             self._run += 1
         else:
             self._run, self._speech_frames = 0, self._speech_frames + 1
-        too_long = len(self._utterance) * FRAME_MS >= settings.max_turn_seconds * 1000
+            if was_paused and not too_long:
+                return TurnEvent("resume", self._frames * FRAME_MS)
         if self._run * FRAME_MS < settings.silence_ms and not too_long:
-            return None
+            pausing = speculate and self._run == speculate
+            return TurnEvent("pause", self._frames * FRAME_MS) if pausing else None
         self._speaking, self._run, self._preroll = False, 0, []
         audio = np.concatenate(self._utterance)
         self._utterance = []
