@@ -167,7 +167,8 @@ class HandsFree:
 
     def _update_partial(self) -> None:
         frames = self.detector.utterance
-        if self._partial is None or not self.detector.speaking:
+        # While an answer is being prepared the transcript is known: leave the CPU to it.
+        if self._partial is None or not self.detector.speaking or self._speculation is not None:
             return
         if (len(frames) - self._fed_frames) * FRAME_MS < self.settings.handsfree.partial_every_ms:
             return
