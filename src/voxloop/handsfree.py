@@ -191,13 +191,16 @@ class HandsFree:
         speculation, self._speculation = self._speculation, None
         if partial is None:
             return
-        partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
-        text = partial.finish().text.strip()
-        self._send({"type": "partial", "text": text})
         if speculation is not None and not speculation.cancel.is_set():
             self._reply_thread = speculation.thread
             speculation.release.set()  # the turn really ended: let the prepared answer speak
-        elif answer := self._what_to_answer(text):
+            partial.close()  # its text is known; decoding again would slow the answer
+            self._send({"type": "partial", "text": speculation.reply.user_text})
+            return
+        partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
+        text = partial.finish().text.strip()
+        self._send({"type": "partial", "text": text})
+        if answer := self._what_to_answer(text):
             self._reply_thread = self._start_answer(answer, speech_ended_at).thread
         else:
             self._send({"type": "state", "value": "listening"})
@@ -237,18 +240,26 @@ class HandsFree:
 
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply, text = answer.reply, answer.reply.user_text
-        request = TurnRequest(text=text, history=list(self.history),
-                              system_prompt=self.options.system_prompt,
-                              voice=self.options.voice, speed=self.options.speed)  # fmt: skip
-        written = ""  # reply text from before the answer was released
+        request = TurnRequest(
+            text=text,
+            history=list(self.history),
+            system_prompt=self.options.system_prompt,
+            voice=self.options.voice,
+            speed=self.options.speed,
+        )
+        written = ""  # reply text written before the answer was released
         try:
             for event in self.pipeline.run(request, answer.cancel):
-                if not answer.wait_for_release():
+                if not answer.release.is_set() and isinstance(event, ReplyText):
+                    written += event.delta  # still a guess: write on, but show nothing yet
+                    continue
+                if isinstance(event, Speech | Done) and not answer.wait_for_release():
                     return  # a premature answer, cancelled before anyone heard it
-                if self._reply is not reply:  # released: from now on the page sees it
-                    self._reply = reply
-                    self._add_to_chat({"role": "user", "content": text},
-                                      {"role": "assistant", "content": written})  # fmt: skip
+                if self._reply is not reply and answer.release.is_set():
+                    self._reply = reply  # released: from now on the page sees it
+                    self._add_to_chat(
+                        {"role": "user", "content": text}, {"role": "assistant", "content": written}
+                    )
                     self._send({"type": "state", "value": "thinking"})
                 if isinstance(event, ReplyText):
                     self._extend_last_message(event.delta)

@@ -30,6 +30,10 @@ class PartialTranscriber(Protocol):
         """End the utterance and return its transcript."""
         ...
 
+    def close(self) -> None:
+        """End the utterance without a final transcript."""
+        ...
+
 
 class Transcriber(Protocol):
     """A speech-to-text engine working on 16 kHz mono float32 audio."""

@@ -64,6 +64,10 @@ class MoonshineStream:
         self.stream.stop()
         return Transcript(text=self.text, language="en")
 
+    def close(self) -> None:
+        """Stop the stream without decoding again."""
+        self.stream.stop()
+
 
 @engines.register("moonshine")
 def _build(settings: STTSettings, cache_dir: Path) -> MoonshineTranscriber:

@@ -71,6 +71,10 @@ class WhisperStream:
             return Transcript("")
         return self.engine.transcribe(np.concatenate(self.chunks))
 
+    def close(self) -> None:
+        """Drop the audio (nothing runs in the background)."""
+        self.chunks.clear()
+
 
 @engines.register("whisper")
 def _build(settings: STTSettings, cache_dir: Path) -> WhisperTranscriber:
