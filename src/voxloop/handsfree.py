@@ -46,11 +46,14 @@ class Reply:
     user_text: str
     pieces: list[tuple[str, float]] = field(default_factory=list)
     remembered: bool = False  # the whole reply is in the history already
+    stopped: bool = False  # cut off by the person speaking
     first_audio_at: float | None = None  # time.monotonic() of the first chunk sent
 
     def playing(self, now: float) -> bool:
         """Whether the page is (by our estimate) still playing this reply."""
-        return self.first_audio_at is not None and now < self.first_audio_at + self.seconds
+        if self.stopped or self.first_audio_at is None:
+            return False
+        return now < self.first_audio_at + self.seconds
 
     @property
     def seconds(self) -> float:
@@ -124,8 +127,10 @@ class HandsFree:
     def busy(self) -> bool:
         """Whether an answer is being written or (by our estimate) still being played."""
         reply = self._reply
+        if reply is None or reply.stopped:
+            return False
         answering = self._reply_thread is not None and self._reply_thread.is_alive()
-        return answering or (reply is not None and reply.playing(time.monotonic()))
+        return answering or reply.playing(time.monotonic())
 
     def close(self) -> None:
         """End the conversation: stop listening and any answer."""
@@ -158,6 +163,7 @@ class HandsFree:
         reply = self._reply
         if reply is not None and self.busy():
             self.live.stop(self.client_id)  # barge-in: generation and playback stop now
+            reply.stopped = True
             self._keep_heard_part(reply, now)
             self._send({"type": "state", "value": "interrupted"})
         engine = self.settings.stt.partial_engine
