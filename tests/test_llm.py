@@ -35,15 +35,20 @@ def test_default_model_answers_a_fact(settings: Settings) -> None:
     assert "paris" in "".join(pieces).lower()
 
 
-def test_cancel_stops_generation_early(settings: Settings) -> None:
+def _count_then_cancel(settings: Settings, after: int) -> list[str]:
+    """Ask for a long reply and set the cancel flag once `after` pieces have arrived."""
     cancel = threading.Event()
     messages = build_messages(settings.system_prompt, [], "Count from one to one hundred.")
     pieces = []
-    for piece in get_chat_model(settings).stream(messages, max_tokens=200, cancel=cancel):
+    for piece in get_chat_model(settings).stream(messages, max_tokens=300, cancel=cancel):
         pieces.append(piece)
-        if len(pieces) == 3:
+        if len(pieces) == after:
             cancel.set()
-    assert len(pieces) == 3
+    return pieces
+
+
+def test_cancel_stops_generation_early(settings: Settings) -> None:
+    assert len(_count_then_cancel(settings, after=3)) == 3
 
 
 def test_small_model_loads_and_replies() -> None:
@@ -131,14 +136,7 @@ def test_openai_backend_streams_from_a_real_server(llama_server: str) -> None:
 
 def test_openai_backend_cancel(llama_server: str) -> None:
     settings = load_settings(llm={"backend": "openai", "base_url": llama_server, "model": "qwen"})
-    cancel = threading.Event()
-    messages = build_messages(settings.system_prompt, [], "Count from one to one hundred.")
-    pieces = []
-    for piece in get_chat_model(settings).stream(messages, max_tokens=300, cancel=cancel):
-        pieces.append(piece)
-        if len(pieces) == 2:
-            cancel.set()
-    assert len(pieces) == 2
+    assert len(_count_then_cancel(settings, after=2)) == 2
 
 
 def test_unreachable_server_is_backend_down() -> None:
