@@ -239,11 +239,7 @@ class VoiceChat:
         yield {out["status"]: "Listening…", out["audio_out"]: None}
         chunks: list[audio.AudioChunk] = []
         try:
-            samples = audio.load(
-                audio_path,
-                max_seconds=self.settings.audio.max_seconds,
-                max_megabytes=self.settings.audio.max_megabytes,
-            )
+            samples = self.pipeline.load_audio(audio_path)
             request = TurnRequest(
                 audio=samples,
                 history=conversation["history"],

@@ -38,7 +38,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.audio is None and args.text is None:
         raise VoxloopError("Give an audio file to answer, or --text.")
-    samples = None if args.text is not None else _load_audio(args.audio, settings)
+    pipeline = Pipeline(settings)
+    samples = None if args.text is not None else pipeline.load_audio(args.audio)
     memory = Memory(settings.data_dir / "voxloop.db") if args.session else None
     request = TurnRequest(
         audio=samples,
@@ -46,7 +47,6 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         history=memory.history(args.session) if memory else [],
         voice=args.voice,
     )
-    pipeline = Pipeline(settings)
     pipeline.warm_up(args.voice)  # timings then measure the turn, not the model loading
     chunks = []
     for event in pipeline.run(request):
@@ -79,7 +79,8 @@ def cmd_transcribe(args: argparse.Namespace, settings: Settings) -> int:
     """Print the transcript of an audio file."""
     from voxloop.pipeline import Pipeline
 
-    transcript = Pipeline(settings).transcribe(_load_audio(args.audio, settings), args.engine)
+    pipeline = Pipeline(settings)
+    transcript = pipeline.transcribe(pipeline.load_audio(args.audio), args.engine)
     if args.json:
         _print_json({"text": transcript.text, "language": transcript.language})
     else:
@@ -150,14 +151,6 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     _print_json(bench.run(args.suite, settings))
     return 0
-
-
-def _load_audio(path: Path, settings: Settings) -> Any:
-    from voxloop import audio
-
-    return audio.load(
-        path, max_seconds=settings.audio.max_seconds, max_megabytes=settings.audio.max_megabytes
-    )
 
 
 def _timings_line(timings_ms: dict[str, float]) -> str:

@@ -11,9 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from voxloop import audio as audio_files
 from voxloop import vad
 from voxloop.audio import AudioChunk
 from voxloop.config import Settings
@@ -112,6 +114,13 @@ class Pipeline:
             "Ready.", voice or self.settings.tts.voice, cache_dir=self.settings.cache_dir
         ):
             pass
+
+    def load_audio(self, source: str | Path | bytes) -> np.ndarray:
+        """Decode a person's file (any format) within the configured length and size limits."""
+        limits = self.settings.audio
+        return audio_files.load(
+            source, max_seconds=limits.max_seconds, max_megabytes=limits.max_megabytes
+        )
 
     def transcribe(self, audio: np.ndarray, engine: str | None = None) -> Transcript:
         """Final transcript of a recording; NoSpeech if nothing was said."""
