@@ -13,12 +13,11 @@ import pytest
 
 from voxloop import audio
 from voxloop.audio import AudioChunk
+from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.handsfree import HandsFree, Options, Reply, after_phrase, is_echo
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
-
-FRAME_BYTES = 1024  # 512 int16 samples, what the page's worklet sends
 
 
 def test_heard_part_of_an_interrupted_reply() -> None:
@@ -60,21 +59,16 @@ class RecordingLive(LiveSessions):
         self.audio_seconds += chunk.seconds
 
 
-def _microphone(parts: list[float | Path]) -> bytes:
-    """Silence (seconds) and recordings, as 16 kHz int16 bytes."""
-    pieces = [
-        np.zeros(int(p * audio.SAMPLE_RATE), np.float32) if isinstance(p, float) else audio.load(p)
-        for p in parts
-    ]
-    return audio.to_int16(np.concatenate(pieces)).tobytes()
-
-
-def _speak_in_real_time(session: HandsFree, microphone: bytes) -> None:
-    """Feed frames at the pace a microphone delivers them (replies take real time too)."""
-    started = time.monotonic()
-    for i in range(0, len(microphone), FRAME_BYTES):
-        session.feed(microphone[i : i + FRAME_BYTES])
-        time.sleep(max(0.0, started + (i + FRAME_BYTES) / 32000 - time.monotonic()))
+def _microphone(parts: list[float | Path]) -> np.ndarray:
+    """Silence (seconds) and recordings, one after the other, 16 kHz."""
+    return np.concatenate(
+        [
+            np.zeros(int(p * audio.SAMPLE_RATE), np.float32)
+            if isinstance(p, float)
+            else audio.load(p)
+            for p in parts
+        ]
+    )
 
 
 def _wait(condition: Any, seconds: float = 60.0) -> None:
@@ -90,7 +84,7 @@ def test_a_spoken_conversation_gets_spoken_answers(settings: Settings, spoken) -
     microphone = _microphone(
         [0.5, spoken("What is the capital of France?"), 6.0, spoken("Thank you."), 1.0]
     )
-    _speak_in_real_time(session, microphone)
+    feed_like_a_microphone(session, microphone)
     _wait(lambda: len(session.history) >= 4)
     session.close()
     users = [m["content"].lower() for m in session.history if m["role"] == "user"]
@@ -106,9 +100,7 @@ def test_noise_and_silence_start_no_turn(settings: Settings) -> None:
     live = RecordingLive()
     session = HandsFree(Pipeline(settings), live, "test", Options())
     noise = np.random.default_rng(2).normal(0, 0.01, 4 * audio.SAMPLE_RATE).astype(np.float32)
-    microphone = audio.to_int16(np.concatenate([np.zeros(32000, np.float32), noise])).tobytes()
-    for i in range(0, len(microphone), FRAME_BYTES):
-        session.feed(microphone[i : i + FRAME_BYTES])
+    feed_like_a_microphone(session, np.concatenate([np.zeros(32000, np.float32), noise]), False)
     time.sleep(1.0)
     session.close()
     assert session.chat == [] and not any(m.get("value") == "hearing" for m in live.messages)
@@ -126,9 +118,7 @@ def test_wake_mode_answers_only_after_the_phrase(
 ) -> None:
     live = RecordingLive()
     session = HandsFree(Pipeline(settings), live, "test", Options(wake=True))
-    microphone = _microphone([0.5, spoken(question), 1.0])
-    for i in range(0, len(microphone), FRAME_BYTES):
-        session.feed(microphone[i : i + FRAME_BYTES])
+    feed_like_a_microphone(session, _microphone([0.5, spoken(question), 1.0]), real_time=False)
     if answered:
         _wait(lambda: len(session.history) >= 2)
         assert "paris" in session.history[-1]["content"].lower()
@@ -153,7 +143,7 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
             5.0,
         ]
     )
-    _speak_in_real_time(session, microphone)
+    feed_like_a_microphone(session, microphone)
     _wait(lambda: len(session.history) >= 4)
     session.close()
     assert any(m.get("value") == "interrupted" for m in live.messages)

@@ -102,10 +102,10 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     session = HandsFree(pipeline, LiveSessions(), "bench", Options())
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
     for question in _spoken_questions(settings):
-        _feed_in_real_time(session, question)
+        feed_like_a_microphone(session, question)
         started = time.monotonic()
         while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or session.busy():
-            _feed_in_real_time(session, frame)
+            feed_like_a_microphone(session, frame)
     session.close()
     latencies = session.latencies_ms
     return {
@@ -119,13 +119,18 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _feed_in_real_time(session: Any, samples: np.ndarray) -> None:
+def feed_like_a_microphone(session: Any, samples: np.ndarray, real_time: bool = True) -> None:
+    """Give 16 kHz audio to a HandsFree session in the page's 32 ms int16 frames, at the pace
+    a microphone delivers them (or at once, with `real_time=False`)."""
     from voxloop import audio
 
+    started = time.monotonic()
     for start in range(0, len(samples), FEED_FRAME_SAMPLES):
         piece = samples[start : start + FEED_FRAME_SAMPLES]
         session.feed(audio.to_int16(piece).tobytes())
-        time.sleep(len(piece) / audio.SAMPLE_RATE)
+        if real_time:  # paced against the start, so sleeping late does not add up
+            due = started + (start + len(piece)) / audio.SAMPLE_RATE
+            time.sleep(max(0.0, due - time.monotonic()))
 
 
 def _spoken_questions(settings: Settings) -> list[np.ndarray]:
