@@ -79,3 +79,9 @@ def test_numbered_list_items_are_not_cut_at_their_number() -> None:
 
 def test_sentences() -> None:
     assert sentences("One. Two!\nThree? ") == ["One.", "Two!", "Three?"]
+
+
+def test_a_reply_that_opens_with_a_list_still_starts_with_a_short_piece() -> None:
+    text = "1. Create a relaxing environment with soft lighting and comfortable bedding.\n"
+    pieces = _stream(SpeechChunker(first_max_words=4), text)
+    assert pieces[0] == "1, Create a relaxing"

@@ -110,6 +110,11 @@ class TTSSettings(Section):
 
     voice: str = Field("joe", description="Default voice id (see `voxloop voices`).")
     speed: float = Field(1.0, description="Speaking speed, 1.0 = normal.")
+    first_chunk_words: int = Field(
+        3,
+        description="The first piece of a reply is spoken after this many words when no clause "
+        "ends sooner (fewer: earlier sound, flatter intonation).",
+    )
 
 
 class ServerSettings(Section):

@@ -202,7 +202,7 @@ class Pipeline:
         model = self.chat_model  # load in this thread, so a load error surfaces here
 
         def work() -> None:
-            chunker = SpeechChunker()
+            chunker = SpeechChunker(first_max_words=self.settings.tts.first_chunk_words)
             try:
                 for token in model.stream(
                     messages, max_tokens=self.settings.llm.max_tokens, cancel=stop

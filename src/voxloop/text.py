@@ -76,8 +76,8 @@ class SpeechChunker:
     at a small cost in intonation. Later pieces are whole sentences of at least `min_chars`.
     """
 
-    first_min_words: int = 3
-    first_max_words: int = 4
+    first_min_words: int = 2
+    first_max_words: int = 3
     min_chars: int = 24
     _buffer: str = ""
     _emitted: int = field(default=0, init=False)
@@ -102,9 +102,18 @@ class SpeechChunker:
     def _word_cut(self, words: int) -> int | None:
         """Where word number `words` + 1 starts, once it has started (so word `words` is whole)."""
         starts = [m.start() for m in _WORD_START.finditer(self._buffer)]
-        if len(starts) <= words or _SENTENCE_END.search(self._buffer[: starts[words]]):
+        if len(starts) <= words or self._sentence_ends(self._buffer[: starts[words]]):
             return None
         return starts[words]
+
+    @staticmethod
+    def _sentence_ends(text: str) -> list[re.Match[str]]:
+        """Sentence ends in `text`, leaving out list numbers ("2. " opens an item, ends nothing)."""
+        return [
+            match
+            for match in _SENTENCE_END.finditer(text)
+            if not _LIST_NUMBER.fullmatch(text[: match.start()])
+        ]
 
     def _next_cut(self) -> int | None:
         if self._buffer.count("```") % 2 == 1:  # inside a code block: wait for its end
@@ -115,10 +124,8 @@ class SpeechChunker:
                     return match.end()
             if (cut := self._word_cut(self.first_max_words)) is not None:
                 return cut
-        for match in _SENTENCE_END.finditer(self._buffer):
+        for match in self._sentence_ends(self._buffer):
             before = self._buffer[: match.start()]
-            if _LIST_NUMBER.fullmatch(before):  # "2. " opens a list item, it ends nothing
-                continue
             if self._emitted == 0 or len(before) >= self.min_chars:
                 return match.end()
         return None
