@@ -87,6 +87,7 @@ class TurnRequest:
     text: str | None = None
     history: list[Message] = field(default_factory=list)
     system_prompt: str | None = None
+    notes: list[str] = field(default_factory=list)  # added to the system prompt (memory)
     voice: str | None = None
     speed: float | None = None
 
@@ -155,7 +156,10 @@ class Pipeline:
         yield Heard(turn.user_text, turn.language)
 
         messages = build_messages(
-            request.system_prompt or self.settings.system_prompt, request.history, turn.user_text
+            request.system_prompt or self.settings.system_prompt,
+            request.history,
+            turn.user_text,
+            request.notes,
         )
         speed = request.speed or self.settings.tts.speed
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from voxloop.config import DEFAULT_SYSTEM_PROMPT
@@ -32,10 +33,18 @@ PERSONAS = {
 }
 
 
-def build_messages(system_prompt: str, history: list[Message], user_text: str) -> list[Message]:
-    """The persona, the earlier turns, then what the person just said."""
+def build_messages(
+    system_prompt: str,
+    history: list[Message],
+    user_text: str,
+    notes: Sequence[str] = (),
+) -> list[Message]:
+    """The persona (with `notes`: what the model should know), earlier turns, the new words."""
+    system = system_prompt
+    if notes:
+        system += "\n\n" + "\n".join(notes)
     return [
-        Message(role="system", content=system_prompt),
+        Message(role="system", content=system),
         *history,
         Message(role="user", content=user_text),
     ]
