@@ -55,30 +55,28 @@ def test_ask_json_contract(tmp_path: Path, spoken) -> None:  # type: ignore[no-u
     assert "paris" in back["text"].lower()
 
 
-def test_ask_with_text_and_a_session_remembers(tmp_path: Path) -> None:
-    first = voxloop(
+def _ask_text(text: str, *options: str, data_dir: Path) -> str:
+    result = voxloop(
         "ask",
         "--text",
-        "My name is Ada.",
-        "--session",
-        "s",
-        "--out",
-        tmp_path / "a.wav",
-        data_dir=tmp_path,
-    )
-    assert first.returncode == 0, first.stderr
-    second = voxloop(
-        "ask",
-        "--text",
-        "What is my name?",
-        "--session",
-        "s",
+        text,
+        *options,
         "--json",
         "--out",
-        tmp_path / "b.wav",
-        data_dir=tmp_path,
+        data_dir / "reply.wav",
+        data_dir=data_dir,
     )
-    assert "ada" in json.loads(second.stdout)["reply"].lower()
+    assert result.returncode == 0, result.stderr
+    return str(json.loads(result.stdout)["reply"])
+
+
+def test_a_fact_told_in_one_process_is_recalled_in_a_new_one(tmp_path: Path) -> None:
+    _ask_text("My name is Ada.", "--session", "s", data_dir=tmp_path)
+    # A new process and a new conversation: only the stored fact can carry the name.
+    reply = _ask_text("What is my name?", "--session", "s", "--new-conversation", data_dir=tmp_path)
+    assert "ada" in reply.lower()
+    stranger = _ask_text("What is my name?", "--session", "t", data_dir=tmp_path)
+    assert "ada" not in stranger.lower()
 
 
 @pytest.mark.parametrize("engine", ["moonshine", "whisper"])

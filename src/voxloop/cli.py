@@ -38,15 +38,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.audio is None and args.text is None:
         raise VoxloopError("Give an audio file to answer, or --text.")
-    pipeline = Pipeline(settings)
+    memory = Memory(settings.memory_file, settings.memory) if args.session else None
+    if memory and args.new_conversation:
+        memory.new_conversation(args.session)
+    pipeline = Pipeline(settings, memory, prime_after_turn=False)
     samples = None if args.text is not None else pipeline.load_audio(args.audio)
-    memory = Memory(settings.data_dir / "voxloop.db") if args.session else None
-    request = TurnRequest(
-        audio=samples,
-        text=args.text,
-        history=memory.history(args.session) if memory else [],
-        voice=args.voice,
-    )
+    request = TurnRequest(audio=samples, text=args.text, voice=args.voice, session=args.session)
     pipeline.warm_up(args.voice)  # timings then measure the turn, not the model loading
     chunks = []
     for event in pipeline.run(request):
@@ -56,8 +53,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             turn = event.turn
     reply_audio = audio.join_chunks(chunks)
     args.out.write_bytes(audio.wav_bytes(reply_audio.pcm, reply_audio.sample_rate))
-    if memory:
-        memory.add_turn(args.session, turn)
+    pipeline.wait_for_upkeep()  # the summary of older turns, if one was due
     if args.json:
         _print_json(
             {
@@ -178,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--voice", help="voice id (see `voxloop voices`)")
     ask.add_argument("--out", type=Path, default=Path("reply.wav"), help="reply WAV file")
     ask.add_argument("--session", help="remember the conversation under this name")
+    ask.add_argument(
+        "--new-conversation",
+        action="store_true",
+        help="with --session: start a fresh conversation (facts you told it are kept)",
+    )
     ask.add_argument("--json", action="store_true", help="print one JSON object")
 
     transcribe = command("transcribe", cmd_transcribe, "Print what is said in an audio file.")

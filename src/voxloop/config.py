@@ -97,6 +97,9 @@ class LLMSettings(Section):
     context_tokens: int = Field(2048, description="Context window for the in-process model.")
     threads: int = Field(2, description="CPU threads for the in-process model.")
     max_tokens: int = Field(200, description="Longest reply, in tokens.")
+    detail_max_tokens: int = Field(
+        600, description="Longest reply when the person asks for detail ('explain in detail')."
+    )
     temperature: float = Field(0.3, description="Sampling temperature.")
     base_url: str = Field(
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
@@ -115,6 +118,19 @@ class TTSSettings(Section):
         description="The first piece of a reply is spoken after this many words when no clause "
         "ends sooner (fewer: earlier sound, flatter intonation).",
     )
+
+
+class MemorySettings(Section):
+    """Conversations and facts kept in SQLite, and how much of them the model sees."""
+
+    file_name: str = Field("voxloop.db", description="The SQLite file, in `data_dir`.")
+    history_tokens: int = Field(
+        900,
+        description="Recent turns given to the model, in (estimated) tokens; older turns are "
+        "summarized. Keep it well inside llm.context_tokens.",
+    )
+    keep_turns: int = Field(2, description="Turns never summarized (the most recent ones).")
+    summary_max_tokens: int = Field(160, description="Longest summary of older turns.")
 
 
 class ServerSettings(Section):
@@ -157,7 +173,13 @@ class Settings(BaseSettings):
     stt: STTSettings = STTSettings()
     llm: LLMSettings = LLMSettings()
     tts: TTSSettings = TTSSettings()
+    memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
+
+    @property
+    def memory_file(self) -> Path:
+        """The SQLite file of conversations and facts."""
+        return self.data_dir / self.memory.file_name
 
     @classmethod
     def settings_customise_sources(

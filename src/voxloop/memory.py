@@ -1,22 +1,39 @@
-"""SQLite storage of conversations and their turns (one file in the data directory)."""
+"""What voxloop remembers, in one SQLite file: conversations, their turns, summaries and facts.
+
+A *session* is one person (a browser, or `voxloop ask --session NAME`). Each session has
+conversations (threads), one of them current, and a list of facts about the person. Every
+write is one transaction, and the file is in WAL mode: killing the process mid-write loses at
+most that write and never corrupts the file.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from voxloop import facts as fact_patterns
+from voxloop.config import MemorySettings
+from voxloop.errors import VoxloopError
 from voxloop.llm import Message
 from voxloop.pipeline import Turn
+from voxloop.prompts import estimate_tokens
 
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    name TEXT PRIMARY KEY,
+    conversation_id INTEGER
+);
 CREATE TABLE IF NOT EXISTS conversations (
     id INTEGER PRIMARY KEY,
     session TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    summary TEXT NOT NULL DEFAULT '',
+    summarized_until INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conversations_session ON conversations(session);
 CREATE TABLE IF NOT EXISTS turns (
@@ -29,22 +46,69 @@ CREATE TABLE IF NOT EXISTS turns (
     language TEXT NOT NULL,
     timings_ms TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS turns_conversation ON turns(conversation_id);
+CREATE TABLE IF NOT EXISTS facts (
+    id INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    text TEXT NOT NULL,
+    updated REAL NOT NULL,
+    UNIQUE (session, key)
+);
 """
-HISTORY_TURNS = 6  # recent turns given back to the model as context
+# Columns added after the first release, for files written by it.
+MIGRATIONS = {
+    "conversations": {
+        "summary": "TEXT NOT NULL DEFAULT ''",
+        "summarized_until": "INTEGER NOT NULL DEFAULT 0",
+    }
+}
+TITLE_CHARS = 60
+
+
+@dataclass(frozen=True)
+class StoredFact:
+    """A fact about the person, as the Memory panel lists it."""
+
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    """One thread of a session, for the list of past conversations."""
+
+    id: int
+    created: float
+    title: str
+    turns: int
+
+
+@dataclass
+class Recall:
+    """What the model is given from memory for the next turn."""
+
+    history: list[Message] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 class Memory:
-    """Conversations keyed by a session name; every write is one transaction."""
+    """The store of every session; safe to share between threads (one connection per call)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, settings: MemorySettings | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.settings = settings or MemorySettings()
         with self._connect() as db:
             db.executescript(SCHEMA)
+            _migrate(db)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10)
+        try:
+            db = sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as err:
+            raise VoxloopError(f"Cannot open the memory file {self.path}: {err}") from err
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -53,26 +117,50 @@ class Memory:
         finally:
             db.close()
 
-    def conversation(self, session: str) -> int:
-        """The id of `session`'s current (latest) conversation, created if there is none."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id FROM conversations WHERE session = ? ORDER BY id DESC LIMIT 1",
-                (session,),
-            ).fetchone()
-            if row:
-                return int(row[0])
-            cursor = db.execute(
-                "INSERT INTO conversations (session, created) VALUES (?, ?)",
-                (session, time.time()),
-            )
-            return int(cursor.lastrowid or 0)
+    # Conversations
 
-    def add_turn(self, session: str, turn: Turn) -> None:
-        """Store a finished turn in the session's current conversation."""
-        conversation_id = self.conversation(session)
+    def current(self, session: str) -> int:
+        """The id of the session's current conversation, started if there is none."""
         with self._connect() as db:
-            db.execute(
+            return _current(db, session)
+
+    def new_conversation(self, session: str) -> int:
+        """Start a fresh thread and make it current (older ones stay and can be reopened)."""
+        with self._connect() as db:
+            return _start_conversation(db, session)
+
+    def open_conversation(self, session: str, conversation_id: int) -> None:
+        """Make one of the session's past conversations current again."""
+        with self._connect() as db:
+            owner = db.execute(
+                "SELECT session FROM conversations WHERE id = ?", (conversation_id,)
+            ).fetchone()
+            if owner is None or owner[0] != session:
+                raise VoxloopError("That conversation does not exist (any more).")
+            _set_current(db, session, conversation_id)
+
+    def conversations(self, session: str) -> list[ConversationInfo]:
+        """The session's conversations with at least one turn, newest first."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT c.id, c.created, COUNT(t.id),"
+                " (SELECT user_text FROM turns WHERE conversation_id = c.id ORDER BY id LIMIT 1)"
+                " FROM conversations c JOIN turns t ON t.conversation_id = c.id"
+                " WHERE c.session = ? GROUP BY c.id ORDER BY c.id DESC",
+                (session,),
+            ).fetchall()
+        return [
+            ConversationInfo(id, created, _title(first_words), count)
+            for id, created, count, first_words in rows
+        ]
+
+    # Turns
+
+    def add_turn(self, session: str, turn: Turn) -> int:
+        """Store a finished turn, and the facts the person stated in it; returns the turn id."""
+        with self._connect() as db:
+            conversation_id = _current(db, session)
+            cursor = db.execute(
                 "INSERT INTO turns (conversation_id, created, user_text, reply, voice, language,"
                 " timings_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -85,18 +173,175 @@ class Memory:
                     json.dumps(turn.timings_ms),
                 ),
             )
+            for fact in fact_patterns.extract(turn.user_text):
+                _upsert_fact(db, session, fact.key, fact.text)
+            return int(cursor.lastrowid or 0)
 
-    def history(self, session: str, turns: int = HISTORY_TURNS) -> list[Message]:
-        """The last `turns` exchanges of the session's current conversation, oldest first."""
-        conversation_id = self.conversation(session)
+    def revise_reply(self, turn_id: int, reply: str) -> None:
+        """Replace a stored reply (after a barge-in: only what the person heard)."""
+        with self._connect() as db:
+            db.execute("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))
+
+    def exchanges(self, session: str) -> list[tuple[str, str]]:
+        """(what the person said, the reply) of every turn of the current conversation."""
+        with self._connect() as db:
+            conversation_id = _current(db, session)
+            rows = db.execute(
+                "SELECT user_text, reply FROM turns WHERE conversation_id = ? ORDER BY id",
+                (conversation_id,),
+            ).fetchall()
+        return [(user_text, reply) for user_text, reply in rows]
+
+    # Facts
+
+    def facts(self, session: str) -> list[StoredFact]:
+        """The facts known about the person, oldest first."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT user_text, reply FROM turns WHERE conversation_id = ?"
-                " ORDER BY id DESC LIMIT ?",
-                (conversation_id, turns),
+                "SELECT id, text FROM facts WHERE session = ? ORDER BY id", (session,)
             ).fetchall()
-        messages: list[Message] = []
-        for user_text, reply in reversed(rows):
-            messages.append(Message(role="user", content=user_text))
-            messages.append(Message(role="assistant", content=reply))
-        return messages
+        return [StoredFact(id, text) for id, text in rows]
+
+    def add_fact(self, session: str, text: str) -> None:
+        """Add a fact the person typed in the Memory panel."""
+        if text.strip():
+            with self._connect() as db:
+                _upsert_fact(db, session, f"typed {text.strip().lower()}", text.strip())
+
+    def edit_fact(self, session: str, fact_id: int, text: str) -> None:
+        """Correct a fact (an empty text deletes it)."""
+        if not text.strip():
+            self.delete_fact(session, fact_id)
+            return
+        with self._connect() as db:
+            db.execute(
+                "UPDATE facts SET text = ?, updated = ? WHERE id = ? AND session = ?",
+                (text.strip(), time.time(), fact_id, session),
+            )
+
+    def delete_fact(self, session: str, fact_id: int) -> None:
+        """Forget one fact."""
+        with self._connect() as db:
+            db.execute("DELETE FROM facts WHERE id = ? AND session = ?", (fact_id, session))
+
+    def forget_everything(self, session: str) -> None:
+        """Delete every conversation and fact of the session."""
+        with self._connect() as db:
+            db.execute("DELETE FROM facts WHERE session = ?", (session,))
+            db.execute("DELETE FROM conversations WHERE session = ?", (session,))
+            db.execute("DELETE FROM sessions WHERE name = ?", (session,))
+
+    # What the model sees
+
+    def recall(self, session: str) -> Recall:
+        """Facts and the summary as notes, then the recent turns that fit the history budget."""
+        with self._connect() as db:
+            conversation_id = _current(db, session)
+            summary, since = db.execute(
+                "SELECT summary, summarized_until FROM conversations WHERE id = ?",
+                (conversation_id,),
+            ).fetchone()
+            rows = db.execute(
+                "SELECT user_text, reply FROM turns WHERE conversation_id = ? AND id > ?"
+                " ORDER BY id DESC",
+                (conversation_id, since),
+            ).fetchall()
+        recall = Recall()
+        known = [fact.text for fact in self.facts(session)]
+        if known:
+            recall.notes.append("What you know about the user: " + " ".join(known))
+        if summary:
+            recall.notes.append("Summary of the conversation so far: " + summary)
+        budget = self.settings.history_tokens
+        for user_text, reply in rows:  # newest first, until the budget is spent
+            budget -= estimate_tokens(user_text) + estimate_tokens(reply)
+            if budget < 0:
+                break
+            recall.history[:0] = [
+                Message(role="user", content=user_text),
+                Message(role="assistant", content=reply),
+            ]
+        return recall
+
+    def compact(self, session: str, summarize: Callable[[str, str], str]) -> bool:
+        """Fold older turns into the summary once the turns outgrow the history budget.
+
+        `summarize(previous_summary, transcript)` writes the new summary (a language model
+        call). The most recent `keep_turns` turns are kept word for word. Returns whether it
+        summarized.
+        """
+        with self._connect() as db:
+            conversation_id = _current(db, session)
+            summary, since = db.execute(
+                "SELECT summary, summarized_until FROM conversations WHERE id = ?",
+                (conversation_id,),
+            ).fetchone()
+            rows = db.execute(
+                "SELECT id, user_text, reply FROM turns WHERE conversation_id = ? AND id > ?"
+                " ORDER BY id",
+                (conversation_id, since),
+            ).fetchall()
+        size = sum(estimate_tokens(user) + estimate_tokens(reply) for _, user, reply in rows)
+        older = rows[: -self.settings.keep_turns]
+        if size <= self.settings.history_tokens or not older:
+            return False
+        transcript = "\n".join(f"User: {user}\nAssistant: {reply}" for _, user, reply in older)
+        new_summary = summarize(summary, transcript).strip()
+        with self._connect() as db:
+            db.execute(
+                "UPDATE conversations SET summary = ?, summarized_until = ?"
+                " WHERE id = ? AND summarized_until = ?",
+                (new_summary, older[-1][0], conversation_id, since),
+            )
+        return True
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    for table, columns in MIGRATIONS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for column, definition in columns.items():
+            if column not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def _current(db: sqlite3.Connection, session: str) -> int:
+    row = db.execute("SELECT conversation_id FROM sessions WHERE name = ?", (session,)).fetchone()
+    if row and row[0] is not None:
+        return int(row[0])
+    latest = db.execute(  # a file from before sessions were tracked: continue its last thread
+        "SELECT id FROM conversations WHERE session = ? ORDER BY id DESC LIMIT 1", (session,)
+    ).fetchone()
+    if latest:
+        _set_current(db, session, int(latest[0]))
+        return int(latest[0])
+    return _start_conversation(db, session)
+
+
+def _start_conversation(db: sqlite3.Connection, session: str) -> int:
+    cursor = db.execute(
+        "INSERT INTO conversations (session, created) VALUES (?, ?)", (session, time.time())
+    )
+    conversation_id = int(cursor.lastrowid or 0)
+    _set_current(db, session, conversation_id)
+    return conversation_id
+
+
+def _set_current(db: sqlite3.Connection, session: str, conversation_id: int) -> None:
+    db.execute(
+        "INSERT INTO sessions (name, conversation_id) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET conversation_id = excluded.conversation_id",
+        (session, conversation_id),
+    )
+
+
+def _upsert_fact(db: sqlite3.Connection, session: str, key: str, text: str) -> None:
+    db.execute(
+        "INSERT INTO facts (session, key, text, updated) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(session, key) DO UPDATE SET text = excluded.text,"
+        " updated = excluded.updated",
+        (session, key, text, time.time()),
+    )
+
+
+def _title(text: str) -> str:
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"

@@ -6,12 +6,14 @@ being synthesized and played. Every stage stamps `time.perf_counter()` into the 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,11 +23,23 @@ from voxloop.audio import AudioChunk
 from voxloop.config import Settings
 from voxloop.errors import NoSpeech, VoxloopError
 from voxloop.llm import ChatModel, Message, get_chat_model
-from voxloop.prompts import build_messages
+from voxloop.prompts import (
+    Utterance,
+    build_messages,
+    clarifying_question,
+    classify,
+    summary_messages,
+    with_hint,
+)
 from voxloop.stt import Transcript, get_transcriber
 from voxloop.text import SpeechChunker
 from voxloop.tts import find_voice, synthesize
 
+if TYPE_CHECKING:
+    from voxloop.memory import Memory
+
+log = logging.getLogger("voxloop.pipeline")
+Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply text pieces
 WORKER_JOIN_SECONDS = 2.0
 
 
@@ -44,6 +58,13 @@ class Turn:
     voice: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     cancelled: bool = False
+    kind: Utterance = Utterance.QUESTION
+    stored_id: int | None = None  # the turn's id in memory, once stored
+
+    @property
+    def heard_reply(self) -> str:
+        """The reply as the person heard it: all of it, or the part spoken before a stop."""
+        return " ".join(self.spoken) if self.cancelled else self.reply
 
 
 @dataclass(frozen=True)
@@ -81,13 +102,18 @@ Event = Heard | ReplyText | Speech | Done
 
 @dataclass
 class TurnRequest:
-    """What one turn starts from: audio to transcribe, or text that skips transcription."""
+    """What one turn starts from: audio to transcribe, or text that skips transcription.
+
+    With a `session` (and a pipeline that has a memory), the history and notes come from
+    that session's memory, and the finished turn is stored there.
+    """
 
     audio: np.ndarray | None = None
     text: str | None = None
     history: list[Message] = field(default_factory=list)
     system_prompt: str | None = None
-    notes: list[str] = field(default_factory=list)  # added to the system prompt (memory)
+    notes: list[str] = field(default_factory=list)  # added to the system prompt
+    session: str | None = None
     voice: str | None = None
     speed: float | None = None
 
@@ -95,8 +121,13 @@ class TurnRequest:
 class Pipeline:
     """The engines of one process, shared by every session; sessions pass their own state."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, memory: Memory | None = None, prime_after_turn: bool = True
+    ) -> None:
         self.settings = settings
+        self.memory = memory
+        self.prime_after_turn = prime_after_turn  # worth it in a server, not in a one-shot CLI
+        self._upkeep: threading.Thread | None = None
 
     @property
     def chat_model(self) -> ChatModel:
@@ -107,14 +138,28 @@ class Pipeline:
         """Load every engine a turn needs now, so the first turn is as fast as the rest."""
         get_transcriber(self.settings)
         vad.find_speech(np.zeros(vad.FRAME_SAMPLES, np.float32), self.settings.vad)
-        # One token with the persona evaluates its prompt once; llama.cpp then reuses that prefix.
-        messages = build_messages(system_prompt or self.settings.system_prompt, [], "Hello.")
-        for _piece in self.chat_model.stream(messages, max_tokens=1):
-            pass
+        self.prime(build_messages(system_prompt or self.settings.system_prompt, [], "Hello."))
         for _chunk in synthesize(
             "Ready.", voice or self.settings.tts.voice, cache_dir=self.settings.cache_dir
         ):
             pass
+
+    def prime(self, messages: list[Message]) -> None:
+        """Evaluate a prompt now (one token), so a turn that starts with it answers sooner.
+
+        llama.cpp reuses the longest prefix it has already evaluated.
+        """
+        for _piece in self.chat_model.stream(messages, max_tokens=1):
+            pass
+
+    def complete(self, messages: list[Message], max_tokens: int) -> str:
+        """The model's whole answer to `messages` (for summaries, not for speech)."""
+        return "".join(self.chat_model.stream(messages, max_tokens=max_tokens)).strip()
+
+    def summarize(self, previous_summary: str, transcript: str) -> str:
+        """Fold a stretch of conversation into its running summary."""
+        messages = summary_messages(previous_summary, transcript)
+        return self.complete(messages, self.settings.memory.summary_max_tokens)
 
     def load_audio(self, source: str | Path | bytes) -> np.ndarray:
         """Decode a person's file (any format) within the configured length and size limits."""
@@ -155,17 +200,16 @@ class Pipeline:
             raise NoSpeech("Nothing to answer: the question is empty.")
         yield Heard(turn.user_text, turn.language)
 
-        messages = build_messages(
-            request.system_prompt or self.settings.system_prompt,
-            request.history,
-            turn.user_text,
-            request.notes,
-        )
+        self.wait_for_upkeep()
+        messages = self._messages(request, turn)
+        turn.kind = classify(turn.user_text, in_conversation=len(messages) > 2)
+        messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
+        write = self._writer(messages, turn)
         speed = request.speed or self.settings.tts.speed
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
         synthesizing = threading.Lock()  # held while speech is synthesized; generation pauses
         try:
-            for kind, text in self._generate(messages, stop, cancel, synthesizing):
+            for kind, text in self._generate(write, stop, cancel, synthesizing):
                 if cancel.is_set():
                     break
                 if kind == "token":
@@ -188,11 +232,64 @@ class Pipeline:
             stop.set()
         turn.cancelled = cancel.is_set()
         stamp("total")
+        self._remember(request, turn)
         yield Done(turn)
+
+    def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
+        history, notes = request.history, request.notes
+        if self.memory is not None and request.session is not None:
+            recall = self.memory.recall(request.session)
+            history, notes = recall.history, [*recall.notes, *notes]
+        return build_messages(
+            request.system_prompt or self.settings.system_prompt, history, turn.user_text, notes
+        )
+
+    def _writer(self, messages: list[Message], turn: Turn) -> Writer:
+        """What writes the reply: the model, or a clarifying question for unclear words."""
+        if turn.kind is Utterance.UNCLEAR:
+            question = clarifying_question(turn.user_text)
+            return lambda _stop: iter([question])
+        model = self.chat_model  # loaded here, so a load error surfaces in the turn's thread
+        max_tokens = (
+            self.settings.llm.detail_max_tokens
+            if turn.kind is Utterance.DETAIL
+            else self.settings.llm.max_tokens
+        )
+        return lambda stop: model.stream(messages, max_tokens=max_tokens, cancel=stop)
+
+    def _remember(self, request: TurnRequest, turn: Turn) -> None:
+        """Store the turn in the session's memory; then summarize and prime, in the background.
+
+        A stopped turn is stored with what was heard of the reply; one stopped before any
+        sound keeps the person's words with an empty reply.
+        """
+        if self.memory is None or request.session is None:
+            return
+        memory, session = self.memory, request.session
+        turn.stored_id = memory.add_turn(session, replace(turn, reply=turn.heard_reply))
+
+        def upkeep() -> None:
+            try:
+                memory.compact(session, self.summarize)
+                if self.prime_after_turn:
+                    # The next prompt starts with the (maybe new) notes and history: evaluate
+                    # it now, while the person listens, not after they have spoken.
+                    follow_up = TurnRequest(session=session, system_prompt=request.system_prompt)
+                    self.prime(self._messages(follow_up, Turn()))
+            except Exception:  # the turn is stored; a summary can be made after the next one
+                log.exception("summarizing the conversation failed")
+
+        self._upkeep = threading.Thread(target=upkeep, name="voxloop-memory", daemon=True)
+        self._upkeep.start()
+
+    def wait_for_upkeep(self) -> None:
+        """Let the previous turn's summary finish, so this turn's prompt includes it."""
+        if self._upkeep is not None:
+            self._upkeep.join()
 
     def _generate(
         self,
-        messages: list[Message],
+        write: Writer,
         stop: threading.Event,
         cancel: threading.Event,
         synthesizing: threading.Lock,
@@ -203,14 +300,11 @@ class Pipeline:
         (a cancelled UI task) must not leave the model generating.
         """
         items: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
-        model = self.chat_model  # load in this thread, so a load error surfaces here
 
         def work() -> None:
             chunker = SpeechChunker(first_max_words=self.settings.tts.first_chunk_words)
             try:
-                for token in model.stream(
-                    messages, max_tokens=self.settings.llm.max_tokens, cancel=stop
-                ):
+                for token in write(stop):
                     if cancel.is_set():
                         break
                     items.put(("token", token))

@@ -1,9 +1,12 @@
-"""Personas (system prompts) and the message list sent to the language model."""
+"""Personas, the kind of each utterance, and the messages sent to the language model."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from voxloop.config import DEFAULT_SYSTEM_PROMPT
 from voxloop.llm import Message
@@ -47,4 +50,91 @@ def build_messages(
         Message(role="system", content=system),
         *history,
         Message(role="user", content=user_text),
+    ]
+
+
+CHARS_PER_TOKEN = 3.0  # conservative: English averages about 4 characters a token
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens `text` takes at most, about (no tokenizer needed, works for every backend)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+class Utterance(Enum):
+    """What kind of thing the person said; it decides how the model is asked to answer."""
+
+    QUESTION = "question"  # the persona's short direct answer; no extra tokens to evaluate
+    UNCLEAR = "unclear"  # cut off or too short to answer: ask back instead of guessing
+    DETAIL = "detail"  # "explain in detail": a longer answer is allowed
+
+
+HINTS = {
+    Utterance.DETAIL: (
+        "(I want a detailed answer: explain fully, in as many sentences as it takes. "
+        "The usual limit of three sentences does not apply.)"
+    ),
+}
+_DETAIL = re.compile(
+    r"\b(in (?:more |great |full )?detail|detailed|step by step|elaborate|tell me more|"
+    r"explain (?:fully|thoroughly|everything)|long(?:er)? (?:answer|explanation)|"
+    r"everything about|more about)\b",
+    re.I,
+)
+# A sentence that stops on one of these words was cut off ("What is the capital of").
+_DANGLING = re.compile(
+    r"\b(the|a|an|my|your|our|their|and|or|but|because|of|is|are|than|if)\W*$",
+    re.I,
+)
+_SHORT_BUT_CLEAR = re.compile(
+    r"^\W*(hi|hello|hey|thanks|thank you|yes|no|okay|ok|bye|goodbye|why|how|really|sure|"
+    r"stop|continue|go on|good morning|good night)\W*$",
+    re.I,
+)
+MIN_CLEAR_WORDS = 2
+
+
+def classify(text: str, in_conversation: bool = False) -> Utterance:
+    """How to answer `text`: directly and briefly, by asking back, or in detail.
+
+    In a conversation a single word is often an answer ("Paris."), so it is not unclear.
+    """
+    if _DETAIL.search(text):
+        return Utterance.DETAIL
+    too_short = len(text.split()) < MIN_CLEAR_WORDS and not _SHORT_BUT_CLEAR.match(text)
+    if _DANGLING.search(text.rstrip(" .!?…")) or (too_short and not in_conversation):
+        return Utterance.UNCLEAR
+    return Utterance.QUESTION
+
+
+def clarifying_question(text: str) -> str:
+    """What to say back to words that were cut off or too short to answer.
+
+    Written here, not by the model: small models answer a guess even when told not to.
+    """
+    heard = text.strip().rstrip(" .!?…")
+    if _DANGLING.search(heard):
+        return f"I heard “{heard}”, and then you stopped. What would you like to know?"
+    return f"I only heard “{heard}”. Could you tell me a little more about what you want?"
+
+
+def with_hint(user_text: str, kind: Utterance) -> str:
+    """The words the model sees: what was said, and how to answer it when that is unusual."""
+    hint = HINTS.get(kind)
+    return f"{user_text}\n\n{hint}" if hint else user_text
+
+
+SUMMARY_PROMPT = (
+    "You keep the notes of a conversation between a user and a voice assistant. Write one "
+    "short paragraph in the third person that keeps every name, number, fact, preference and "
+    "request the user mentioned, and what was answered. No lists."
+)
+
+
+def summary_messages(previous_summary: str, transcript: str) -> list[Message]:
+    """Ask the model to fold `transcript` into the summary so far."""
+    earlier = f"Notes so far: {previous_summary}\n\n" if previous_summary else ""
+    return [
+        Message(role="system", content=SUMMARY_PROMPT),
+        Message(role="user", content=f"{earlier}New part of the conversation:\n{transcript}"),
     ]

@@ -1,0 +1,47 @@
+"""How each utterance is answered: the kinds, the hints and the clarifying question."""
+
+from __future__ import annotations
+
+import pytest
+
+from voxloop.prompts import Utterance, build_messages, classify, clarifying_question, with_hint
+
+
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [
+        ("What is the capital of France?", Utterance.QUESTION),
+        ("Why?", Utterance.QUESTION),
+        ("Hello.", Utterance.QUESTION),
+        ("Where are you from?", Utterance.QUESTION),
+        ("What is the capital of", Utterance.UNCLEAR),
+        ("Tell me about the", Utterance.UNCLEAR),
+        ("Paris", Utterance.UNCLEAR),
+        ("Explain in detail how a rainbow forms.", Utterance.DETAIL),
+        ("Can you tell me more about the moon?", Utterance.DETAIL),
+        ("Walk me through it step by step.", Utterance.DETAIL),
+    ],
+)
+def test_kinds_of_utterance(said: str, kind: Utterance) -> None:
+    assert classify(said) is kind
+
+
+def test_a_single_word_answers_a_question_within_a_conversation() -> None:
+    assert classify("Paris.", in_conversation=True) is Utterance.QUESTION
+    assert classify("What is the capital of", in_conversation=True) is Utterance.UNCLEAR
+
+
+def test_only_unusual_kinds_add_words_to_evaluate() -> None:
+    assert with_hint("What time is it?", Utterance.QUESTION) == "What time is it?"
+    assert "detailed" in with_hint("Explain in detail.", Utterance.DETAIL)
+
+
+def test_clarifying_questions_repeat_what_was_heard() -> None:
+    assert clarifying_question("What is the capital of").endswith("What would you like to know?")
+    assert "“Paris”" in clarifying_question("Paris.")
+
+
+def test_notes_go_into_the_system_prompt() -> None:
+    messages = build_messages("Be brief.", [], "Hi.", ["What you know about the user: Ada."])
+    assert messages[0]["content"] == "Be brief.\n\nWhat you know about the user: Ada."
+    assert messages[-1] == {"role": "user", "content": "Hi."}
