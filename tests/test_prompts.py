@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxloop.prompts import Utterance, build_messages, classify, clarifying_question, with_hint
+from voxloop.prompts import Utterance, build_messages, clarifying_question, classify, with_hint
 
 
 @pytest.mark.parametrize(
