@@ -49,3 +49,8 @@ def test_a_newer_statement_has_the_same_key_as_the_one_it_replaces() -> None:
 def test_several_facts_in_one_utterance() -> None:
     texts = [f.text for f in extract("Hello. My name is Ada. I'm vegetarian.")]
     assert texts == ["The user's name is Ada.", "The user is vegetarian."]
+
+
+def test_facts_in_clauses_of_one_sentence() -> None:
+    texts = [f.text for f in extract("My name is Ada, and I am vegetarian.")]
+    assert texts == ["The user's name is Ada.", "The user is vegetarian."]

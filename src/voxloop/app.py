@@ -8,6 +8,7 @@ talk, wake, live_state, live_transcript.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from voxloop import audio, tts
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
+from voxloop.memory import Memory
 from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, TurnRequest
 from voxloop.prompts import PERSONAS
 
@@ -48,13 +50,19 @@ THEME = gr.themes.Soft(
 )
 CSS = "#latency p { font-variant-numeric: tabular-nums; }"
 
-Conversation = dict[str, list[Any]]  # {"history": [Message], "timings": [{stage: ms}]}
+Timings = list[dict[str, float]]  # each turn's stage timings, for the latency plot
 Update = dict[Any, Any]  # Gradio output component -> new value
+SESSION_KEY = "voxloop_session"  # where the page keeps its person's id (browser storage)
 
 
-def new_conversation() -> Conversation:
-    """An empty conversation: what the model has seen, and the timings of each turn."""
-    return {"history": [], "timings": []}
+def browser_secret(settings: Settings) -> str:
+    """The key that seals the person's id in the browser; kept, so restarts do not lose it."""
+    path = settings.data_dir / "browser-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def latency_text(number: int, timings_ms: dict[str, float]) -> str:
@@ -94,17 +102,24 @@ def latency_frame(timings: list[dict[str, float]]) -> pd.DataFrame | None:
 class VoiceChat:
     """The page's event handlers; they only call the pipeline and the live sessions."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, live: LiveSessions) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline, live: LiveSessions, memory: Memory
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.live = live
+        self.memory = memory
 
     def build(self) -> gr.Blocks:
         """Lay out the page and wire its events."""
         settings = self.settings
         with gr.Blocks(title="voxloop") as page:
             client_id = gr.Textbox(visible=False, elem_id="client_id")
-            conversation = gr.State(new_conversation)
+            # The person, per browser: reloading the page continues their conversation.
+            session = gr.BrowserState(
+                None, storage_key=SESSION_KEY, secret=browser_secret(settings)
+            )
+            timings = gr.State(list)
             gr.Markdown(
                 "## voxloop\nSpeak or upload a question: the answer is spoken as it is "
                 "written. Everything runs on this computer."
@@ -181,15 +196,35 @@ class VoiceChat:
                         height=360,
                         color_map=SEGMENT_COLORS,
                     )
+                    with gr.Accordion("Memory", open=False, elem_id="memory"):
+                        facts = gr.Radio([], label="What voxloop knows about you", elem_id="facts")
+                        fact_text = gr.Textbox(
+                            label="Fact (pick one to edit it, or type a new one)",
+                            elem_id="fact_text",
+                        )
+                        with gr.Row():
+                            fact_save = gr.Button("Save", elem_id="fact_save")
+                            fact_delete = gr.Button("Delete", elem_id="fact_delete")
+                            forget = gr.Button(
+                                "Forget everything", variant="stop", elem_id="forget"
+                            )
+                        conversations = gr.Radio(
+                            [],
+                            label="Past conversations (pick one to continue it)",
+                            elem_id="conversations",
+                        )
 
-            turn_inputs = [audio_in, chat, voice, speed, system_prompt, client_id, conversation]
+            turn_inputs = [audio_in, chat, voice, speed, system_prompt, client_id, session, timings]
             self.outputs = {
                 "chat": chat,
                 "status": status,
                 "audio_out": audio_out,
                 "latency": latency,
                 "plot": plot,
-                "conversation": conversation,
+                "timings": timings,
+                "facts": facts,
+                "conversations": conversations,
+                "fact_text": fact_text,
             }
             turn_outputs = list(self.outputs.values())
             # One turn at a time: the engines are shared and two cores are busy with one.
@@ -203,7 +238,13 @@ class VoiceChat:
                 )
             audio_in.start_recording(self.stop, [client_id], [status])
             stop.click(self.stop, [client_id], [status])
-            clear.click(self.clear, [client_id], turn_outputs)
+            clear.click(self.clear, [client_id, session], turn_outputs)
+            memory_view = [facts, conversations, fact_text]
+            facts.input(self.pick_fact, [session, facts], [fact_text])
+            fact_save.click(self.save_fact, [session, facts, fact_text], memory_view)
+            fact_delete.click(self.delete_fact, [session, facts], memory_view)
+            forget.click(self.forget, [client_id, session], turn_outputs)
+            conversations.input(self.reopen, [client_id, session, conversations], turn_outputs)
             persona.change(self.pick_persona, [persona, system_prompt], [system_prompt])
             # Hands-free turns happen over the page's WebSocket (see handsfree.py); the chat
             # follows them by polling the session.
@@ -216,6 +257,9 @@ class VoiceChat:
             )
             system_prompt.input(lambda _: CUSTOM_PERSONA, [system_prompt], [persona])
             page.load(None, None, [client_id], js="() => window.voxloop && window.voxloop.clientId")
+            page.load(self.open_page, [session], [session, chat, *memory_view])
+            # Hands-free turns (over the page's socket) belong to the same person.
+            client_id.change(self.link_page, [client_id, session], None)
         return page
 
     def respond(
@@ -226,7 +270,8 @@ class VoiceChat:
         speed: float,
         system_prompt: str,
         client_id: str,
-        conversation: Conversation,
+        session: str | None,
+        timings: Timings,
     ) -> Iterator[Update]:
         """Run one turn, streaming the chat text, the audio and the status to the page."""
         out = self.outputs
@@ -242,10 +287,10 @@ class VoiceChat:
             samples = self.pipeline.load_audio(audio_path)
             request = TurnRequest(
                 audio=samples,
-                history=conversation["history"],
                 system_prompt=system_prompt,
                 voice=voice,
                 speed=speed,
+                session=session or client_id,
             )
             for event in self.pipeline.run(request, cancel):
                 if isinstance(event, Heard):
@@ -270,7 +315,9 @@ class VoiceChat:
                             out["audio_out"]: (event.chunk.sample_rate, event.chunk.pcm),
                         }
                 elif isinstance(event, Done):
-                    yield self._finish(event, chat, chunks, conversation, to_socket)
+                    yield self._finish(
+                        event, chat, chunks, session or client_id, timings, to_socket
+                    )
         except VoxloopError as err:
             gr.Warning(str(err))
             yield {out["status"]: f"⚠️ {err}"}
@@ -285,27 +332,21 @@ class VoiceChat:
         done: Done,
         chat: list[dict[str, Any]],
         chunks: list[audio.AudioChunk],
-        conversation: Conversation,
+        session: str,
+        timings: Timings,
         to_socket: bool,
     ) -> Update:
         out, turn = self.outputs, done.turn
-        reply = " ".join(turn.spoken) if turn.cancelled else turn.reply
         if turn.cancelled:
-            chat[-1] = {"role": "assistant", "content": (reply + " …").strip()}
-        conversation = {
-            "history": [
-                *conversation["history"],
-                {"role": "user", "content": turn.user_text},
-                {"role": "assistant", "content": reply},
-            ],
-            "timings": [*conversation["timings"], turn.timings_ms],
-        }
+            chat[-1] = {"role": "assistant", "content": (turn.heard_reply + " …").strip()}
+        timings = [*timings, turn.timings_ms]
         update: Update = {
             out["chat"]: chat,
             out["status"]: "Stopped." if turn.cancelled else "Ready.",
-            out["latency"]: latency_text(len(conversation["timings"]), turn.timings_ms),
-            out["plot"]: latency_frame(conversation["timings"]),
-            out["conversation"]: conversation,
+            out["latency"]: latency_text(len(timings), turn.timings_ms),
+            out["plot"]: latency_frame(timings),
+            out["timings"]: timings,
+            **self._memory_view(session),
         }
         if to_socket and chunks:  # the visible player gets the whole reply to replay
             whole = audio.join_chunks(chunks)
@@ -317,17 +358,108 @@ class VoiceChat:
         self.live.stop(client_id)
         return "Stopped."
 
-    def clear(self, client_id: str) -> Update:
-        """Forget the conversation and start a new one."""
+    def clear(self, client_id: str, session: str | None) -> Update:
+        """Start a new conversation (the old one stays in the Memory panel)."""
         self.live.stop(client_id)
+        self.memory.new_conversation(session or client_id)
+        return self._fresh_page(session or client_id, "New conversation.")
+
+    def forget(self, client_id: str, session: str | None) -> Update:
+        """Delete every conversation and fact of this person."""
+        self.live.stop(client_id)
+        self.memory.forget_everything(session or client_id)
+        return self._fresh_page(session or client_id, "Everything is forgotten.")
+
+    def reopen(self, client_id: str, session: str | None, conversation: str | None) -> Update:
+        """Continue a past conversation: its turns come back into the chat and the context."""
+        self.live.stop(client_id)
+        if conversation:
+            self.memory.open_conversation(session or client_id, int(conversation))
+        page = self._fresh_page(session or client_id, "Conversation reopened.")
+        return {**page, self.outputs["chat"]: self._chat(session or client_id)}
+
+    def open_page(self, session: str | None) -> tuple[Any, ...]:
+        """On page load: the person's id (made on the first visit) and where they left off."""
+        session = session or secrets.token_urlsafe(16)
+        view = self._memory_view(session)
+        out = self.outputs
+        return (
+            session,
+            self._chat(session),
+            view[out["facts"]],
+            view[out["conversations"]],
+            view[out["fact_text"]],
+        )
+
+    def link_page(self, client_id: str, session: str | None) -> None:
+        """Let the page's hands-free conversation use the person's memory."""
+        if client_id and session:
+            self.live.get(client_id).session = session
+
+    @staticmethod
+    def pick_fact(session: str | None, fact: str | None) -> str:
+        """Put the picked fact in the text box, to edit it."""
+        return fact or ""
+
+    def save_fact(self, session: str | None, fact: str | None, text: str) -> tuple[Any, ...]:
+        """Correct the picked fact, or add a new one."""
+        if session:
+            facts = {f.text: f.id for f in self.memory.facts(session)}
+            if fact in facts:
+                self.memory.edit_fact(session, facts[fact], text)
+            else:
+                self.memory.add_fact(session, text)
+        return self._memory_tuple(session)
+
+    def delete_fact(self, session: str | None, fact: str | None) -> tuple[Any, ...]:
+        """Forget the picked fact."""
+        if session:
+            for known in self.memory.facts(session):
+                if known.text == fact:
+                    self.memory.delete_fact(session, known.id)
+        return self._memory_tuple(session)
+
+    def _memory_tuple(self, session: str | None) -> tuple[Any, ...]:
+        view = self._memory_view(session or "")
+        return tuple(view[self.outputs[name]] for name in ("facts", "conversations", "fact_text"))
+
+    def _memory_view(self, session: str) -> Update:
+        """The Memory panel's lists, fresh from the store."""
+        out = self.outputs
+        current = self.memory.current(session)
+        return {
+            out["facts"]: gr.Radio(
+                choices=[f.text for f in self.memory.facts(session)], value=None
+            ),
+            out["conversations"]: gr.Radio(
+                choices=[
+                    (f"{c.title} ({c.turns} turns)", str(c.id))
+                    for c in self.memory.conversations(session)
+                ],
+                value=str(current),
+            ),
+            out["fact_text"]: "",
+        }
+
+    def _chat(self, session: str) -> list[dict[str, str]]:
+        chat = []
+        for user_text, reply in self.memory.exchanges(session):
+            chat += [
+                {"role": "user", "content": user_text},
+                {"role": "assistant", "content": reply},
+            ]
+        return chat
+
+    def _fresh_page(self, session: str, status: str) -> Update:
         out = self.outputs
         return {
             out["chat"]: [],
-            out["status"]: "New conversation.",
+            out["status"]: status,
             out["audio_out"]: None,
             out["latency"]: "",
             out["plot"]: None,
-            out["conversation"]: new_conversation(),
+            out["timings"]: [],
+            **self._memory_view(session),
         }
 
     def follow_handsfree(self, client_id: str, shown_version: int) -> tuple[Any, Any]:

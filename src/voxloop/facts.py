@@ -78,10 +78,13 @@ _THIRD_PERSON = {
 # What follows "I have", "my ... is" and the like that is about the moment, not the person.
 _TRANSIENT = re.compile(
     r"^(?:an? |no |one more )?(?:question|idea|problem|bit|little|moment|minute|second|"
-    r"doubt|guess|point|answer|turn|pleasure)s?\b|^to ",
+    r"doubt|guess|point|answer|turn|pleasure)s?\b|^to |^(?:it|that|this|them|you)$",
     re.I,
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# Sentences, and clauses that start a new statement ("My name is Ada, I am vegetarian.").
+_SENTENCE = re.compile(
+    r"(?<=[.!?])\s+|[,;]\s+(?=(?:and |but )?(?:i|i'm|my|call me|remember)\b)", re.I
+)
 _NOT_A_FACT = re.compile(r"\?\s*$|^\s*(?:if|when|what|who|how|why|do|does|can|could|would)\b", re.I)
 
 
@@ -91,7 +94,8 @@ def extract(text: str) -> list[Fact]:
     for sentence in _SENTENCE.split(text.strip()):
         if _NOT_A_FACT.search(sentence):
             continue
-        if fact := _match(sentence.strip().rstrip(".!").strip()):
+        clause = re.sub(r"^(?:and|but|so)\s+", "", sentence.strip(), flags=re.I)
+        if fact := _match(clause.rstrip(".!").strip()):
             facts.append(fact)
     return facts
 

@@ -19,7 +19,7 @@ import numpy as np
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
 from voxloop.llm import Message
-from voxloop.pipeline import Done, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.pipeline import Done, Pipeline, ReplyText, Speech, Turn, TurnRequest
 from voxloop.recordings import normalize
 from voxloop.stt import PartialTranscriber, get_transcriber
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
@@ -48,6 +48,8 @@ class Reply:
     remembered: bool = False  # the whole reply is in the history already
     stopped: bool = False  # cut off by the person speaking
     first_audio_at: float | None = None  # time.monotonic() of the first chunk sent
+    stored_id: int | None = None  # the turn's id in the person's memory, once stored
+    heard_text: str | None = None  # what was heard, after a barge-in
 
     def playing(self, now: float) -> bool:
         """Whether the page is (by our estimate) still playing this reply."""
@@ -246,9 +248,11 @@ class HandsFree:
 
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply, text = answer.reply, answer.reply.user_text
+        session = self.live.get(self.client_id).session  # the person's memory, when known
         request = TurnRequest(
             text=text,
-            history=list(self.history),
+            session=session,
+            history=[] if session else list(self.history),
             system_prompt=self.options.system_prompt,
             voice=self.options.voice,
             speed=self.options.speed,
@@ -271,10 +275,8 @@ class HandsFree:
                     self._extend_last_message(event.delta)
                 elif isinstance(event, Speech):
                     self._speak(reply, event, speech_ended_at)
-                elif isinstance(event, Done) and not event.turn.cancelled:
-                    with self._lock:
-                        self.history += _exchange(text, event.turn.reply)
-                        reply.remembered = True
+                elif isinstance(event, Done):
+                    self._done(reply, event.turn)
         except VoxloopError as err:
             self._send({"type": "error", "message": str(err)})
             if self._reply is reply:
@@ -291,6 +293,20 @@ class HandsFree:
         self.live.send_audio(self.client_id, reply.turn, speech.chunk)
         reply.pieces.append((speech.text, speech.chunk.seconds))
 
+    def _done(self, reply: Reply, turn: Turn) -> None:
+        with self._lock:
+            reply.stored_id = turn.stored_id
+            if reply.heard_text is not None:  # interrupted while the reply was being written
+                self._revise_stored(reply)
+            elif not turn.cancelled:
+                self.history += _exchange(reply.user_text, turn.reply)
+                reply.remembered = True
+
+    def _revise_stored(self, reply: Reply) -> None:
+        memory = self.pipeline.memory
+        if memory is not None and reply.stored_id is not None and reply.heard_text is not None:
+            memory.revise_reply(reply.stored_id, reply.heard_text)
+
     def _keep_heard_part(self, reply: Reply, now: float) -> None:
         """After a barge-in, the history keeps only what the person heard of the answer."""
         heard = (reply.heard(now) + " …").strip()
@@ -299,6 +315,8 @@ class HandsFree:
                 self.history = self.history[:-2]
             self.history += _exchange(reply.user_text, heard)
             reply.remembered = True
+            reply.heard_text = heard
+            self._revise_stored(reply)
         self._add_to_chat({"role": "assistant", "content": heard}, replace_last=True)
 
     def _add_to_chat(self, *messages: dict[str, str], replace_last: bool = False) -> None:

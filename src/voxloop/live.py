@@ -29,6 +29,7 @@ class LiveSession:
     turn: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     handsfree: Any = None  # the HandsFree conversation, while one is running
+    session: str | None = None  # the person (memory) this page belongs to
 
 
 class LiveSessions:

@@ -84,15 +84,17 @@ def create_app(settings: Settings) -> FastAPI:
     import gradio as gr
 
     from voxloop.app import CSS, THEME, VoiceChat
+    from voxloop.memory import Memory
     from voxloop.pipeline import Pipeline
 
     app = FastAPI(title="voxloop")
     live = LiveSessions()
-    pipeline = Pipeline(settings)
+    memory = Memory(settings.memory_file, settings.memory)
+    pipeline = Pipeline(settings, memory)
     app.state.live = live
     app.state.pipeline = pipeline
     app.add_api_websocket_route("/ws/live", live_socket)
-    page = VoiceChat(settings, pipeline, live).build()
+    page = VoiceChat(settings, pipeline, live, memory).build()
     head = f"<script>{(STATIC / 'voxloop.js').read_text()}</script>"
     app = gr.mount_gradio_app(
         app, page, path="/", head=head, theme=THEME, css=CSS, footer_links=[],
