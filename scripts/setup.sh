@@ -15,7 +15,8 @@ LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -
 say() { printf '\033[1m[voxloop setup]\033[0m %s\n' "$*"; }
 
 apt_packages=(espeak-ng)                      # voices for languages other than English
-[[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata chromium)
+# Tests: real recordings (English; Dutch voice acting of Fish Fillets) and a real browser.
+[[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata fillets-ng-data-nl chromium)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -72,13 +72,17 @@ class STTSettings(Section):
 
     engine: str = Field(
         "moonshine",
-        description="Final transcripts: 'moonshine' (fastest, and the most accurate on our "
-        "real recordings, see docs/benchmarks.md) or 'whisper'.",
+        description="Final transcripts: 'moonshine' (English; fastest, and the most accurate "
+        "on our real recordings, see docs/benchmarks.md), 'whisper', or 'auto' (any "
+        "language: detected by Whisper base; English then goes to Moonshine).",
     )
     partial_engine: str = Field("moonshine", description="Live partial transcripts.")
     whisper_model: str = Field(
         "tiny.en",
         description="'tiny.en', 'base' (multilingual, detects language) or a CTranslate2 dir.",
+    )
+    multilingual_model: str = Field(
+        "base", description="The Whisper model of the 'auto' engine (must be multilingual)."
     )
     language: str | None = Field(None, description="Force a language code; None detects it.")
     beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")

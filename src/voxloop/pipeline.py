@@ -28,12 +28,13 @@ from voxloop.prompts import (
     build_messages,
     clarifying_question,
     classify,
+    language_note,
     summary_messages,
     with_hint,
 )
 from voxloop.stt import Transcript, get_transcriber
 from voxloop.text import SpeechChunker
-from voxloop.tts import find_voice, synthesize
+from voxloop.tts import find_voice, synthesize, voice_for_language
 
 if TYPE_CHECKING:
     from voxloop.memory import Memory
@@ -198,11 +199,12 @@ class Pipeline:
             stamp("stt")
         if not turn.user_text:
             raise NoSpeech("Nothing to answer: the question is empty.")
+        turn.voice = voice_in(turn.voice, turn.language)
         yield Heard(turn.user_text, turn.language)
 
         self.wait_for_upkeep()
         messages = self._messages(request, turn)
-        turn.kind = classify(turn.user_text, in_conversation=len(messages) > 2)
+        turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
         write = self._writer(messages, turn)
         speed = request.speed or self.settings.tts.speed
@@ -240,6 +242,8 @@ class Pipeline:
         if self.memory is not None and request.session is not None:
             recall = self.memory.recall(request.session)
             history, notes = recall.history, [*recall.notes, *notes]
+        if note := language_note(turn.language):
+            notes = [*notes, note]
         return build_messages(
             request.system_prompt or self.settings.system_prompt, history, turn.user_text, notes
         )
@@ -330,6 +334,15 @@ class Pipeline:
             stop.set()
             # A remote model may sit in a read until its timeout; the daemon worker ends then.
             worker.join(timeout=WORKER_JOIN_SECONDS)
+
+
+def voice_in(voice_id: str, language: str) -> str:
+    """`voice_id` if it speaks `language`, else a voice that does (of the same gender)."""
+    voice = find_voice(voice_id)
+    if voice.language.split("-")[0] == language:
+        return voice_id
+    other = voice_for_language(language, voice.gender)
+    return other.id if other else voice_id
 
 
 def _unexpected(err: BaseException) -> VoxloopError:

@@ -53,6 +53,29 @@ def build_messages(
     ]
 
 
+# ISO 639-1 code (what Whisper detects) -> the language's English name, for the model.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "bn": "Bengali", "ca": "Catalan", "cs": "Czech",
+    "da": "Danish", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
+    "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French", "he": "Hebrew",
+    "hi": "Hindi", "hr": "Croatian", "hu": "Hungarian", "id": "Indonesian", "it": "Italian",
+    "ja": "Japanese", "ko": "Korean", "ms": "Malay", "nb": "Norwegian", "nl": "Dutch",
+    "no": "Norwegian", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
+    "sk": "Slovak", "sr": "Serbian", "sv": "Swedish", "sw": "Swahili", "th": "Thai",
+    "tr": "Turkish", "uk": "Ukrainian", "ur": "Urdu", "vi": "Vietnamese", "yue": "Cantonese",
+    "zh": "Chinese",
+}  # fmt: skip
+PERSONA_LANGUAGE = "en"  # the personas are written in English; replies follow them by default
+
+
+def language_note(language: str) -> str | None:
+    """Tell the model to answer in the person's language (None: the persona's own)."""
+    name = LANGUAGE_NAMES.get(language)
+    if language == PERSONA_LANGUAGE or name is None:
+        return None
+    return f"The user speaks {name}. Always answer in {name}, never in English."
+
+
 CHARS_PER_TOKEN = 3.0  # conservative: English averages about 4 characters a token
 
 
@@ -94,11 +117,14 @@ _SHORT_BUT_CLEAR = re.compile(
 MIN_CLEAR_WORDS = 2
 
 
-def classify(text: str, in_conversation: bool = False) -> Utterance:
+def classify(text: str, in_conversation: bool = False, language: str = "en") -> Utterance:
     """How to answer `text`: directly and briefly, by asking back, or in detail.
 
     In a conversation a single word is often an answer ("Paris."), so it is not unclear.
+    The patterns are English; in other languages every utterance is answered directly.
     """
+    if language != PERSONA_LANGUAGE:
+        return Utterance.QUESTION
     if _DETAIL.search(text):
         return Utterance.DETAIL
     too_short = len(text.split()) < MIN_CLEAR_WORDS and not _SHORT_BUT_CLEAR.match(text)

@@ -43,6 +43,13 @@ TWO_CITIES = (
     "present period that some of its noisiest authorities insisted on its being received for "
     "good or for evil in the superlative degree of comparison only"
 )
+FILLETS_SOUND = Path("/usr/share/games/fillets-ng/sound")
+# Real Dutch speech: voice acting of the game Fish Fillets (Debian `fillets-ng-data-nl`), with
+# the lines from the game's own Dutch dialogue script.
+DUTCH = {
+    "grail/nl/gr-v-jiste": "Hoe weet je dat zo zeker?",
+    "music/nl/ves-v-veci": "Er zijn een hoop interessante dingen in deze stad!",
+}
 # kind -> ffmpeg output options that make the variant from a 16 kHz original
 VARIANTS = {
     "telephone-8k": ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw"],
@@ -64,6 +71,15 @@ class Recording:
 def available() -> bool:
     """Whether the Debian test recordings are installed (`make test` installs them)."""
     return (POCKETSPHINX_DATA / "librivox").is_dir()
+
+
+def dutch_recordings() -> list[Recording]:
+    """Real Dutch questions and remarks (empty when `fillets-ng-data-nl` is not installed)."""
+    return [
+        Recording(name.split("/")[-1], "dutch", FILLETS_SOUND / f"{name}.ogg", text)
+        for name, text in DUTCH.items()
+        if (FILLETS_SOUND / f"{name}.ogg").is_file()
+    ]
 
 
 def real_recordings(work_dir: Path) -> list[Recording]:

@@ -18,7 +18,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._factories: dict[str, Callable[..., T]] = {}
         self._instances: dict[tuple[str, Hashable], T] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a backend may build on another (stt "auto")
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: make `factory(*args)` buildable as `name`."""

@@ -55,4 +55,4 @@ def get_transcriber(settings: Settings, engine: str | None = None) -> Transcribe
     return engines.get(engine or settings.stt.engine, settings.stt, settings.cache_dir)
 
 
-from voxloop.stt import moonshine, whisper  # noqa: E402,F401  (registers the engines)
+from voxloop.stt import auto, moonshine, whisper  # noqa: E402,F401  (registers the engines)

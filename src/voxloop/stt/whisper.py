@@ -28,9 +28,11 @@ class WhisperTranscriber:
             str(path), device="cpu", compute_type="int8", cpu_threads=settings.threads
         )
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe a whole recording (16 kHz mono float32)."""
-        language = self.settings.language if self.model.model.is_multilingual else "en"
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
+        """Transcribe a whole recording (16 kHz mono float32), in `language` if given."""
+        if not self.model.model.is_multilingual:
+            language = "en"
+        language = language or self.settings.language
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -40,6 +42,13 @@ class WhisperTranscriber:
         )
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return Transcript(text=text, language=info.language)
+
+    def detect_language(self, audio: np.ndarray) -> str:
+        """The language spoken in `audio` (ISO 639-1 code); 'en' for an English-only model."""
+        if not self.model.model.is_multilingual:
+            return "en"
+        language, _probability, _all = self.model.detect_language(audio)
+        return str(language)
 
     def stream(self) -> WhisperStream:
         """A live transcription that re-decodes the growing utterance now and then."""
