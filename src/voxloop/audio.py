@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import wave
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,11 @@ from voxloop.errors import AudioTooLong, BadAudio
 
 SAMPLE_RATE = 16000  # what every speech model here expects
 FFMPEG_TIMEOUT_SECONDS = 120
+STREAM_BLOCK_SECONDS = 1.0  # decoded at a time by `stream`: small, and ffmpeg stays busy
+FLOAT32_BYTES = 4
+# ffmpeg's description of its input (printed when run without an output file)
+_HEADER_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_HEADER_AUDIO = re.compile(r"Stream #.*: Audio:")
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,89 @@ def load(
     if samples.size == 0:
         raise BadAudio("The recording has zero length.")
     return to_mono_16k(samples, rate)
+
+
+def duration(path: str | Path, *, max_seconds: float, max_megabytes: float) -> float:
+    """Seconds of audio in a file, read from its header (decoded and counted if it has none)."""
+    path = Path(path)
+    _check_size(path, max_megabytes)
+    seconds = _header_seconds(path)
+    if seconds is None:  # e.g. a browser's WebM recording: streamed once to count
+        seconds = sum(len(block) for block in stream(path, max_seconds=max_seconds)) / SAMPLE_RATE
+    if seconds > max_seconds:
+        raise _too_long(seconds, max_seconds)
+    if seconds <= 0:
+        raise BadAudio("The recording has zero length.")
+    return seconds
+
+
+def stream(
+    path: str | Path, *, max_seconds: float, block_seconds: float = STREAM_BLOCK_SECONDS
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block to 16 kHz mono float32 with ffmpeg, never all at once."""
+    # A second past the limit is decoded, so a recording over it is noticed.
+    cmd = [
+        ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path),
+        "-t", f"{max_seconds + 1.0:.3f}", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE),
+        "-f", "f32le", "pipe:1",
+    ]  # fmt: skip
+    block_bytes = round(block_seconds * SAMPLE_RATE) * FLOAT32_BYTES
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        samples = yield from _blocks(proc, block_bytes, max_seconds)
+    finally:  # also when the reader stops early: no ffmpeg is left running
+        _end(proc)
+    if samples == 0:
+        raise BadAudio(
+            "This file is not audio that voxloop can read."
+            if proc.returncode
+            else "The recording has zero length."
+        )
+
+
+def _blocks(
+    proc: subprocess.Popen[bytes], block_bytes: int, max_seconds: float
+) -> Generator[np.ndarray, None, int]:
+    """Yield ffmpeg's output in blocks; return how many samples there were."""
+    assert proc.stdout is not None
+    samples = 0
+    while data := proc.stdout.read(block_bytes):
+        block = np.frombuffer(data[: len(data) - len(data) % FLOAT32_BYTES], dtype="<f4")
+        samples += block.size
+        if samples > max_seconds * SAMPLE_RATE:
+            raise AudioTooLong(f"The recording is longer than the limit of {max_seconds:.0f} s.")
+        yield block
+    return samples
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def _header_seconds(path: Path) -> float | None:
+    """The duration ffmpeg reads from the file's header; BadAudio if it holds no audio."""
+    try:
+        proc = subprocess.run(
+            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path)],
+            capture_output=True,
+            timeout=FFMPEG_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise BadAudio("Reading the file took too long; is it really audio?") from err
+    header = proc.stderr.decode(errors="replace")
+    if not _HEADER_AUDIO.search(header):
+        raise BadAudio("This file is not audio that voxloop can read.")
+    if not (match := _HEADER_DURATION.search(header)):
+        return None  # "Duration: N/A"
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -107,12 +197,26 @@ class _NotHandled(Exception):
 
 
 def _read_bytes(source: str | Path | bytes, max_megabytes: float) -> bytes:
-    if not isinstance(source, bytes) and not Path(source).is_file():
-        raise BadAudio(f"No such file: {source}")
-    size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    if isinstance(source, bytes):
+        _check_megabytes(len(source), max_megabytes)
+        return source
+    _check_size(Path(source), max_megabytes)
+    return Path(source).read_bytes()
+
+
+def _check_size(path: Path, max_megabytes: float) -> None:
+    """BadAudio for a missing or empty file, AudioTooLong for one over the size limit."""
+    if not path.is_file():
+        raise BadAudio(f"No such file: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise BadAudio("The file is empty.")
+    _check_megabytes(size, max_megabytes)
+
+
+def _check_megabytes(size: int, max_megabytes: float) -> None:
     if size > max_megabytes * 1_000_000:
         raise AudioTooLong(f"The file is {size / 1e6:.0f} MB; the limit is {max_megabytes:.0f} MB.")
-    return source if isinstance(source, bytes) else Path(source).read_bytes()
 
 
 def _too_long(seconds: float, max_seconds: float) -> AudioTooLong:

@@ -1,4 +1,4 @@
-"""Benchmarks that print JSON: `voxloop bench engines`.
+"""Benchmarks that print JSON: `voxloop bench engines|latency|handsfree|longform`.
 
 Each engine is measured in a fresh process, so its load time and peak memory are its own.
 """
@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,10 @@ FEED_FRAME_SAMPLES = 512  # what the page's microphone worklet sends
 HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question before the next may start
 QUESTION_VOICE = "jm_kumo"  # Kokoro: clear speech from another engine than the reply's
 QUESTION_SPEED = 0.9  # gives 3-5 s questions
+LONGFORM_MINUTES = (10, 20)  # twice as long: memory must stay the same
+LONGFORM_WARM_UP_SECONDS = 60  # a short recording first, so every engine is warm
+SECONDS_PER_MINUTE = 60
+HALF = 0.5
 
 
 def run(suite: str, settings: Settings) -> dict[str, Any]:
@@ -61,6 +66,7 @@ def run(suite: str, settings: Settings) -> dict[str, Any]:
         "engines": engines,
         "latency": latency,
         "handsfree": handsfree,
+        "longform": longform,
     }
     return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
 
@@ -200,6 +206,79 @@ def engines(settings: Settings) -> dict[str, Any]:
         "stt": {name: _isolated(_stt, settings, name) for name in STT_ENGINES},
         "llm": {name: _isolated(_llm, settings, name) for name in LLM_MODELS},
         "tts": {voice: _isolated(_tts, settings, voice) for voice in TTS_VOICES},
+    }
+
+
+def longform(settings: Settings) -> dict[str, Any]:
+    """Long recordings of 10 and 20 minutes (built from real recordings), each in a fresh
+    process: seconds and peak memory per audio minute of transcription and of the summary."""
+    from voxloop import recordings
+
+    folder = settings.cache_dir / "bench-recordings"
+    warm_up = recordings.long_recording(folder / "long-1min.mp3", LONGFORM_WARM_UP_SECONDS)
+    runs = {}
+    for minutes in LONGFORM_MINUTES:
+        path = recordings.long_recording(
+            folder / f"long-{minutes}min.mp3", minutes * SECONDS_PER_MINUTE
+        )
+        runs[f"{minutes}min"] = _per_audio_minute(measure_longform(settings, path, warm_up))
+    return {"warm_up_seconds": LONGFORM_WARM_UP_SECONDS, "recordings": runs}
+
+
+def measure_longform(settings: Settings, path: Path, warm_up: Path) -> dict[str, Any]:
+    """Transcribe and summarize a long recording in a fresh process, after `warm_up` (a short
+    recording, so every engine is loaded and warm): the recording, progress and figures."""
+    return dict(_isolated(_longform, settings, path, warm_up))
+
+
+def _longform(settings: Settings, path: Path, warm_up: Path) -> dict[str, Any]:
+    from voxloop import longform
+
+    # Transcribing again after the summary: the model's weights are resident from then on,
+    # and the peak of both stages together is reached only by a transcription after them.
+    longform.summarize(longform.transcribe(warm_up, settings), settings)
+    longform.transcribe(warm_up, settings)
+    rss = {"warm": _peak_rss_mb()}
+    progress: list[float] = []
+
+    def record(fraction: float, _message: str) -> None:
+        progress.append(fraction)
+        if fraction >= HALF:  # the peak when half the recording is transcribed
+            rss.setdefault("half_transcribed", _peak_rss_mb())
+
+    started = time.perf_counter()
+    transcript = longform.transcribe(path, settings, record)
+    transcribed, rss["transcription"] = time.perf_counter(), _peak_rss_mb()
+    summary = longform.summarize(transcript, settings)
+    rss["summary"] = _peak_rss_mb()
+    return {
+        "recording": longform.LongRecording(transcript, summary).to_json(),
+        "progress": progress,
+        "transcription_seconds": round(transcribed - started, 2),
+        "summary_seconds": round(time.perf_counter() - transcribed, 2),
+        "peak_rss_mb": rss,
+    }
+
+
+def _per_audio_minute(run: dict[str, Any]) -> dict[str, Any]:
+    from voxloop.longform import LongRecording
+
+    recording = LongRecording.from_json(run["recording"])
+    minutes = recording.transcript.duration / SECONDS_PER_MINUTE
+    rss = run["peak_rss_mb"]
+    return {
+        "audio_minutes": round(minutes, 2),
+        "segments": len(recording.transcript.segments),
+        "transcription_seconds_per_audio_minute": round(run["transcription_seconds"] / minutes, 2),
+        "summary_seconds_per_audio_minute": round(run["summary_seconds"] / minutes, 2),
+        "peak_rss_mb": rss,
+        "peak_rss_growth_mb_per_audio_minute": round((rss["summary"] - rss["warm"]) / minutes, 2),
+        "peak_rss_growth_mb": {
+            "first_half": round(rss["half_transcribed"] - rss["warm"], 1),
+            "second_half": round(rss["transcription"] - rss["half_transcribed"], 1),
+            "summary": round(rss["summary"] - rss["transcription"], 1),
+        },
+        "summary": recording.summary,
     }
 
 

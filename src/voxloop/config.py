@@ -149,6 +149,43 @@ class ServerSettings(Section):
     )
 
 
+class LongformSettings(Section):
+    """Long recordings: transcribed in segments, summarized, kept for follow-up questions."""
+
+    min_seconds: float = Field(
+        60.0, description="Uploads at least this long are handled as long recordings."
+    )
+    max_seconds: float = Field(10800.0, description="Longest accepted long recording (3 hours).")
+    max_megabytes: float = Field(1000.0, description="Largest accepted long-recording file, in MB.")
+    pause_ms: int = Field(500, description="Silence that ends a segment.")
+    segment_max_seconds: float = Field(
+        30.0, description="A segment is cut after this long even without a pause."
+    )
+    chunk_tokens: int = Field(
+        1200,
+        description="Transcript per summary call, in (estimated) tokens; shrunk to fit "
+        "llm.context_tokens.",
+    )
+    chunk_summary_tokens: int = Field(120, description="Longest summary of one chunk, in tokens.")
+    summary_tokens: int = Field(160, description="Longest spoken summary, in tokens.")
+    summary_sentences: int = Field(
+        4, description="The spoken summary keeps at most this many sentences."
+    )
+    summary_words: int = Field(
+        80,
+        description="The spoken summary keeps whole sentences up to this many words (its first "
+        "sentence is always kept).",
+    )
+    follow_up_tokens: int = Field(
+        600,
+        description="Notes on the recording given to the model for a follow-up question, in "
+        "(estimated) tokens: the summary and the best-matching passages.",
+    )
+    follow_up_passages: int = Field(
+        4, description="Most transcript passages given for a follow-up question."
+    )
+
+
 DEFAULT_SYSTEM_PROMPT = (
     "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
     "one to three short, plain sentences. No markdown, no lists, no emoji."
@@ -179,6 +216,7 @@ class Settings(BaseSettings):
     tts: TTSSettings = TTSSettings()
     memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
+    longform: LongformSettings = LongformSettings()
 
     @property
     def memory_file(self) -> Path:

@@ -8,13 +8,18 @@ pitch kept) and 44.1 kHz stereo.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from voxloop import audio
 from voxloop.assets import package_dir
-from voxloop.audio import ffmpeg_exe
+from voxloop.audio import SAMPLE_RATE, ffmpeg_exe
 
 POCKETSPHINX_DATA = Path("/usr/share/pocketsphinx/test/data")
 LIBRIVOX = {
@@ -129,6 +134,62 @@ def real_recordings(work_dir: Path) -> list[Recording]:
                 _ffmpeg(["-i", str(original.path), *options], out)
             variants.append(Recording(f"{original.name}.{kind}", kind, out, original.text))
     return [*read, *commands, two_cities, *variants]
+
+
+# Shorter readings played between the repeats of the 44 s two_cities reading in a long
+# recording: two_cities dominates, and each of these is a detail heard once or twice.
+LONG_FILLERS = (
+    "librivox/sense_and_sensibility_01_austen_64kb-0870.wav",
+    "moonshine:beckett.wav",
+    "librivox/sense_and_sensibility_01_austen_64kb-0880.wav",
+    "moonshine:endgame_nagg_nell.wav",
+    "librivox/sense_and_sensibility_01_austen_64kb-0890.wav",
+    "cards/001.wav",
+    "librivox/sense_and_sensibility_01_austen_64kb-0920.wav",
+    "cards/003.wav",
+    "librivox/sense_and_sensibility_01_austen_64kb-0930.wav",
+    "cards/005.wav",
+)
+MOONSHINE_ASSET = "moonshine:"  # a recording among the moonshine-voice wheel's assets
+LONG_PAUSE_SECONDS = 1.2  # between clips: a pause the segmenter cuts at
+
+
+def long_recording(out: Path, seconds: float) -> Path:
+    """A recording at least `seconds` long, made of real recordings with pauses between them:
+    the two_cities reading, then a filler, over and over. Written once; format by suffix."""
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wav = out.with_name(f"{out.stem}.building.wav")
+    two_cities = _clip(f"{MOONSHINE_ASSET}two_cities.wav")
+    pause = np.zeros(round(LONG_PAUSE_SECONDS * SAMPLE_RATE), np.int16)
+    written = 0
+    with wave.open(str(wav), "wb") as file:  # written as it goes: no whole recording in memory
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(SAMPLE_RATE)
+        for filler in itertools.cycle(LONG_FILLERS):
+            for clip in (two_cities, _clip(filler)):
+                file.writeframes(clip.tobytes() + pause.tobytes())
+                written += len(clip) + len(pause)
+            if written >= seconds * SAMPLE_RATE:
+                break
+    if out.suffix != ".wav":  # converted under a temporary name: a cut-off file is no cache
+        converted = out.with_name(f"{out.stem}.building{out.suffix}")
+        _ffmpeg(["-i", str(wav)], converted)
+        wav.unlink()
+        wav = converted
+    wav.rename(out)
+    return out
+
+
+def _clip(name: str) -> np.ndarray:
+    """A real recording as 16 kHz int16: `moonshine:<asset>` or a pocketsphinx-testdata path."""
+    if name.startswith(MOONSHINE_ASSET):
+        path = package_dir("moonshine_voice") / "assets" / name.removeprefix(MOONSHINE_ASSET)
+    else:
+        path = POCKETSPHINX_DATA / name
+    return audio.to_int16(audio.load(path))
 
 
 def _ffmpeg(args: list[str], out: Path) -> None:

@@ -1,0 +1,456 @@
+"""Long recordings: decoded as a stream, split at pauses, transcribed segment by segment,
+summarized in chunks that fit the model's context, and searched for follow-up questions.
+
+Memory stays flat as a recording grows: one block of decoded audio and two segments (the one
+being transcribed and the next, at most `longform.segment_max_seconds` each) are held at a
+time; only the text accumulates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from voxloop import audio, vad
+from voxloop.config import LongformSettings, Settings
+from voxloop.errors import ConfigError, NoSpeech, VoxloopError
+from voxloop.llm import Message, get_chat_model
+from voxloop.prompts import CHARS_PER_TOKEN, estimate_tokens
+from voxloop.stt import get_transcriber
+from voxloop.text import sentences, speakable
+
+Progress = Callable[[float, str], None]  # (fraction done, 0..1; a line for people)
+T = TypeVar("T")
+
+# Share of `process`'s progress bar that transcription takes (summarizing takes the rest):
+# about its share of the time on the project's machine (docs/benchmarks.md).
+TRANSCRIPTION_SHARE = 0.5
+CONTEXT_MARGIN_TOKENS = 64  # chat-template tokens around the messages, and slack
+MIN_CHUNK_TOKENS = 200  # a context with less room than this for transcript is too small
+MS_PER_SECOND = 1000
+MIN_SUMMARIES_PER_CALL = 2  # fewer, and combining summaries in rounds would never end
+
+SYSTEM_PROMPT = "You write short, plain notes about recordings. No lists, no markdown."
+# The request comes after the text: small models follow what they read last.
+CHUNK_REQUEST = (
+    "In two or three sentences: what is said in this part? Keep its names, numbers and key points."
+)
+SUMMARY_REQUEST = (
+    "In two to four short sentences meant to be spoken aloud: what is this recording about? "
+    "Its main topic first, then its key points."
+)
+NOTE_SENTENCES = 3  # what CHUNK_REQUEST asks for
+TRANSCRIPT_LABEL = "Transcript"
+NOTES_LABEL = "Notes on consecutive parts of the recording"
+NOTE_HEADER = "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
+PASSAGES_INTRO = "Passages of the recording that may answer the question ([minute:second] text):"
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by",
+    "from", "about", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "it's",
+    "this", "that", "these", "those", "there", "here", "what", "which", "who", "whom", "whose",
+    "when", "where", "why", "how", "do", "does", "did", "have", "has", "had", "i", "you", "he",
+    "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their",
+    "not", "no", "so", "if", "then", "than", "too", "very", "can", "could", "would", "should",
+    "will", "may", "might", "must", "just", "also", "into", "over", "out", "up", "down",
+})  # fmt: skip
+SENTENCE_ENDS = (".", "!", "?", "…")
+# Word endings dropped before words are compared ("tried", "trying" -> "try"), in this order.
+SUFFIXES = (
+    ("'s", ""),
+    ("ies", "y"),
+    ("ied", "y"),
+    ("ying", "y"),
+    ("ing", ""),
+    ("ed", ""),
+    ("s", ""),
+)
+MIN_STEM_LENGTH = 3  # "bus", "red" and "sing" keep their ending
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of speech: where it is in the recording (seconds) and what was said."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class LongTranscript:
+    """A long recording transcribed: its segments in order and its length in seconds.
+
+    `complete` is False when transcription was stopped (cancel) before the end.
+    """
+
+    segments: tuple[Segment, ...]
+    duration: float
+    complete: bool = True
+
+    @property
+    def text(self) -> str:
+        """The whole transcript."""
+        return " ".join(segment.text for segment in self.segments)
+
+
+@dataclass(frozen=True)
+class LongRecording:
+    """A transcribed and summarized recording, kept for follow-up questions."""
+
+    transcript: LongTranscript
+    summary: str
+
+    def to_json(self) -> str:
+        """The recording as JSON, to store it."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: str) -> LongRecording:
+        """A recording stored with `to_json`."""
+        fields: dict[str, Any] = json.loads(data)
+        transcript = fields["transcript"]
+        segments = tuple(Segment(**segment) for segment in transcript["segments"])
+        return cls(
+            LongTranscript(segments, transcript["duration"], transcript["complete"]),
+            fields["summary"],
+        )
+
+
+def is_long_recording(path: str | Path, settings: Settings) -> bool:
+    """Whether a file is long enough (`longform.min_seconds`) to be handled as a recording.
+
+    A file that is not audio, or is over the long-recording limits, raises BadAudio here.
+    """
+    longform = settings.longform
+    seconds = audio.duration(
+        path, max_seconds=longform.max_seconds, max_megabytes=longform.max_megabytes
+    )
+    return seconds >= longform.min_seconds
+
+
+def process(
+    path: str | Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> LongRecording:
+    """Transcribe and summarize a long recording, with one progress bar for both stages.
+
+    Errors as `transcribe`; when stopped with `cancel`, the summary is "".
+    """
+    report = progress or _no_progress
+    transcript = transcribe(path, settings, _scaled(report, 0.0, TRANSCRIPTION_SHARE), cancel)
+    if not transcript.complete:  # stopped: there may be nothing to summarize
+        return LongRecording(transcript, "")
+    summary = summarize(transcript, settings, _scaled(report, TRANSCRIPTION_SHARE, 1.0), cancel)
+    return LongRecording(transcript, summary)
+
+
+def transcribe(
+    path: str | Path,
+    settings: Settings,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> LongTranscript:
+    """Transcribe a recording segment by segment, calling `progress` after each segment.
+
+    Bad input raises BadAudio (AudioTooLong over the limits), silence NoSpeech. Setting
+    `cancel` stops early: the transcript so far comes back with `complete=False`.
+    """
+    longform = settings.longform
+    total = audio.duration(
+        path, max_seconds=longform.max_seconds, max_megabytes=longform.max_megabytes
+    )
+    transcriber = get_transcriber(settings)
+    report = progress or _no_progress
+    segments: list[Segment] = []
+    for (start, end, speech), last in _mark_last(speech_segments(path, settings)):
+        if cancel is not None and cancel.is_set():
+            return LongTranscript(tuple(segments), total, complete=False)
+        if text := transcriber.transcribe(speech).text.strip():
+            segments.append(Segment(start, end, text))
+        done = total if last else min(end, total)  # the last segment ends the work
+        report(done / total, f"Transcribed {_clock(done)} of {_clock(total)}")
+    if not segments:
+        raise NoSpeech("No speech heard in the recording.")
+    return LongTranscript(tuple(segments), total)
+
+
+def speech_segments(
+    path: str | Path, settings: Settings
+) -> Iterator[tuple[float, float, np.ndarray]]:
+    """(start, end, audio) of each stretch of speech, cut at pauses (`longform.pause_ms`) and
+    at `longform.segment_max_seconds`; the silence between them is skipped."""
+    longform = settings.longform
+    turns = settings.vad.model_copy(
+        update={
+            "silence_ms": longform.pause_ms,
+            "max_turn_seconds": longform.segment_max_seconds,
+            "speculate_ms": 0,  # no 'pause' events: nothing is prepared ahead here
+        }
+    )
+    detector = vad.TurnDetector(turns)
+    fed = 0
+    for block in audio.stream(path, max_seconds=longform.max_seconds):
+        fed += len(block)
+        for event in detector.feed(block):
+            if event.kind == "end" and event.audio is not None:
+                yield _placed(event.at_ms / MS_PER_SECOND, event.audio)
+    if detector.speaking:  # the recording ends mid-speech
+        whole_frames = fed - fed % vad.FRAME_SAMPLES
+        yield _placed(whole_frames / audio.SAMPLE_RATE, np.concatenate(detector.utterance))
+
+
+def _placed(end: float, speech: np.ndarray) -> tuple[float, float, np.ndarray]:
+    start = max(0.0, end - len(speech) / audio.SAMPLE_RATE)
+    return round(start, 3), round(end, 3), speech
+
+
+def summarize(
+    transcript: LongTranscript,
+    settings: Settings,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> str:
+    """A short spoken summary of a transcript of any length: each chunk that fits the model's
+    context is summarized, then the chunk summaries together (in rounds, if they do not fit).
+
+    `progress` is called after each model call; setting `cancel` stops early and returns "".
+    """
+    budget = chunk_budget(settings)
+    chunks = chunk_text((segment.text for segment in transcript.segments), budget)
+    if not chunks:
+        raise NoSpeech("There is nothing in the recording to summarize.")
+    longform = settings.longform
+    per_call = max(MIN_SUMMARIES_PER_CALL, budget // longform.chunk_summary_tokens)
+    writer = _Writer(settings, _planned_calls(len(chunks), per_call), progress, cancel)
+    label = TRANSCRIPT_LABEL
+    while len(chunks) > 1:
+        summaries = [
+            writer.write(
+                f"{label}, part {number} of {len(chunks)}:\n{chunk}\n\n{CHUNK_REQUEST}",
+                longform.chunk_summary_tokens,
+                f"Summarized part {number} of {len(chunks)}",
+            )
+            for number, chunk in enumerate(chunks, start=1)
+        ]
+        if writer.cancelled:
+            return ""
+        packed = chunk_text(summaries, budget)
+        if len(packed) >= len(chunks):
+            raise ConfigError(_too_small(settings))
+        chunks, label = packed, NOTES_LABEL
+    request = f"{label}:\n{chunks[0]}\n\n{SUMMARY_REQUEST}"
+    summary = writer.write(request, longform.summary_tokens, "Summary ready", final=True)
+    if writer.cancelled:
+        return ""
+    spoken = whole_sentences(summary, longform.summary_sentences, longform.summary_words)
+    if not spoken:
+        raise VoxloopError("The language model wrote no summary of the recording.")
+    return spoken
+
+
+def chunk_budget(settings: Settings) -> int:
+    """Transcript tokens per summary call: `longform.chunk_tokens`, within the model's context."""
+    longform = settings.longform
+    prompt = estimate_tokens(SYSTEM_PROMPT) + max(
+        estimate_tokens(CHUNK_REQUEST), estimate_tokens(SUMMARY_REQUEST)
+    )
+    answer = max(longform.chunk_summary_tokens, longform.summary_tokens)
+    room = settings.llm.context_tokens - prompt - answer - CONTEXT_MARGIN_TOKENS
+    if room < MIN_CHUNK_TOKENS:
+        raise ConfigError(_too_small(settings))
+    return min(longform.chunk_tokens, room)
+
+
+def _too_small(settings: Settings) -> str:
+    return (
+        f"llm.context_tokens ({settings.llm.context_tokens}) is too small to summarize "
+        "recordings; raise it or lower longform.chunk_summary_tokens and summary_tokens."
+    )
+
+
+def chunk_text(pieces: Iterable[str], max_tokens: int) -> list[str]:
+    """Pack consecutive pieces of text, in order, into chunks of at most `max_tokens`
+    (estimated); a piece longer than that is split between words."""
+    chunks: list[str] = []
+    current = ""
+    for piece in _fitting(pieces, max_tokens):
+        joined = f"{current} {piece}" if current else piece
+        if current and estimate_tokens(joined) > max_tokens:
+            chunks.append(current)
+            joined = piece
+        current = joined
+    return [*chunks, current] if current else chunks
+
+
+def _fitting(pieces: Iterable[str], max_tokens: int) -> Iterator[str]:
+    """The non-empty pieces, each at most `max_tokens` long."""
+    width = math.floor(max_tokens * CHARS_PER_TOKEN)
+    for piece in pieces:
+        yield from textwrap.wrap(piece, width=width)  # also collapses runs of whitespace
+
+
+def _planned_calls(chunks: int, per_call: int) -> int:
+    """Model calls to summarize `chunks` chunks when `per_call` summaries fit one call."""
+    calls = 1  # the final summary
+    while chunks > 1:
+        calls += chunks
+        chunks = math.ceil(chunks / per_call)
+    return calls
+
+
+class _Writer:
+    """Asks the model for one text at a time, and reports each call as progress."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        planned: int,
+        progress: Progress | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.model = get_chat_model(settings)
+        self.planned, self.done = planned, 0
+        self.report = progress or _no_progress
+        self.cancel = cancel
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the work was stopped."""
+        return self.cancel is not None and self.cancel.is_set()
+
+    def write(self, request: str, max_tokens: int, message: str, final: bool = False) -> str:
+        """The model's answer to one request ("" once cancelled); `final`: the last one."""
+        if self.cancelled:
+            return ""
+        messages = [
+            Message(role="system", content=SYSTEM_PROMPT),
+            Message(role="user", content=request),
+        ]
+        text = "".join(self.model.stream(messages, max_tokens=max_tokens, cancel=self.cancel))
+        self.done += 1
+        # The plan may be off by a round; only the final summary reports completion.
+        fraction = 1.0 if final else min(self.done, self.planned - 1) / self.planned
+        self.report(fraction, message)
+        return text if final else whole_sentences(text, NOTE_SENTENCES)
+
+
+def whole_sentences(text: str, max_sentences: int, max_words: int | None = None) -> str:
+    """The first distinct sentences of a model's text as plain speakable text: at most
+    `max_sentences`, and no more than `max_words` words unless the first sentence has more.
+
+    A last sentence cut off by the token limit is dropped (small models sometimes repeat a
+    word until the limit), unless it is all there is.
+    """
+    found = sentences(speakable(text))
+    if len(found) > 1 and not found[-1].endswith(SENTENCE_ENDS):
+        found = found[:-1]
+    kept: list[str] = []
+    for sentence in list(dict.fromkeys(found))[:max_sentences]:
+        words = len(" ".join([*kept, sentence]).split())
+        if kept and max_words is not None and words > max_words:
+            break
+        kept.append(sentence)
+    return " ".join(kept)
+
+
+def follow_up_notes(
+    question: str, recording: LongRecording, settings: LongformSettings
+) -> list[str]:
+    """Notes for a question about a recording (for `TurnRequest.notes`): its summary and the
+    transcript passages that best match the question, within `follow_up_tokens`."""
+    header = NOTE_HEADER.format(
+        length=_clock(recording.transcript.duration), summary=recording.summary
+    )
+    room = settings.follow_up_tokens - estimate_tokens(header) - estimate_tokens(PASSAGES_INTRO)
+    chosen: list[Segment] = []
+    for segment in rank_passages(question, recording.transcript.segments):
+        if len(chosen) == settings.follow_up_passages:
+            break
+        if estimate_tokens(_passage(segment)) <= room:
+            chosen.append(segment)
+            room -= estimate_tokens(_passage(segment))
+    if not chosen:
+        return [header]
+    in_order = sorted(chosen, key=lambda segment: segment.start)
+    return [header, PASSAGES_INTRO, *(_passage(segment) for segment in in_order)]
+
+
+def _passage(segment: Segment) -> str:
+    return f"[{_clock(segment.start)}] {segment.text}"
+
+
+def rank_passages(question: str, segments: Sequence[Segment]) -> list[Segment]:
+    """The segments sharing words with `question`, best first; a word that few segments
+    contain counts more (inverse document frequency). Repeated passages are listed once."""
+    bags = [_words(segment.text) for segment in segments]
+    containing = Counter(word for bag in bags for word in bag)
+    wanted = _words(question)
+
+    def score(bag: set[str]) -> float:
+        return sum(math.log((1 + len(bags)) / (1 + containing[word])) + 1 for word in wanted & bag)
+
+    scored = sorted(
+        ((score(bag), index) for index, bag in enumerate(bags) if wanted & bag),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    seen: set[str] = set()
+    ranked = []
+    for _, index in scored:
+        key = " ".join(_WORD.findall(segments[index].text.lower()))
+        if key not in seen:
+            seen.add(key)
+            ranked.append(segments[index])
+    return ranked
+
+
+def _words(text: str) -> set[str]:
+    """The content words of `text`, lower-cased, with common endings dropped."""
+    return {_stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS}
+
+
+def _stem(word: str) -> str:
+    for suffix, replacement in SUFFIXES:
+        stem = word.removesuffix(suffix)
+        if stem != word and len(stem + replacement) >= MIN_STEM_LENGTH and stem[-1] != "s":
+            return stem + replacement
+    return word
+
+
+def _clock(seconds: float) -> str:
+    """'m:ss', or 'h:mm:ss' from an hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _mark_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """Each item, and whether it is the last one (found by looking one item ahead)."""
+    iterator = iter(items)
+    for previous in iterator:  # runs once at most: the inner loop takes the rest
+        for item in iterator:
+            yield previous, False
+            previous = item
+        yield previous, True
+
+
+def _scaled(progress: Progress, low: float, high: float) -> Progress:
+    """`progress` for one stage that takes the part from `low` to `high` of the whole."""
+    return lambda fraction, message: progress(low + fraction * (high - low), message)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    """Progress is not shown."""
