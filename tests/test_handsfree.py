@@ -17,6 +17,7 @@ from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.handsfree import HandsFree, Options, Reply, after_phrase, is_echo
 from voxloop.live import LiveSessions
+from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
 
 
@@ -131,9 +132,12 @@ def test_wake_mode_answers_only_after_the_phrase(
 def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
     settings: Settings,
     spoken,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     live = RecordingLive()
-    session = HandsFree(Pipeline(settings), live, "test", Options())
+    live.get("test").session = "person"  # the page belongs to a person with a memory
+    memory = Memory(tmp_path / "voxloop.db")
+    session = HandsFree(Pipeline(settings, memory), live, "test", Options())
     microphone = _microphone(
         [
             0.5,
@@ -152,3 +156,6 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
     assert "paris" in session.history[3]["content"].lower()
     stops = [m for m in live.messages if m["type"] == "stop"]
     assert stops and stops[0]["turn"] == 1
+    # The person's memory holds both turns, the first with only what was heard.
+    stored = memory.exchanges("person")
+    assert [reply for _, reply in stored] == [interrupted, session.history[3]["content"]]

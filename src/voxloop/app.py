@@ -8,8 +8,11 @@ talk, wake, live_state, live_transcript.
 from __future__ import annotations
 
 import logging
+import queue
 import secrets
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -20,7 +23,7 @@ from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
-from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.pipeline import Done, Event, Heard, Pipeline, ReplyText, Speech, TurnRequest
 from voxloop.prompts import PERSONAS
 
 log = logging.getLogger("voxloop.app")
@@ -41,6 +44,7 @@ SEGMENT_COLORS = dict(
     zip(SEGMENTS.values(), ["#0f766e", "#d97706", "#dc2626", "#94a3b8"], strict=True)
 )
 PLOTTED_TURNS = 20
+PROGRESS_BAR_CELLS = 20
 HANDSFREE_POLL_SECONDS = 0.5
 CUSTOM_PERSONA = "custom"
 # System fonts only: Gradio's default theme would fetch fonts from Google.
@@ -53,6 +57,21 @@ CSS = "#latency p { font-variant-numeric: tabular-nums; }"
 Timings = list[dict[str, float]]  # each turn's stage timings, for the latency plot
 Update = dict[Any, Any]  # Gradio output component -> new value
 SESSION_KEY = "voxloop_session"  # where the page keeps its person's id (browser storage)
+
+
+@dataclass(frozen=True)
+class Progressed:
+    """How far a long recording has come."""
+
+    fraction: float
+    message: str
+
+
+def progress_bar(progress: Progressed) -> str:
+    """The status line for long work: a bar, the percentage, and what is being done."""
+    filled = round(progress.fraction * PROGRESS_BAR_CELLS)
+    bar = "▰" * filled + "▱" * (PROGRESS_BAR_CELLS - filled)
+    return f"⏳ {bar} {progress.fraction:.0%} · {progress.message}"
 
 
 def browser_secret(settings: Settings) -> str:
@@ -273,7 +292,11 @@ class VoiceChat:
         session: str | None,
         timings: Timings,
     ) -> Iterator[Update]:
-        """Run one turn, streaming the chat text, the audio and the status to the page."""
+        """Run one turn, streaming the chat text, the audio and the status to the page.
+
+        A long recording is transcribed and summarized (with a progress bar) instead; its
+        summary is the reply, and later questions can be about it.
+        """
         out = self.outputs
         turn_number, cancel = self.live.begin_turn(client_id)
         to_socket = self.settings.server.playback == "websocket" and self.live.connected(client_id)
@@ -284,16 +307,24 @@ class VoiceChat:
         yield {out["status"]: "Listening…", out["audio_out"]: None}
         chunks: list[audio.AudioChunk] = []
         try:
-            samples = self.pipeline.load_audio(audio_path)
             request = TurnRequest(
-                audio=samples,
                 system_prompt=system_prompt,
                 voice=voice,
                 speed=speed,
                 session=session or client_id,
             )
-            for event in self.pipeline.run(request, cancel):
-                if isinstance(event, Heard):
+            events: Iterator[Event | Progressed]
+            if self.pipeline.is_long_recording(audio_path):
+                request.recording = audio_path
+                yield {out["status"]: progress_bar(Progressed(0.0, "Reading the recording…"))}
+                events = self._with_progress(request, cancel)
+            else:
+                request.audio = self.pipeline.load_audio(audio_path)
+                events = self.pipeline.run(request, cancel)
+            for event in events:
+                if isinstance(event, Progressed):
+                    yield {out["status"]: progress_bar(event)}
+                elif isinstance(event, Heard):
                     chat += [
                         {"role": "user", "content": event.text},
                         {"role": "assistant", "content": ""},
@@ -326,6 +357,28 @@ class VoiceChat:
             yield {
                 out["status"]: f"⚠️ Something went wrong ({type(err).__name__}). Please try again."
             }
+
+    def _with_progress(
+        self, request: TurnRequest, cancel: threading.Event
+    ) -> Iterator[Event | Progressed]:
+        """The turn's events, with progress reports in between (the turn runs in a thread)."""
+        items: queue.Queue[Event | Progressed | BaseException | None] = queue.Queue()
+        request.progress = lambda done, message: items.put(Progressed(done, message))
+
+        def work() -> None:
+            try:
+                for event in self.pipeline.run(request, cancel):
+                    items.put(event)
+            except BaseException as err:  # raised again in the handler, which reports it
+                items.put(err)
+            finally:
+                items.put(None)
+
+        threading.Thread(target=work, name="voxloop-recording", daemon=True).start()
+        while (item := items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def _finish(
         self,

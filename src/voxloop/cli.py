@@ -204,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = command("bench", cmd_bench, "Measure the engines and print JSON.")
     bench.add_argument(
-        "suite", nargs="?", default="engines", choices=["engines", "latency", "handsfree"]
+        "suite",
+        nargs="?",
+        default="engines",
+        choices=["engines", "latency", "handsfree", "longform"],
     )
     bench.add_argument("--json", action="store_true", help="print JSON (the only format)")
     return parser

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS turns (
     reply TEXT NOT NULL,
     voice TEXT NOT NULL,
     language TEXT NOT NULL,
-    timings_ms TEXT NOT NULL
+    timings_ms TEXT NOT NULL,
+    recording TEXT  -- a long recording's transcript and summary (JSON), kept for follow-ups
 );
 CREATE INDEX IF NOT EXISTS turns_conversation ON turns(conversation_id);
 CREATE TABLE IF NOT EXISTS facts (
@@ -61,7 +62,8 @@ MIGRATIONS = {
     "conversations": {
         "summary": "TEXT NOT NULL DEFAULT ''",
         "summarized_until": "INTEGER NOT NULL DEFAULT 0",
-    }
+    },
+    "turns": {"recording": "TEXT"},
 }
 TITLE_CHARS = 60
 
@@ -156,13 +158,14 @@ class Memory:
 
     # Turns
 
-    def add_turn(self, session: str, turn: Turn) -> int:
-        """Store a finished turn, and the facts the person stated in it; returns the turn id."""
+    def add_turn(self, session: str, turn: Turn, recording: str | None = None) -> int:
+        """Store a finished turn (with the recording it summarized, as JSON), and the facts the
+        person stated in it; returns the turn id."""
         with self._connect() as db:
             conversation_id = _current(db, session)
             cursor = db.execute(
                 "INSERT INTO turns (conversation_id, created, user_text, reply, voice, language,"
-                " timings_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " timings_ms, recording) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     conversation_id,
                     time.time(),
@@ -171,6 +174,7 @@ class Memory:
                     turn.voice,
                     turn.language,
                     json.dumps(turn.timings_ms),
+                    recording,
                 ),
             )
             for fact in fact_patterns.extract(turn.user_text):
@@ -181,6 +185,16 @@ class Memory:
         """Replace a stored reply (after a barge-in: only what the person heard)."""
         with self._connect() as db:
             db.execute("UPDATE turns SET reply = ? WHERE id = ?", (reply, turn_id))
+
+    def latest_recording(self, session: str) -> str | None:
+        """The last long recording (JSON) of the session's current conversation, if any."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT recording FROM turns WHERE conversation_id = ? AND recording IS NOT NULL"
+                " ORDER BY id DESC LIMIT 1",
+                (_current(db, session),),
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def exchanges(self, session: str) -> list[tuple[str, str]]:
         """(what the person said, the reply) of every turn of the current conversation."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voxloop import audio as audio_files
-from voxloop import vad
+from voxloop import longform, vad
 from voxloop.audio import AudioChunk
 from voxloop.config import Settings
 from voxloop.errors import NoSpeech, VoxloopError
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxloop.pipeline")
 Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply text pieces
 WORKER_JOIN_SECONDS = 2.0
+SECONDS_PER_MINUTE = 60
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Turn:
     cancelled: bool = False
     kind: Utterance = Utterance.QUESTION
     stored_id: int | None = None  # the turn's id in memory, once stored
+    recording: longform.LongRecording | None = None  # a long recording, summarized
 
     @property
     def heard_reply(self) -> str:
@@ -115,6 +117,8 @@ class TurnRequest:
     system_prompt: str | None = None
     notes: list[str] = field(default_factory=list)  # added to the system prompt
     session: str | None = None
+    recording: str | Path | None = None  # a long recording to transcribe and summarize
+    progress: longform.Progress | None = None  # told how a long recording is coming along
     voice: str | None = None
     speed: float | None = None
 
@@ -169,6 +173,10 @@ class Pipeline:
             source, max_seconds=limits.max_seconds, max_megabytes=limits.max_megabytes
         )
 
+    def is_long_recording(self, path: str | Path) -> bool:
+        """Whether a file is to be summarized as a recording rather than answered as a question."""
+        return longform.is_long_recording(path, self.settings)
+
     def transcribe(self, audio: np.ndarray, engine: str | None = None) -> Transcript:
         """Final transcript of a recording; NoSpeech if nothing was said."""
         speech_ms, speech = vad.find_speech(audio, self.settings.vad)
@@ -196,6 +204,12 @@ class Pipeline:
         elif request.audio is not None:
             transcript = self.transcribe(request.audio)
             turn.user_text, turn.language = transcript.text, transcript.language
+            stamp("stt")
+        elif request.recording is not None:
+            turn.recording = longform.process(
+                request.recording, self.settings, request.progress, cancel
+            )
+            turn.user_text = _recording_title(request.recording, turn.recording)
             stamp("stt")
         if not turn.user_text:
             raise NoSpeech("Nothing to answer: the question is empty.")
@@ -242,6 +256,10 @@ class Pipeline:
         if self.memory is not None and request.session is not None:
             recall = self.memory.recall(request.session)
             history, notes = recall.history, [*recall.notes, *notes]
+            stored = self.memory.latest_recording(request.session)
+            if stored is not None and turn.recording is None:  # a question about it, maybe
+                recording = longform.LongRecording.from_json(stored)
+                notes += longform.follow_up_notes(turn.user_text, recording, self.settings.longform)
         if note := language_note(turn.language):
             notes = [*notes, note]
         return build_messages(
@@ -250,6 +268,9 @@ class Pipeline:
 
     def _writer(self, messages: list[Message], turn: Turn) -> Writer:
         """What writes the reply: the model, or a clarifying question for unclear words."""
+        if turn.recording is not None:
+            summary = turn.recording.summary  # written by longform.process
+            return lambda _stop: iter([summary])
         if turn.kind is Utterance.UNCLEAR:
             question = clarifying_question(turn.user_text)
             return lambda _stop: iter([question])
@@ -270,7 +291,8 @@ class Pipeline:
         if self.memory is None or request.session is None:
             return
         memory, session = self.memory, request.session
-        turn.stored_id = memory.add_turn(session, replace(turn, reply=turn.heard_reply))
+        recording = turn.recording.to_json() if turn.recording else None
+        turn.stored_id = memory.add_turn(session, replace(turn, reply=turn.heard_reply), recording)
 
         def upkeep() -> None:
             try:
@@ -343,6 +365,12 @@ def voice_in(voice_id: str, language: str) -> str:
         return voice_id
     other = voice_for_language(language, voice.gender)
     return other.id if other else voice_id
+
+
+def _recording_title(path: str | Path, recording: longform.LongRecording) -> str:
+    """What stands for the person's words in the chat when they handed in a recording."""
+    minutes = recording.transcript.duration / SECONDS_PER_MINUTE
+    return f"(A recording: {Path(path).name}, {minutes:.0f} min)"
 
 
 def _unexpected(err: BaseException) -> VoxloopError:

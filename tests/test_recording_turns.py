@@ -1,0 +1,50 @@
+"""A long recording handed in as a turn: summarized with progress, spoken, stored in the
+person's memory, and asked about in the next turns (the app's upload path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voxloop import recordings
+from voxloop.config import Settings
+from voxloop.memory import Memory
+from voxloop.pipeline import Done, Pipeline, Speech, Turn, TurnRequest
+
+RECORDING_SECONDS = 60
+
+
+def _run(pipeline: Pipeline, request: TurnRequest) -> tuple[Turn, list[Speech]]:
+    events = list(pipeline.run(request))
+    assert isinstance(events[-1], Done)
+    return events[-1].turn, [e for e in events if isinstance(e, Speech)]
+
+
+def test_a_recording_is_summarized_spoken_kept_and_asked_about(
+    settings: Settings, tmp_path: Path
+) -> None:
+    path = recordings.long_recording(tmp_path / "talk.mp3", RECORDING_SECONDS)
+    memory = Memory(tmp_path / "voxloop.db")
+    pipeline = Pipeline(settings, memory)
+    assert pipeline.is_long_recording(path)
+    progress: list[float] = []
+    turn, speech = _run(
+        pipeline,
+        TurnRequest(
+            recording=path, session="s", progress=lambda done, _message: progress.append(done)
+        ),
+    )
+    assert turn.recording is not None and turn.reply == turn.recording.summary
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 2
+    assert speech and " ".join(turn.spoken).strip()  # the summary was spoken
+    assert memory.latest_recording("s") is not None
+    assert "talk.mp3" in memory.exchanges("s")[0][0]
+
+    # A later turn of the same person is answered from the stored recording.
+    pipeline.wait_for_upkeep()
+    follow_up, _ = _run(
+        pipeline,
+        TurnRequest(text="In the recording, it was the best of what?", session="s"),
+    )
+    assert "times" in follow_up.reply.lower(), follow_up.reply
+    # Another person knows nothing of it.
+    assert memory.latest_recording("someone else") is None
