@@ -259,7 +259,7 @@ class VoiceChat:
             stop.click(self.stop, [client_id], [status])
             clear.click(self.clear, [client_id, session], turn_outputs)
             memory_view = [facts, conversations, fact_text]
-            facts.input(self.pick_fact, [session, facts], [fact_text])
+            facts.input(self.pick_fact, [facts], [fact_text])
             fact_save.click(self.save_fact, [session, facts, fact_text], memory_view)
             fact_delete.click(self.delete_fact, [session, facts], memory_view)
             forget.click(self.forget, [client_id, session], turn_outputs)
@@ -434,15 +434,7 @@ class VoiceChat:
     def open_page(self, session: str | None) -> tuple[Any, ...]:
         """On page load: the person's id (made on the first visit) and where they left off."""
         session = session or secrets.token_urlsafe(16)
-        view = self._memory_view(session)
-        out = self.outputs
-        return (
-            session,
-            self._chat(session),
-            view[out["facts"]],
-            view[out["conversations"]],
-            view[out["fact_text"]],
-        )
+        return (session, self._chat(session), *self._memory_tuple(session))
 
     def link_page(self, client_id: str, session: str | None) -> None:
         """Let the page's hands-free conversation use the person's memory."""
@@ -450,7 +442,7 @@ class VoiceChat:
             self.live.get(client_id).session = session
 
     @staticmethod
-    def pick_fact(session: str | None, fact: str | None) -> str:
+    def pick_fact(fact: str | None) -> str:
         """Put the picked fact in the text box, to edit it."""
         return fact or ""
 

@@ -92,6 +92,7 @@ class Recall:
 
     history: list[Message] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    recording: str | None = None  # the conversation's last long recording (JSON), if any
 
 
 class Memory:
@@ -189,12 +190,7 @@ class Memory:
     def latest_recording(self, session: str) -> str | None:
         """The last long recording (JSON) of the session's current conversation, if any."""
         with self._connect() as db:
-            row = db.execute(
-                "SELECT recording FROM turns WHERE conversation_id = ? AND recording IS NOT NULL"
-                " ORDER BY id DESC LIMIT 1",
-                (_current(db, session),),
-            ).fetchone()
-        return str(row[0]) if row else None
+            return _latest_recording(db, _current(db, session))
 
     def exchanges(self, session: str) -> list[tuple[str, str]]:
         """(what the person said, the reply) of every turn of the current conversation."""
@@ -211,10 +207,7 @@ class Memory:
     def facts(self, session: str) -> list[StoredFact]:
         """The facts known about the person, oldest first."""
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT id, text FROM facts WHERE session = ? ORDER BY id", (session,)
-            ).fetchall()
-        return [StoredFact(id, text) for id, text in rows]
+            return _facts(db, session)
 
     def add_fact(self, session: str, text: str) -> None:
         """Add a fact the person typed in the Memory panel."""
@@ -248,26 +241,18 @@ class Memory:
     # What the model sees
 
     def recall(self, session: str) -> Recall:
-        """Facts and the summary as notes, then the recent turns that fit the history budget."""
+        """Facts and the summary as notes, the recent turns that fit the history budget, and
+        the conversation's last long recording."""
         with self._connect() as db:
-            conversation_id = _current(db, session)
-            summary, since = db.execute(
-                "SELECT summary, summarized_until FROM conversations WHERE id = ?",
-                (conversation_id,),
-            ).fetchone()
-            rows = db.execute(
-                "SELECT user_text, reply FROM turns WHERE conversation_id = ? AND id > ?"
-                " ORDER BY id DESC",
-                (conversation_id, since),
-            ).fetchall()
-        recall = Recall()
-        known = [fact.text for fact in self.facts(session)]
+            conversation_id, summary, _since, rows = _unsummarized(db, session)
+            known = [fact.text for fact in _facts(db, session)]
+            recall = Recall(recording=_latest_recording(db, conversation_id))
         if known:
             recall.notes.append("What you know about the user: " + " ".join(known))
         if summary:
             recall.notes.append("Summary of the conversation so far: " + summary)
         budget = self.settings.history_tokens
-        for user_text, reply in rows:  # newest first, until the budget is spent
+        for _id, user_text, reply in reversed(rows):  # newest first, until the budget is spent
             budget -= estimate_tokens(user_text) + estimate_tokens(reply)
             if budget < 0:
                 break
@@ -285,16 +270,7 @@ class Memory:
         summarized.
         """
         with self._connect() as db:
-            conversation_id = _current(db, session)
-            summary, since = db.execute(
-                "SELECT summary, summarized_until FROM conversations WHERE id = ?",
-                (conversation_id,),
-            ).fetchone()
-            rows = db.execute(
-                "SELECT id, user_text, reply FROM turns WHERE conversation_id = ? AND id > ?"
-                " ORDER BY id",
-                (conversation_id, since),
-            ).fetchall()
+            conversation_id, summary, since, rows = _unsummarized(db, session)
         size = sum(estimate_tokens(user) + estimate_tokens(reply) for _, user, reply in rows)
         older = rows[: -self.settings.keep_turns]
         if size <= self.settings.history_tokens or not older:
@@ -316,6 +292,38 @@ def _migrate(db: sqlite3.Connection) -> None:
         for column, definition in columns.items():
             if column not in present:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
+def _unsummarized(
+    db: sqlite3.Connection, session: str
+) -> tuple[int, str, int, list[tuple[int, str, str]]]:
+    """The current conversation: its id, its summary, the last turn id it covers, and the
+    (id, user_text, reply) turns after that, oldest first."""
+    conversation_id = _current(db, session)
+    summary, since = db.execute(
+        "SELECT summary, summarized_until FROM conversations WHERE id = ?", (conversation_id,)
+    ).fetchone()
+    rows = db.execute(
+        "SELECT id, user_text, reply FROM turns WHERE conversation_id = ? AND id > ? ORDER BY id",
+        (conversation_id, since),
+    ).fetchall()
+    return conversation_id, summary, since, rows
+
+
+def _facts(db: sqlite3.Connection, session: str) -> list[StoredFact]:
+    rows = db.execute(
+        "SELECT id, text FROM facts WHERE session = ? ORDER BY id", (session,)
+    ).fetchall()
+    return [StoredFact(id, text) for id, text in rows]
+
+
+def _latest_recording(db: sqlite3.Connection, conversation_id: int) -> str | None:
+    row = db.execute(
+        "SELECT recording FROM turns WHERE conversation_id = ? AND recording IS NOT NULL"
+        " ORDER BY id DESC LIMIT 1",
+        (conversation_id,),
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def _current(db: sqlite3.Connection, session: str) -> int:

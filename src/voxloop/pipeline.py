@@ -256,9 +256,8 @@ class Pipeline:
         if self.memory is not None and request.session is not None:
             recall = self.memory.recall(request.session)
             history, notes = recall.history, [*recall.notes, *notes]
-            stored = self.memory.latest_recording(request.session)
-            if stored is not None and turn.recording is None:  # a question about it, maybe
-                recording = longform.LongRecording.from_json(stored)
+            if recall.recording is not None and turn.recording is None:  # asked about, maybe
+                recording = longform.LongRecording.from_json(recall.recording)
                 notes += longform.follow_up_notes(turn.user_text, recording, self.settings.longform)
         if note := language_note(turn.language):
             notes = [*notes, note]
