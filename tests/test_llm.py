@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+import servers
 from voxloop import assets
 from voxloop.config import Settings, load_settings
 from voxloop.errors import BackendDown, ConfigError, ModelUnavailable
@@ -21,7 +17,6 @@ from voxloop.llm import get_chat_model
 from voxloop.prompts import build_messages
 
 QUESTION = "What is the capital of France?"
-SERVER_START_SECONDS = 60
 
 
 def _ask(settings: Settings, question: str = QUESTION, max_tokens: int = 60) -> list[str]:
@@ -80,52 +75,11 @@ def test_corrupted_packaged_model_is_reported_before_use(
         assets.gguf_path("qwen2.5-0.5b", cache)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def llama_server(settings: Settings) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server on loopback, serving the default model."""
-    port = _free_port()
-    model = assets.gguf_path("qwen2.5-0.5b", settings.cache_dir)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--n_threads",
-            "2",
-            "--model_alias",
-            "qwen",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("llama_cpp.server did not start")
-    yield base_url
-    process.terminate()
-    process.wait(timeout=10)
+    with servers.llama_server(assets.gguf_path("qwen2.5-0.5b", settings.cache_dir)) as server:
+        yield server.base_url
 
 
 def test_openai_backend_streams_from_a_real_server(llama_server: str) -> None:
@@ -140,7 +94,7 @@ def test_openai_backend_cancel(llama_server: str) -> None:
 
 
 def test_unreachable_server_is_backend_down() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{servers.free_port()}/v1"
     settings = load_settings(llm={"backend": "openai", "base_url": url, "timeout_seconds": 2})
     with pytest.raises(BackendDown, match="Cannot reach"):
         _ask(settings)

@@ -1,12 +1,18 @@
-"""Audio in and out: decode any format to 16 kHz mono float32, resample, encode WAV."""
+"""Audio in and out: decode any format to 16 kHz mono float32, resample, encode (WAV, or any
+of the OpenAI speech API's formats as a stream)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import itertools
+import os
 import re
+import struct
 import subprocess
+import threading
 import wave
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +24,25 @@ SAMPLE_RATE = 16000  # what every speech model here expects
 FFMPEG_TIMEOUT_SECONDS = 120
 STREAM_BLOCK_SECONDS = 1.0  # decoded at a time by `stream`: small, and ffmpeg stays busy
 FLOAT32_BYTES = 4
+PCM_SAMPLE_RATE = 24000  # OpenAI's raw 'pcm' speech format: 24 kHz, 16-bit, mono
+ENCODE_READ_BYTES = 4096  # read from the encoder at a time: small, so audio leaves early
+UNKNOWN_FRAMES = 2**63 - 1  # libsndfile's length of a file whose header does not say
+STREAMING_SIZE = 0xFFFFFFFF  # a WAV header's "length unknown" (the file is still being written)
+# Formats ffmpeg encodes (OpenAI's speech API offers these, plus wav and pcm written here).
+ENCODER_ARGS = {
+    "mp3": ["-f", "mp3", "-c:a", "libmp3lame", "-b:a", "64k"],
+    "opus": ["-f", "ogg", "-c:a", "libopus", "-b:a", "32k"],
+    "aac": ["-f", "adts", "-c:a", "aac", "-b:a", "64k"],
+    "flac": ["-f", "flac"],
+}
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+}
 # ffmpeg's description of its input (printed when run without an output file)
 _HEADER_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _HEADER_AUDIO = re.compile(r"Stream #.*: Audio:")
@@ -125,7 +150,7 @@ def _header_seconds(path: Path) -> float | None:
 
     try:
         info = sf.info(str(path))
-        if info.frames > 0 and info.samplerate > 0:
+        if 0 < info.frames < UNKNOWN_FRAMES and info.samplerate > 0:
             return float(info.frames) / info.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError):
         pass  # not a format libsndfile knows (MP3 in older builds, WebM, M4A): ask ffmpeg
@@ -181,6 +206,88 @@ def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
         w.setframerate(sample_rate)
         w.writeframes(np.asarray(pcm, dtype=np.int16).tobytes())
     return buf.getvalue()
+
+
+def encode_stream(chunks: Iterable[AudioChunk], audio_format: str) -> Iterator[bytes]:
+    """Encode speech as it is synthesized, in any of MEDIA_TYPES' formats ('pcm' is 24 kHz)."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return
+    rate = PCM_SAMPLE_RATE if audio_format == "pcm" else first.sample_rate
+    pcm = _pcm_at(itertools.chain([first], chunks), rate)
+    if audio_format == "pcm":
+        yield from pcm
+    elif audio_format == "wav":
+        yield _streaming_wav_header(rate)
+        yield from pcm
+    else:
+        yield from _ffmpeg_encode(pcm, rate, ENCODER_ARGS[audio_format])
+
+
+def _pcm_at(chunks: Iterable[AudioChunk], rate: int) -> Iterator[bytes]:
+    """Little-endian int16 bytes at `rate` (one voice's chunks share one sample rate)."""
+    import soxr
+
+    stream = None
+    for chunk in chunks:
+        if chunk.sample_rate == rate:
+            yield np.asarray(chunk.pcm, dtype="<i2").tobytes()
+            continue
+        if stream is None:  # a stream resamples chunk edges without clicks
+            stream = soxr.ResampleStream(chunk.sample_rate, rate, 1, dtype="int16")
+        yield stream.resample_chunk(np.asarray(chunk.pcm, dtype=np.int16)).tobytes()
+    if stream is not None:
+        yield stream.resample_chunk(np.zeros(0, np.int16), last=True).tobytes()
+
+
+def _streaming_wav_header(sample_rate: int) -> bytes:
+    """A mono 16-bit WAV header whose sizes say "unknown", for a file sent as it is made."""
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF" + struct.pack("<I", STREAMING_SIZE) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"data" + struct.pack("<I", STREAMING_SIZE)
+    )  # fmt: skip
+
+
+def _ffmpeg_encode(pcm: Iterator[bytes], rate: int, output_args: list[str]) -> Iterator[bytes]:
+    """Pipe int16 PCM through ffmpeg, yielding encoded bytes as soon as ffmpeg writes them."""
+    command = [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+        "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
+        *output_args, "-flush_packets", "1", "pipe:1",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+    failures: list[BaseException] = []
+
+    def feed() -> None:  # synthesis runs here, while the caller reads ffmpeg's output
+        try:
+            for block in pcm:
+                stdin.write(block)
+                stdin.flush()
+        except BrokenPipeError:  # the reader stopped early and ended ffmpeg
+            pass
+        except BaseException as err:
+            failures.append(err)
+        finally:
+            with contextlib.suppress(BrokenPipeError):  # ffmpeg already ended
+                stdin.close()
+
+    writer = threading.Thread(target=feed, name="voxloop-encoder", daemon=True)
+    writer.start()
+    try:
+        while block := os.read(stdout.fileno(), ENCODE_READ_BYTES):
+            yield block
+        writer.join()
+        if failures:
+            raise failures[0]
+    finally:
+        _end(proc)
 
 
 def join_chunks(chunks: list[AudioChunk]) -> AudioChunk:
@@ -240,6 +347,12 @@ def _decode_soundfile(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]
 
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
+            if f.frames == UNKNOWN_FRAMES:  # a file written as a stream: read up to the limit
+                most = int(max_seconds * f.samplerate) + 1
+                samples = f.read(most, dtype="float32", always_2d=True)
+                if len(samples) == most:
+                    raise _too_long(len(samples) / f.samplerate, max_seconds)
+                return samples, f.samplerate
             if f.frames / f.samplerate > max_seconds:
                 raise _too_long(f.frames / f.samplerate, max_seconds)
             return f.read(dtype="float32", always_2d=True), f.samplerate

@@ -109,7 +109,11 @@ class LLMSettings(Section):
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
     )
     api_key: str = Field("not-needed", description="API key for the openai backend.")
-    timeout_seconds: float = Field(30.0, description="Give up on the HTTP backend after this.")
+    timeout_seconds: float = Field(
+        15.0,
+        description="Give up on the HTTP backend when it is silent this long (the turn then "
+        "ends with a spoken apology).",
+    )
 
 
 class TTSSettings(Section):
@@ -146,6 +150,23 @@ class ServerSettings(Section):
         "websocket",
         description="How the page plays replies: 'websocket' (PCM into Web Audio, fastest) or "
         "'gradio' (Gradio's streamed audio player, HLS).",
+    )
+    api_key: str | None = Field(
+        None,
+        description="Bearer token of the HTTP API and password of the page (user 'voxloop'). "
+        "Required to bind to any address other than loopback.",
+    )
+    rate_per_minute: int = Field(
+        120, description="API requests one client address may make per minute (then 429)."
+    )
+    workers: int = Field(
+        2, description="API requests that do work (transcribe, speak, chat, turn) at once."
+    )
+    max_waiting: int = Field(
+        8, description="API requests that may wait for a worker; more are answered 503 busy."
+    )
+    max_input_chars: int = Field(
+        4096, description="Longest text /v1/audio/speech accepts (as OpenAI's API)."
     )
 
 

@@ -13,6 +13,10 @@ class NoSpeech(BadAudio):
     """The audio decoded fine but holds no speech."""
 
 
+class BadText(VoxloopError):
+    """The text could not be used (empty, nothing speakable, too long)."""
+
+
 class AudioTooLong(BadAudio):
     """The audio or file is over a configured limit."""
 

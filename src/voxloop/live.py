@@ -44,6 +44,11 @@ class LiveSessions:
         with self._lock:
             return self._sessions.setdefault(client_id, LiveSession())
 
+    def connected_count(self) -> int:
+        """How many pages have their audio socket open."""
+        with self._lock:
+            return sum(1 for session in self._sessions.values() if session.socket is not None)
+
     def connected(self, client_id: str) -> bool:
         """Whether the page of `client_id` has its audio socket open."""
         return self.get(client_id).socket is not None

@@ -21,13 +21,15 @@ from voxloop import audio as audio_files
 from voxloop import longform, vad
 from voxloop.audio import AudioChunk
 from voxloop.config import Settings
-from voxloop.errors import NoSpeech, VoxloopError
+from voxloop.errors import BackendDown, BadText, NoSpeech, VoxloopError
 from voxloop.llm import ChatModel, Message, get_chat_model
+from voxloop.metrics import Metrics
 from voxloop.prompts import (
     Utterance,
     build_messages,
     clarifying_question,
     classify,
+    estimate_tokens,
     language_note,
     summary_messages,
     with_hint,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxloop.pipeline")
 Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply text pieces
 WORKER_JOIN_SECONDS = 2.0
+LLM_APOLOGY = "Sorry, I cannot reach my language model right now. Please try again in a moment."
 SECONDS_PER_MINUTE = 60
 
 
@@ -63,6 +66,14 @@ class Turn:
     kind: Utterance = Utterance.QUESTION
     stored_id: int | None = None  # the turn's id in memory, once stored
     recording: longform.LongRecording | None = None  # a long recording, summarized
+    failed: str | None = None  # why the model could not answer (the reply is an apology)
+
+    @property
+    def outcome(self) -> str:
+        """How the turn ended: 'answered', 'cancelled' or 'apologized'."""
+        if self.cancelled:
+            return "cancelled"
+        return "apologized" if self.failed else "answered"
 
     @property
     def heard_reply(self) -> str:
@@ -132,6 +143,7 @@ class Pipeline:
         self.settings = settings
         self.memory = memory
         self.prime_after_turn = prime_after_turn  # worth it in a server, not in a one-shot CLI
+        self.metrics = Metrics()
         self._upkeep: threading.Thread | None = None
 
     @property
@@ -143,7 +155,10 @@ class Pipeline:
         """Load every engine a turn needs now, so the first turn is as fast as the rest."""
         get_transcriber(self.settings)
         vad.find_speech(np.zeros(vad.FRAME_SAMPLES, np.float32), self.settings.vad)
-        self.prime(build_messages(system_prompt or self.settings.system_prompt, [], "Hello."))
+        try:
+            self.prime(build_messages(system_prompt or self.settings.system_prompt, [], "Hello."))
+        except BackendDown as err:  # a model server may start later; turns apologize until then
+            log.warning("%s Turns will apologize until it answers.", err)
         for _chunk in synthesize(
             "Ready.", voice or self.settings.tts.voice, cache_dir=self.settings.cache_dir
         ):
@@ -177,20 +192,63 @@ class Pipeline:
         """Whether a file is to be summarized as a recording rather than answered as a question."""
         return longform.is_long_recording(path, self.settings)
 
-    def transcribe(self, audio: np.ndarray, engine: str | None = None) -> Transcript:
-        """Final transcript of a recording; NoSpeech if nothing was said."""
+    def transcribe(
+        self, audio: np.ndarray, engine: str | None = None, language: str | None = None
+    ) -> Transcript:
+        """Final transcript of a recording (in `language`, if given); NoSpeech if none was said."""
         speech_ms, speech = vad.find_speech(audio, self.settings.vad)
         if speech_ms < self.settings.audio.min_speech_ms:
             raise NoSpeech("No speech heard. Please speak closer to the microphone.")
         # Silence around the words costs recognition time and invites made-up words.
-        transcript = get_transcriber(self.settings, engine).transcribe(speech)
+        transcript = get_transcriber(self.settings, engine, language).transcribe(speech)
         if not transcript.text.strip():
             raise NoSpeech("No words recognized in the recording. Please try again.")
         return transcript
 
+    def speak(
+        self, text: str, voice: str | None = None, speed: float | None = None
+    ) -> Iterator[AudioChunk]:
+        """Speak `text` piece by piece, a short first clause first, so sound starts early."""
+        voice_id = voice or self.settings.tts.voice
+        find_voice(voice_id)
+        chunker = SpeechChunker(first_max_words=self.settings.tts.first_chunk_words)
+        pieces = [*chunker.push(text), *chunker.flush()]
+        if not pieces:
+            raise BadText("There is nothing to say: the text has no speakable words.")
+        for piece in pieces:
+            yield from synthesize(
+                piece,
+                voice_id,
+                cache_dir=self.settings.cache_dir,
+                speed=speed or self.settings.tts.speed,
+            )
+
+    def chat(
+        self, messages: list[Message], max_tokens: int, cancel: threading.Event | None = None
+    ) -> Iterator[str]:
+        """The configured model's reply to a whole conversation, streamed (the chat API)."""
+        room = self.settings.llm.context_tokens - max_tokens
+        if sum(estimate_tokens(m["content"]) for m in messages) > room:
+            raise BadText(
+                f"The conversation is too long for the model: keep it under about {room} tokens "
+                f"(the model reads {self.settings.llm.context_tokens} including its reply)."
+            )
+        try:
+            yield from self.chat_model.stream(messages, max_tokens=max_tokens, cancel=cancel)
+        except VoxloopError:
+            raise
+        except Exception as err:
+            raise _unexpected(err) from err
+
     def run(self, request: TurnRequest, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Run one turn, yielding events as they happen; set `cancel` to stop it early."""
-        cancel = cancel or threading.Event()
+        try:
+            yield from self._run(request, cancel or threading.Event())
+        except VoxloopError as err:
+            self.metrics.record_error(type(err).__name__)
+            raise
+
+    def _run(self, request: TurnRequest, cancel: threading.Event) -> Iterator[Event]:
         started = time.perf_counter()
         turn = Turn(voice=request.voice or self.settings.tts.voice)
         find_voice(turn.voice)  # an unknown voice fails before any work is done
@@ -220,8 +278,29 @@ class Pipeline:
         messages = self._messages(request, turn)
         turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
-        write = self._writer(messages, turn)
         speed = request.speed or self.settings.tts.speed
+        try:
+            yield from self._reply(self._writer(messages, turn), turn, speed, cancel, stamp)
+        except BackendDown as err:  # the model server went away: say so, keep the person's words
+            log.warning("the language model failed: %s", err)
+            self.metrics.record_error(type(err).__name__)
+            turn.failed = str(err)
+            yield from self._apologize(turn, speed, cancel, stamp)
+        turn.cancelled = cancel.is_set()
+        stamp("total")
+        self._remember(request, turn)
+        self.metrics.record_turn(turn.timings_ms, turn.outcome)
+        yield Done(turn)
+
+    def _reply(
+        self,
+        write: Writer,
+        turn: Turn,
+        speed: float,
+        cancel: threading.Event,
+        stamp: Callable[[str], None],
+    ) -> Iterator[Event]:
+        """The reply's text and speech events, speech starting while the model still writes."""
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
         synthesizing = threading.Lock()  # held while speech is synthesized; generation pauses
         try:
@@ -246,10 +325,22 @@ class Pipeline:
                     yield Speech(chunk, text)
         finally:
             stop.set()
-        turn.cancelled = cancel.is_set()
-        stamp("total")
-        self._remember(request, turn)
-        yield Done(turn)
+
+    def _apologize(
+        self, turn: Turn, speed: float, cancel: threading.Event, stamp: Callable[[str], None]
+    ) -> Iterator[Event]:
+        """Say, and write, that the reply could not be finished."""
+        delta = f" {LLM_APOLOGY}" if turn.reply else LLM_APOLOGY
+        turn.reply += delta
+        yield ReplyText(delta)
+        for chunk in synthesize(
+            LLM_APOLOGY, turn.voice, cache_dir=self.settings.cache_dir, speed=speed
+        ):
+            if cancel.is_set():
+                return
+            stamp("first_audio")
+            yield Speech(chunk, LLM_APOLOGY)
+        turn.spoken.append(LLM_APOLOGY)
 
     def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
         history, notes = request.history, request.notes

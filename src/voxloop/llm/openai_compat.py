@@ -33,6 +33,7 @@ class OpenAICompatChat:
         self, messages: list[Message], *, max_tokens: int, cancel: threading.Event | None = None
     ) -> Iterator[str]:
         """Yield reply pieces as the server streams them."""
+        import httpx
         import openai
 
         try:
@@ -49,6 +50,11 @@ class OpenAICompatChat:
                         break
                     if chunk.choices and (piece := chunk.choices[0].delta.content):
                         yield piece
+        except (openai.APITimeoutError, httpx.TimeoutException) as err:
+            raise BackendDown(
+                f"The language model server at {self.settings.base_url} did not answer within "
+                f"{self.settings.timeout_seconds:g} s."
+            ) from err
         except openai.APIConnectionError as err:
             raise BackendDown(
                 f"Cannot reach the language model server at {self.settings.base_url}."
@@ -56,6 +62,11 @@ class OpenAICompatChat:
         except openai.APIStatusError as err:
             raise BackendDown(
                 f"The language model server answered {err.status_code}: {err.message}"
+            ) from err
+        except (openai.APIError, httpx.TransportError) as err:  # e.g. it died mid-reply
+            raise BackendDown(
+                f"The language model server at {self.settings.base_url} broke off its reply "
+                f"({type(err).__name__})."
             ) from err
 
 

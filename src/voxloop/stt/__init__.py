@@ -50,9 +50,23 @@ class Transcriber(Protocol):
 engines: Registry[Transcriber] = Registry("speech-to-text engine")
 
 
-def get_transcriber(settings: Settings, engine: str | None = None) -> Transcriber:
-    """The shared engine named `engine` (default: `settings.stt.engine`), loaded on first use."""
-    return engines.get(engine or settings.stt.engine, settings.stt, settings.cache_dir)
+ENGLISH_ONLY = ("moonshine",)
+
+
+def get_transcriber(
+    settings: Settings, engine: str | None = None, language: str | None = None
+) -> Transcriber:
+    """The shared engine named `engine` (default: `settings.stt.engine`), loaded on first use.
+
+    With a `language`, the engine transcribes in that language; English-only engines then
+    give way to 'auto', which hands other languages to multilingual Whisper.
+    """
+    stt, name = settings.stt, engine or settings.stt.engine
+    if language is not None:
+        stt = stt.model_copy(update={"language": language})
+        if language != "en" and name in ENGLISH_ONLY:
+            name = "auto"
+    return engines.get(name, stt, settings.cache_dir)
 
 
 from voxloop.stt import auto, moonshine, whisper  # noqa: E402,F401  (registers the engines)

@@ -1,0 +1,134 @@
+"""Real servers on loopback for the tests: `voxloop serve`, llama.cpp's OpenAI-compatible
+server, and an app served by uvicorn in a thread of the test process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+SERVER_START_SECONDS = 120
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[str]:
+    """`voxloop serve` on a free loopback port; yields its URL once the models are loaded."""
+    with serve_process(data_dir, **env) as (url, _process):
+        yield url
+
+
+@contextmanager
+def serve_process(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`voxloop serve` as `running_server`, with its process (for its memory, or to end it)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = data_dir / f"server-{port}.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
+        env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while "voxloop is ready" not in log_path.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(log_path.read_text()[-2000:])
+        time.sleep(0.3)
+    try:
+        yield f"http://127.0.0.1:{port}/", process
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+class LlamaServer:
+    """llama.cpp's OpenAI-compatible server (llama_cpp.server) on a loopback port."""
+
+    alias = "qwen"
+
+    def __init__(self, model: Path, port: int | None = None) -> None:
+        self.model, self.port = model, port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The /v1 URL clients are given."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> LlamaServer:
+        """Start the server and wait until it answers."""
+        command = [
+            sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
+            "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048",
+            "--n_threads", "2", "--model_alias", self.alias,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        self.kill()
+        pytest.fail("llama_cpp.server did not start")
+
+    def kill(self) -> None:
+        """End the server at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def llama_server(model: Path) -> Iterator[LlamaServer]:
+    """A started LlamaServer, killed at the end."""
+    server = LlamaServer(model).start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn in a thread of this process; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

@@ -1,0 +1,253 @@
+"""The HTTP API of a running `voxloop serve`, driven by the official `openai` client and by
+plain HTTP: real recordings in, speech out and back, streamed chat, the speech-to-speech turn,
+health, metrics, and a suite of bad inputs that each get a clear 4xx while the server keeps
+serving."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import openai
+import pytest
+import soundfile
+
+from servers import running_server
+from voxloop.recordings import Recording, wer
+
+MAX_WER = 0.2
+UPLOAD_LIMIT_MB = 5  # this server's upload limit, small so the "huge file" test stays quick
+QUESTION = "What is the capital of France?"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `voxloop serve` on loopback, with a small upload limit."""
+    data_dir = tmp_path_factory.mktemp("api")
+    with running_server(data_dir, VOXLOOP_AUDIO__MAX_MEGABYTES=str(UPLOAD_LIMIT_MB)) as url:
+        yield url.rstrip("/")
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> openai.OpenAI:
+    """The official OpenAI client, pointed at voxloop."""
+    return openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
+
+
+def _transcribe(client: openai.OpenAI, path: Path) -> str:
+    with path.open("rb") as f:
+        return client.audio.transcriptions.create(model="whisper-1", file=f).text
+
+
+def _by_kind(recordings: list[Recording], kind: str) -> list[Recording]:
+    return [r for r in recordings if r.kind == kind][:3]
+
+
+# ---- the openai client ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["read", "telephone-8k", "read-48k", "stereo-44k"])
+def test_openai_client_transcribes_real_recordings(
+    client: openai.OpenAI, real_recordings: list[Recording], kind: str
+) -> None:
+    recordings = _by_kind(real_recordings, kind)
+    pairs = [(r.text, _transcribe(client, r.path)) for r in recordings]
+    assert wer(pairs) <= MAX_WER, pairs
+
+
+def test_transcription_formats(client: openai.OpenAI, real_recordings: list[Recording]) -> None:
+    recording = _by_kind(real_recordings, "read")[0]
+    with recording.path.open("rb") as f:
+        text = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="text")
+    with recording.path.open("rb") as f:
+        verbose = client.audio.transcriptions.create(
+            model="whisper-1", file=f, response_format="verbose_json"
+        )
+    assert wer([(recording.text, str(text))]) <= MAX_WER
+    assert verbose.language == "english"
+    assert verbose.duration == pytest.approx(soundfile.info(str(recording.path)).duration, 0.05)
+    assert wer([(recording.text, verbose.text)]) <= MAX_WER
+
+
+@pytest.mark.parametrize("audio_format", ["wav", "mp3", "opus", "flac", "aac"])
+def test_speech_comes_back_as_the_same_words(
+    client: openai.OpenAI, tmp_path: Path, audio_format: str
+) -> None:
+    sentence = "The library opens at nine in the morning."
+    speech = client.audio.speech.create(
+        model="tts-1", voice="alloy", input=sentence, response_format=audio_format
+    )
+    path = tmp_path / f"speech.{audio_format}"
+    path.write_bytes(speech.content)
+    assert wer([(sentence, _transcribe(client, path))]) <= MAX_WER
+
+
+def test_speech_is_streamed_while_it_is_synthesized(client: openai.OpenAI) -> None:
+    text = (
+        "Streaming matters for long answers. The first sentence should arrive early. "
+        "Then the second follows, while the third is still being made. And a fourth one."
+    )
+    with client.audio.speech.with_streaming_response.create(
+        model="tts-1", voice="joe", input=text, response_format="pcm"
+    ) as response:
+        assert response.headers["content-type"] == "audio/pcm"
+        parts = list(response.iter_bytes())
+    samples = np.frombuffer(b"".join(parts), "<i2")
+    assert len(parts) > 3, "the audio should arrive in several pieces"
+    assert len(samples) / 24000 > 5, "pcm is 24 kHz, and that text takes more than 5 s to say"
+    assert np.abs(samples).max() > 1000, "real speech, not silence"
+
+
+def test_streamed_chat_completion(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="voxloop", messages=[{"role": "user", "content": QUESTION}], stream=True
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len([p for p in pieces if p]) > 2, "the reply should stream in several pieces"
+    assert "paris" in "".join(pieces).lower()
+
+
+def test_whole_chat_completion_with_a_system_prompt(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="voxloop",
+        messages=[
+            {"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What is the largest planet of the solar system?"},
+        ],
+        max_tokens=40,
+    )
+    assert "jupiter" in (reply.choices[0].message.content or "").lower()
+
+
+# ---- voxloop's own speech-to-speech turn ---------------------------------------------------
+
+
+def _turn(server: str, **form: Any) -> list[dict[str, Any]]:
+    files = {"file": form.pop("file")} if "file" in form else None
+    with httpx.stream(
+        "POST", f"{server}/v1/voxloop/turn", data=form, files=files, timeout=120
+    ) as response:
+        assert response.status_code == 200, response.read()
+        return [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
+
+
+def test_spoken_turn_streams_transcript_reply_and_audio(server: str, spoken) -> None:  # type: ignore[no-untyped-def]
+    question = spoken(QUESTION).read_bytes()
+    events = _turn(server, file=("question.wav", question, "audio/wav"))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "transcript" and "capital" in events[0]["text"].lower()
+    assert kinds[-1] == "done" and "paris" in events[-1]["reply"].lower()
+    audio = [e for e in events if e["type"] == "audio"]
+    assert len(audio) > 1, "the reply audio should arrive in several chunks"
+    assert kinds.index("audio") < len(kinds) - 2, "audio starts before the reply is complete"
+    pcm = np.frombuffer(b"".join(base64.b64decode(e["pcm_s16le"]) for e in audio), "<i2")
+    assert len(pcm) / audio[0]["sample_rate"] > 0.5
+    assert events[-1]["timings_ms"]["first_audio"] < events[-1]["timings_ms"]["total"]
+
+
+def test_text_turn_keeps_the_conversation_of_a_session(server: str) -> None:
+    _turn(server, text="My name is Anneliese and I live in Ghent.", session="api-test")
+    events = _turn(server, text="What is my name?", session="api-test")
+    assert "anneliese" in events[-1]["reply"].lower()
+
+
+# ---- operations ----------------------------------------------------------------------------
+
+
+def test_health_metrics_and_openapi(server: str, client: openai.OpenAI) -> None:
+    _turn(server, text="Say hello.")
+    assert httpx.get(f"{server}/health").json()["status"] == "ok"
+    metrics = httpx.get(f"{server}/metrics").text
+    for stage in ("stt", "llm_first_token", "first_audio", "total"):
+        assert f'voxloop_stage_latency_seconds_bucket{{le="1.0",stage="{stage}"}}' in metrics
+    assert 'voxloop_turns_total{outcome="answered"}' in metrics
+    assert "voxloop_active_sessions" in metrics
+    assert 'voxloop_api_requests_total{endpoint="/v1/voxloop/turn",status="200"}' in metrics
+    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert {"/v1/audio/transcriptions", "/v1/audio/speech", "/v1/chat/completions"} <= set(paths)
+    assert "/v1/voxloop/turn" in paths
+    assert "voxloop" in [m.id for m in client.models.list()]
+
+
+# ---- bad input: a clear 4xx each, and the server goes on serving ---------------------------
+
+
+def _wav(seconds: float, rate: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(int(seconds * rate), np.float32), rate, format="WAV")
+    return buffer.getvalue()
+
+
+BAD_UPLOADS = {
+    "empty body": (b"", 400, "empty"),
+    "truncated WAV header": (_wav(1)[:30], 400, "audio"),
+    "text named .wav": (b"Dear diary, today I wrote a text file.\n" * 20, 400, "audio"),
+    "silence": (_wav(2), 422, "No speech"),
+    "huge file": (b"\0" * (UPLOAD_LIMIT_MB + 1) * 1_000_000, 413, f"{UPLOAD_LIMIT_MB} MB"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_UPLOADS))
+def test_bad_uploads_get_a_clear_error(server: str, client: openai.OpenAI, name: str) -> None:
+    data, status, words = BAD_UPLOADS[name]
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.audio.transcriptions.create(model="whisper-1", file=("question.wav", data))
+    assert raised.value.status_code == status
+    assert words.lower() in raised.value.message.lower()
+    _still_serving(server)
+
+
+BAD_REQUESTS = {
+    "missing file": ("/v1/audio/transcriptions", {"data": {"model": "whisper-1"}}, "'file'"),
+    "missing input": ("/v1/audio/speech", {"json": {"model": "tts-1"}}, "'input'"),
+    "empty JSON body": ("/v1/audio/speech", {"content": b""}, "JSON"),
+    "very long text": ("/v1/audio/speech", {"json": {"input": "word " * 2000}}, "limit"),
+    "only emoji": ("/v1/audio/speech", {"json": {"input": "🎉🎉🎉"}}, "nothing to say"),
+    "unknown voice": ("/v1/audio/speech", {"json": {"input": "Hi.", "voice": "nobody"}}, "voice"),
+    "unknown format": (
+        "/v1/audio/speech",
+        {"json": {"input": "Hi.", "response_format": "midi"}},
+        "response_format",
+    ),
+    "too fast": ("/v1/audio/speech", {"json": {"input": "Hi.", "speed": 9}}, "speed"),
+    "missing messages": ("/v1/chat/completions", {"json": {"model": "voxloop"}}, "'messages'"),
+    "unknown role": (
+        "/v1/chat/completions",
+        {"json": {"messages": [{"role": "tool", "content": "x"}]}},
+        "role",
+    ),
+    "conversation too long": (
+        "/v1/chat/completions",
+        {"json": {"messages": [{"role": "user", "content": "Lorem ipsum. " * 3000}]}},
+        "too long",
+    ),
+    "turn without audio or text": ("/v1/voxloop/turn", {"data": {"voice": "joe"}}, "either"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_bad_requests_get_a_clear_400(server: str, name: str) -> None:
+    path, request, words = BAD_REQUESTS[name]
+    response = httpx.post(f"{server}{path}", timeout=60, **request)
+    assert response.status_code == 400, response.text
+    assert words.lower() in response.json()["error"]["message"].lower()
+    _still_serving(server)
+
+
+def test_unicode_and_emoji_text_is_spoken(client: openai.OpenAI, tmp_path: Path) -> None:
+    speech = client.audio.speech.create(
+        model="tts-1", voice="joe", input="Café au lait, s'il vous plaît! 😀 Ça va? Naïve résumé.",
+        response_format="wav",
+    )  # fmt: skip
+    samples, _rate = soundfile.read(io.BytesIO(speech.content))
+    assert len(samples) > 0 and np.abs(samples).max() > 0.05
+
+
+def _still_serving(server: str) -> None:
+    assert httpx.get(f"{server}/health", timeout=10).json()["status"] == "ok"
