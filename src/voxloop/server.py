@@ -1,4 +1,5 @@
-"""`voxloop serve`: the Gradio page and its audio WebSocket on one FastAPI app under uvicorn."""
+"""`voxloop serve`: the Gradio page, its audio WebSocket and the HTTP API on one FastAPI app
+under uvicorn."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.routing import Mount
 
 from voxloop import __version__, api
 from voxloop.audio import ffmpeg_exe
@@ -19,6 +21,7 @@ from voxloop.live import LiveSessions
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("voxloop.server")
+POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
 PAGE_USER = "voxloop"  # the page's login name when server.api_key is set (the key is the password)
 
 
@@ -39,6 +42,9 @@ async def live_socket(socket: WebSocket, client: str) -> None:
     """The page's live channel (static/voxloop.js): reply audio and control messages out;
     microphone frames and hands-free start/stop in."""
     live: LiveSessions = socket.app.state.live
+    if not _logged_in(socket):
+        await socket.close(code=POLICY_VIOLATION, reason="Log in to the page first.")
+        return
     await socket.accept()
     await live.attach(client, socket)
     session = live.get(client)
@@ -58,6 +64,16 @@ async def live_socket(socket: WebSocket, client: str) -> None:
         if session.handsfree is not None:
             session.handsfree.close()
             session.handsfree = None
+
+
+def _logged_in(socket: WebSocket) -> bool:
+    """Whether the socket's page has logged in (always, when the page needs no password)."""
+    page = socket.app.state.page
+    if page.auth is None:
+        return True
+    cookies, suffix = socket.cookies, page.cookie_id
+    token = cookies.get(f"access-token-{suffix}") or cookies.get(f"access-token-unsecure-{suffix}")
+    return token in page.tokens
 
 
 def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
@@ -111,6 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
         max_file_size=int(settings.audio.max_megabytes * 1_000_000), show_error=False,
         auth=(PAGE_USER, key) if key else None,
     )  # fmt: skip
+    app.state.page = next(r.app for r in app.routes if isinstance(r, Mount))  # Gradio's app
     return app
 
 
