@@ -3,7 +3,6 @@ server, and an app served by uvicorn in a thread of the test process."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -17,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from voxloop.bench import local_server
+from voxloop.errors import VoxloopError
 
 SERVER_START_SECONDS = 120
 
@@ -37,29 +39,17 @@ def running_server(data_dir: Path, **env: str) -> Iterator[str]:
 
 @contextmanager
 def serve_process(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`voxloop serve` as `running_server`, with its process (for its memory, or to end it)."""
+    """`voxloop serve` as `running_server`, with its process."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log_path = data_dir / f"server-{port}.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
-        env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while "voxloop is ready" not in log_path.read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(log_path.read_text()[-2000:])
-        time.sleep(0.3)
     try:
-        yield f"http://127.0.0.1:{port}/", process
+        server = local_server(data_dir, **env)
+        url, process = server.__enter__()
+    except VoxloopError as err:
+        pytest.fail(str(err))
+    try:
+        yield f"{url}/", process
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+        server.__exit__(None, None, None)
 
 
 class LlamaServer:

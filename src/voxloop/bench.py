@@ -1,4 +1,4 @@
-"""Benchmarks that print JSON: `voxloop bench engines|latency|handsfree|longform`.
+"""Benchmarks that print JSON: `voxloop bench engines|latency|handsfree|longform|load`.
 
 Each engine is measured in a fresh process, so its load time and peak memory are its own.
 """
@@ -9,16 +9,19 @@ import multiprocessing
 import platform
 import resource
 import statistics
+import subprocess
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voxloop.config import Settings
+from voxloop.errors import VoxloopError
 
 STT_ENGINES = ("moonshine", "whisper")
 LLM_MODELS = ("qwen2.5-0.5b", "smollm2-135m")
@@ -58,6 +61,11 @@ LONGFORM_MINUTES = (10, 20)  # twice as long: memory must stay the same
 LONGFORM_WARM_UP_SECONDS = 60  # a short recording first, so every engine is warm
 SECONDS_PER_MINUTE = 60
 HALF = 0.5
+LOAD_CLIENTS = 8
+LOAD_SECONDS = 180
+SERVER_START_SECONDS = 180
+TURN_TIMEOUT_SECONDS = 300
+BUSY = 503
 
 
 def run(suite: str, settings: Settings) -> dict[str, Any]:
@@ -67,6 +75,7 @@ def run(suite: str, settings: Settings) -> dict[str, Any]:
         "latency": latency,
         "handsfree": handsfree,
         "longform": longform,
+        "load": load,
     }
     return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
 
@@ -280,6 +289,133 @@ def _per_audio_minute(run: dict[str, Any]) -> dict[str, Any]:
         },
         "summary": recording.summary,
     }
+
+
+def load(settings: Settings) -> dict[str, Any]:
+    """LOAD_CLIENTS clients send spoken turns to a `voxloop serve` on loopback for LOAD_SECONDS."""
+    import tempfile
+
+    from voxloop import audio
+
+    questions = [
+        audio.wav_bytes(audio.to_int16(q), audio.SAMPLE_RATE) for q in _spoken_questions(settings)
+    ]
+    with tempfile.TemporaryDirectory() as data_dir, local_server(Path(data_dir)) as (url, process):
+        return measure_load(url, questions, LOAD_CLIENTS, LOAD_SECONDS, process.pid)
+
+
+def measure_load(
+    url: str, questions: list[bytes], clients: int, seconds: float, server_pid: int
+) -> dict[str, Any]:
+    """Each client sends turns (to `url`'s /v1/voxloop/turn) one after another until time is up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+
+    def client(number: int) -> list[dict[str, Any]]:
+        results = []
+        turn = number
+        while time.monotonic() < deadline:
+            results.append(_load_turn(url, questions[turn % len(questions)]))
+            turn += clients
+        return results
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = [r for client_results in pool.map(client, range(clients)) for r in client_results]
+    elapsed = time.monotonic() - started
+    answered = [r for r in results if r["outcome"] == "answered"]
+    errors = [r["error"] for r in results if r["outcome"] == "error"]
+    return {
+        "clients": clients,
+        "seconds": round(elapsed),
+        "turns_answered": len(answered),
+        "turns_per_minute": round(len(answered) / elapsed * SECONDS_PER_MINUTE, 1),
+        **(_summary([r["timings_ms"] for r in answered]) if answered else {}),
+        "busy": sum(r["outcome"] == "busy" for r in results),
+        "errors": len(errors),
+        "error_messages": sorted(set(errors))[:5],
+        "server_peak_rss_mb": _process_peak_rss_mb(server_pid),
+    }
+
+
+def _load_turn(url: str, question: bytes) -> dict[str, Any]:
+    """One spoken turn as a client sees it: time to the first audio and to the end."""
+    import json
+
+    import httpx
+
+    started = time.perf_counter()
+    first_audio = None
+    try:
+        with httpx.stream(
+            "POST", f"{url}/v1/voxloop/turn",
+            files={"file": ("question.wav", question, "audio/wav")}, timeout=TURN_TIMEOUT_SECONDS,
+        ) as response:  # fmt: skip
+            if response.status_code == BUSY:
+                time.sleep(float(response.headers.get("Retry-After", 1)))
+                return {"outcome": "busy"}
+            if response.status_code != httpx.codes.OK:
+                return {"outcome": "error", "error": f"{response.status_code}: {response.read()!r}"}
+            for line in response.iter_lines():
+                event = json.loads(line[5:]) if line.startswith("data:") else {}
+                if event.get("type") == "audio" and first_audio is None:
+                    first_audio = time.perf_counter()
+                elif event.get("type") == "error":
+                    return {"outcome": "error", "error": event["message"]}
+    except httpx.HTTPError as err:
+        return {"outcome": "error", "error": f"{type(err).__name__}: {err}"}
+    if first_audio is None:
+        return {"outcome": "error", "error": "the reply had no audio"}
+    ended = time.perf_counter()
+    return {
+        "outcome": "answered",
+        "timings_ms": {"first_audio": _ms(first_audio - started), "total": _ms(ended - started)},
+    }
+
+
+@contextmanager
+def local_server(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`voxloop serve` in a subprocess on a free loopback port, once its models are loaded."""
+    import os
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log_path = data_dir / f"server-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(port)],
+            env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_SECONDS
+            while "voxloop is ready" not in log_path.read_text():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise VoxloopError(
+                        f"voxloop serve did not start:\n{log_path.read_text()[-2000:]}"
+                    )
+                time.sleep(0.3)
+            yield f"http://127.0.0.1:{port}", process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _process_peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process (Linux: VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def _machine() -> dict[str, Any]:

@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         "suite",
         nargs="?",
         default="engines",
-        choices=["engines", "latency", "handsfree", "longform"],
+        choices=["engines", "latency", "handsfree", "longform", "load"],
     )
     bench.add_argument("--json", action="store_true", help="print JSON (the only format)")
     return parser
