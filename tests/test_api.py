@@ -240,6 +240,14 @@ def test_bad_requests_get_a_clear_400(server: str, name: str) -> None:
     _still_serving(server)
 
 
+def test_unknown_language_is_a_400(client: openai.OpenAI, real_recordings: list[Recording]) -> None:
+    with (
+        _by_kind(real_recordings, "read")[0].path.open("rb") as f,
+        pytest.raises(openai.BadRequestError, match="Unknown language 'xx'"),
+    ):
+        client.audio.transcriptions.create(model="whisper-1", file=f, language="xx")
+
+
 def test_unicode_and_emoji_text_is_spoken(client: openai.OpenAI, tmp_path: Path) -> None:
     speech = client.audio.speech.create(
         model="tts-1", voice="joe", input="Café au lait, s'il vous plaît! 😀 Ça va? Naïve résumé.",

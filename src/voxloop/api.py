@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -88,6 +88,8 @@ ERROR_STATUS: list[tuple[type[VoxloopError], int, str]] = [
     (VoxloopError, 500, "voxloop_error"),
 ]
 SSE_DONE = "data: [DONE]\n\n"
+_END: Any = object()  # what `next` returns for a stream that is already over
+T = TypeVar("T")
 
 
 class ApiState:
@@ -211,16 +213,10 @@ async def speech(request: Request, body: SpeechRequest) -> Response:
             400, f"The text is {len(body.input)} characters; the limit is {limit}.", "too_long"
         )
     voice = None if body.voice in OPENAI_VOICES else body.voice
-    slot = await _slot(request)
-    try:
-        chunks = state.pipeline.speak(body.input, voice, body.speed)
-        first = await run_in_threadpool(next, chunks, None)  # a bad voice or text: a status
-        if first is None:
-            raise BadText("There is nothing to say: the text has no speakable words.")
-    except BaseException:
-        slot.release()
-        raise
-    encoded = audio.encode_stream(itertools.chain([first], chunks), body.response_format)
+    slot, chunks = await _started(
+        request, lambda: state.pipeline.speak(body.input, voice, body.speed)
+    )
+    encoded = audio.encode_stream(chunks, body.response_format)
     return StreamingResponse(
         _released(encoded, slot), media_type=audio.MEDIA_TYPES[body.response_format]
     )
@@ -244,14 +240,10 @@ async def chat_completions(request: Request, body: ChatRequest) -> Response:
             text = await run_in_threadpool(lambda: "".join(pieces))
         return JSONResponse(completion.whole(text))
     cancel = threading.Event()
-    slot = await _slot(request)
-    try:
-        pieces = state.pipeline.chat(messages, max_tokens, cancel)
-        first = await run_in_threadpool(next, pieces, "")  # an unreachable model: a status
-    except BaseException:
-        slot.release()
-        raise
-    events = completion.events(itertools.chain([first], pieces))
+    slot, pieces = await _started(
+        request, lambda: state.pipeline.chat(messages, max_tokens, cancel)
+    )
+    events = completion.events(pieces)
     return StreamingResponse(_released(events, slot, cancel), media_type="text/event-stream")
 
 
@@ -311,19 +303,17 @@ async def turn(
         raise ApiError(400, "Send either an audio 'file' or a 'text', not both.", "bad_request")
     data = await file.read() if file is not None else None
     cancel = threading.Event()
-    slot = await _slot(request)
-    try:
-        samples = None if data is None else await run_in_threadpool(state.pipeline.load_audio, data)
+
+    def events() -> Iterator[Any]:
+        samples = None if data is None else state.pipeline.load_audio(data)
         turn_request = TurnRequest(
             audio=samples, text=text, voice=voice, speed=speed, session=session,
             system_prompt=system_prompt,
         )  # fmt: skip
-        events = state.pipeline.run(turn_request, cancel)
-        heard = await run_in_threadpool(next, events, None)  # no speech, bad voice: a status
-    except BaseException:
-        slot.release()
-        raise
-    stream = _turn_events(itertools.chain([heard], events))
+        return state.pipeline.run(turn_request, cancel)
+
+    slot, started = await _started(request, events)
+    stream = _turn_events(started)
     return StreamingResponse(_released(stream, slot, cancel), media_type="text/event-stream")
 
 
@@ -429,6 +419,20 @@ class RequestCounter:
 
 async def _slot(request: Request) -> Slot:
     return await _state(request).admission.enter()
+
+
+async def _started(request: Request, start: Callable[[], Iterator[T]]) -> tuple[Slot, Iterator[T]]:
+    """A work slot and the stream `start()` makes, its first item already made (in a worker
+    thread): a bad voice, no speech or an unreachable model then fail as an HTTP status,
+    before a 200 has been sent."""
+    slot = await _slot(request)
+    try:
+        parts = await run_in_threadpool(start)
+        first = await run_in_threadpool(next, parts, _END)
+    except BaseException:
+        slot.release()
+        raise
+    return slot, (parts if first is _END else itertools.chain([first], parts))
 
 
 async def _released(

@@ -340,13 +340,14 @@ def measure_load(
 
 
 def _load_turn(url: str, question: bytes) -> dict[str, Any]:
-    """One spoken turn as a client sees it: time to the first audio and to the end."""
+    """One spoken turn as a client sees it (time to the first audio and to the end, waiting
+    for a worker included) and as the server timed it once the turn began (`in_server_*`)."""
     import json
 
     import httpx
 
     started = time.perf_counter()
-    first_audio = None
+    first_audio, in_server = None, {}
     try:
         with httpx.stream(
             "POST", f"{url}/v1/voxloop/turn",
@@ -361,6 +362,8 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
                 event = json.loads(line[5:]) if line.startswith("data:") else {}
                 if event.get("type") == "audio" and first_audio is None:
                     first_audio = time.perf_counter()
+                elif event.get("type") == "done":  # the server's timings: no time queued
+                    in_server = {f"in_server_{k}": v for k, v in event["timings_ms"].items()}
                 elif event.get("type") == "error":
                     return {"outcome": "error", "error": event["message"]}
     except httpx.HTTPError as err:
@@ -370,7 +373,11 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
     ended = time.perf_counter()
     return {
         "outcome": "answered",
-        "timings_ms": {"first_audio": _ms(first_audio - started), "total": _ms(ended - started)},
+        "timings_ms": {
+            "first_audio": _ms(first_audio - started),
+            "total": _ms(ended - started),
+            **in_server,
+        },
     }
 
 

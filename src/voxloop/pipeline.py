@@ -196,11 +196,12 @@ class Pipeline:
         self, audio: np.ndarray, engine: str | None = None, language: str | None = None
     ) -> Transcript:
         """Final transcript of a recording (in `language`, if given); NoSpeech if none was said."""
+        transcriber = get_transcriber(self.settings, engine, language)  # a bad name fails first
         speech_ms, speech = vad.find_speech(audio, self.settings.vad)
         if speech_ms < self.settings.audio.min_speech_ms:
             raise NoSpeech("No speech heard. Please speak closer to the microphone.")
         # Silence around the words costs recognition time and invites made-up words.
-        transcript = get_transcriber(self.settings, engine, language).transcribe(speech)
+        transcript = transcriber.transcribe(speech)
         if not transcript.text.strip():
             raise NoSpeech("No words recognized in the recording. Please try again.")
         return transcript

@@ -8,6 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from voxloop.config import Settings
+from voxloop.errors import ConfigError
 from voxloop.registry import Registry
 
 
@@ -53,6 +54,16 @@ engines: Registry[Transcriber] = Registry("speech-to-text engine")
 ENGLISH_ONLY = ("moonshine",)
 
 
+def check_language(language: str) -> None:
+    """ConfigError unless `language` is a code Whisper knows ('en', 'fr', 'nl', ...)."""
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # its only list of the codes
+
+    if language not in _LANGUAGE_CODES:
+        raise ConfigError(
+            f"Unknown language '{language}': give an ISO 639-1 code such as 'en', 'fr' or 'nl'."
+        )
+
+
 def get_transcriber(
     settings: Settings, engine: str | None = None, language: str | None = None
 ) -> Transcriber:
@@ -63,6 +74,7 @@ def get_transcriber(
     """
     stt, name = settings.stt, engine or settings.stt.engine
     if language is not None:
+        check_language(language)
         stt = stt.model_copy(update={"language": language})
         if language != "en" and name in ENGLISH_ONLY:
             name = "auto"
