@@ -279,6 +279,7 @@ class VoiceChat:
             page.load(self.open_page, [session], [session, chat, *memory_view])
             # Hands-free turns (over the page's socket) belong to the same person.
             client_id.change(self.link_page, [client_id, session], None)
+        page.queue(max_size=settings.server.max_page_queue)  # then "Queue is full, try again"
         return page
 
     def respond(

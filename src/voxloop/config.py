@@ -165,6 +165,9 @@ class ServerSettings(Section):
     max_waiting: int = Field(
         8, description="API requests that may wait for a worker; more are answered 503 busy."
     )
+    max_page_queue: int = Field(
+        64, description="Page events (turns, clicks) that may wait in Gradio's queue."
+    )
     max_input_chars: int = Field(
         4096, description="Longest text /v1/audio/speech accepts (as OpenAI's API)."
     )
