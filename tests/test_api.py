@@ -178,17 +178,18 @@ def test_health_metrics_and_openapi(server: str, client: openai.OpenAI) -> None:
 # ---- bad input: a clear 4xx each, and the server goes on serving ---------------------------
 
 
-def _wav(seconds: float, rate: int = 16000) -> bytes:
+def _silence(seconds: float, rate: int = 16000, audio_format: str = "WAV") -> bytes:
     buffer = io.BytesIO()
-    soundfile.write(buffer, np.zeros(int(seconds * rate), np.float32), rate, format="WAV")
+    soundfile.write(buffer, np.zeros(int(seconds * rate), np.float32), rate, format=audio_format)
     return buffer.getvalue()
 
 
 BAD_UPLOADS = {
     "empty body": (b"", 400, "empty"),
-    "truncated WAV header": (_wav(1)[:30], 400, "audio"),
+    "truncated WAV header": (_silence(1)[:30], 400, "audio"),
     "text named .wav": (b"Dear diary, today I wrote a text file.\n" * 20, 400, "audio"),
-    "silence": (_wav(2), 422, "No speech"),
+    "silence": (_silence(2), 422, "No speech"),
+    "over the length limit": (_silence(601, 8000, "FLAC"), 413, "600 s"),
     "huge file": (b"\0" * (UPLOAD_LIMIT_MB + 1) * 1_000_000, 413, f"{UPLOAD_LIMIT_MB} MB"),
 }
 

@@ -94,18 +94,28 @@ def test_silent_llm_server_times_out_into_an_apology(silent_server: str) -> None
     assert "did not answer within 2 s" in (turn.failed or "")
 
 
-def test_corrupt_model_file_is_reported_at_start(tmp_path: Path) -> None:
-    broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"GGUF" + os.urandom(4096))  # the right magic, then garbage
+BAD_MODELS = {
+    "corrupt": (b"GGUF" + os.urandom(4096), ["damaged", "llm.model"]),  # right magic, then garbage
+    "not a model": (b"PK\x03\x04 a zip file", ["not a GGUF model file"]),
+    "missing": (None, ["neither a packaged model", "nor an existing .gguf file"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_MODELS))
+def test_bad_model_file_is_reported_at_start(tmp_path: Path, name: str) -> None:
+    content, words = BAD_MODELS[name]
+    model = tmp_path / "model.gguf"
+    if content is not None:
+        model.write_bytes(content)
     result = subprocess.run(
         [sys.executable, "-m", "voxloop.cli", "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "VOXLOOP_DATA_DIR": str(tmp_path), "VOXLOOP_LLM__MODEL": str(broken)},
+        env={**os.environ, "VOXLOOP_DATA_DIR": str(tmp_path), "VOXLOOP_LLM__MODEL": str(model)},
     )
     assert result.returncode == 2
     assert "voxloop is ready" not in result.stdout
     message = result.stderr.strip().splitlines()[-1]
-    assert "broken.gguf" in message and "damaged" in message and "llm.model" in message
+    assert "model.gguf" in message and all(w in message for w in words), message
     assert "Traceback" not in result.stderr

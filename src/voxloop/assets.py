@@ -55,7 +55,10 @@ def gguf_path(model: str, cache_dir: Path) -> Path:
         )
     with path.open("rb") as f:
         if f.read(4) != GGUF_MAGIC:
-            raise ModelUnavailable(f"{path} is not a GGUF model file.")
+            raise ModelUnavailable(
+                f"{path} is not a GGUF model file: set llm.model to a .gguf file or to a "
+                f"packaged model ({', '.join(PACKAGED_LLMS)})."
+            )
     return path
 
 

@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     voices = command("voices", cmd_voices, "List the voices.")
     voices.add_argument("--json", action="store_true")
 
-    serve = command("serve", cmd_serve, "Start the web app (binds to 127.0.0.1 by default).")
+    serve = command(
+        "serve", cmd_serve, "Start the web app and its HTTP API (binds to 127.0.0.1 by default)."
+    )
     serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: server.port, 7860)")
 

@@ -107,6 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
     from voxloop.pipeline import Pipeline
 
     app = FastAPI(
+        docs_url=None,  # Swagger UI and ReDoc load scripts from a CDN; voxloop stays offline
+        redoc_url=None,
         title="voxloop",
         version=__version__,
         description="A local speech-to-speech assistant. OpenAI-compatible speech and chat "
