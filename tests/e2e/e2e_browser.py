@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
 ]
 PROBE = Path(__file__).with_name("probe.js")
+PAGE_USER = "voxloop"  # server.PAGE_USER
 TURN_SECONDS = 90
 LOUD_RMS = 0.01
 REPORT = Path(os.environ.get("VOXLOOP_E2E_REPORT", "build/e2e-latency.jsonl"))
@@ -97,14 +98,19 @@ class Browser:
 
 
 @contextmanager
-def open_browser(url: str, microphone: Path | None = None) -> Iterator[Browser]:
-    """A fresh headless Chromium on `url`, with `microphone` as its fake microphone."""
-    with open_browsers(url, microphone) as (browser,):
+def open_browser(
+    url: str, microphone: Path | None = None, password: str | None = None
+) -> Iterator[Browser]:
+    """A fresh headless Chromium on `url`, with `microphone` as its fake microphone; with a
+    `password`, it logs in first, as a person would."""
+    with open_browsers(url, microphone, password=password) as (browser,):
         yield browser
 
 
 @contextmanager
-def open_browsers(url: str, *microphones: Path | None) -> Iterator[tuple[Browser, ...]]:
+def open_browsers(
+    url: str, *microphones: Path | None, password: str | None = None
+) -> Iterator[tuple[Browser, ...]]:
     """One fresh headless Chromium per microphone file (None: no file), each on `url`."""
     with sync_playwright() as playwright:
         launched, pages = [], []
@@ -115,14 +121,14 @@ def open_browsers(url: str, *microphones: Path | None) -> Iterator[tuple[Browser
                     args.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
                 launched.append(browser)
-                pages.append(_page(browser, url))
+                pages.append(_page(browser, url, password))
             yield tuple(pages)
         finally:
             for browser in launched:
                 browser.close()
 
 
-def _page(browser: Any, url: str) -> Browser:
+def _page(browser: Any, url: str, password: str | None = None) -> Browser:
     external: list[str] = []
     context = browser.new_context(viewport={"width": 1200, "height": 1000})
     context.route(
@@ -132,6 +138,10 @@ def _page(browser: Any, url: str) -> Browser:
     context.add_init_script(path=str(PROBE))
     page = context.new_page()
     page.goto(url)
+    if password is not None:  # Gradio's login form
+        page.get_by_label("username").fill(PAGE_USER)
+        page.get_by_label("password").fill(password)
+        page.get_by_role("button", name="Login").click()
     page.wait_for_function(
         "window.voxloop && window.voxloop.events.some(e => e[1] === 'connected')"
     )
