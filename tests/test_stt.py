@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 
 import numpy as np
@@ -89,3 +90,31 @@ def test_whisper_base_reads_real_english(settings: Settings, real_recordings: li
 def test_transcribing_silence_returns_no_words(settings: Settings) -> None:
     silence = np.zeros(audio.SAMPLE_RATE, np.float32)
     assert get_transcriber(settings, "moonshine").transcribe(silence).text == ""
+
+
+def test_transcriptions_side_by_side_match_one_at_a_time(
+    settings: Settings, real_recordings: list[Recording]
+) -> None:
+    """API requests and live streams share one engine: running at once must not garble it."""
+    transcriber = get_transcriber(settings)
+    clips = [audio.load(r.path) for r in real_recordings if r.kind == "read"][:4]
+    alone = [transcriber.transcribe(clip).text for clip in clips]
+    together: dict[int, list[str]] = {i: [] for i in range(len(clips))}
+
+    def whole(i: int) -> None:
+        together[i] += [transcriber.transcribe(clips[i]).text for _ in range(3)]
+
+    def streamed(i: int) -> None:
+        stream = transcriber.stream()
+        for start in range(0, len(clips[i]), 5120):
+            stream.add(clips[i][start : start + 5120])
+        together[i].append(stream.finish().text)
+
+    workers = [threading.Thread(target=whole, args=(i,)) for i in (0, 1)]
+    workers += [threading.Thread(target=streamed, args=(i,)) for i in (2, 3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(text == alone[i] for i in (0, 1) for text in together[i]), together
+    assert all(wer([(alone[i], together[i][0])]) <= MAX_WER for i in (2, 3)), together

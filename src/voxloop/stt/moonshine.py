@@ -50,6 +50,10 @@ class MoonshineTranscriber:
         # Moonshine's runtime keeps its worker threads spinning for ~30 ms after each call,
         # which would slow the language model starting right after it by as much. At the
         # lowest priority they still do all their work when the cores are free.
+        # Moonshine's runtime is not thread-safe: two transcriptions at once (API requests
+        # side by side, a live stream beside a final transcript) return empty or garbled
+        # text. Every call into it takes this lock.
+        self._busy = threading.Lock()
         with _loading:
             before = _thread_ids()
             self.model = Transcriber(
@@ -60,39 +64,47 @@ class MoonshineTranscriber:
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
         """Transcribe a whole recording (16 kHz mono float32)."""
-        result = self.model.transcribe_without_streaming(
-            np.asarray(audio, dtype=np.float32).tolist(), SAMPLE_RATE
-        )
+        samples = np.asarray(audio, dtype=np.float32).tolist()
+        with self._busy:
+            result = self.model.transcribe_without_streaming(samples, SAMPLE_RATE)
         return Transcript(text=_text(result.lines), language="en")
 
     def stream(self) -> MoonshineStream:
         """A live transcription using Moonshine's own streaming decoder."""
-        return MoonshineStream(self.model.create_stream())
+        with self._busy:
+            stream = self.model.create_stream()
+            stream.start()
+        return MoonshineStream(stream, self._busy)
 
 
 class MoonshineStream:
     """Feeds audio into a Moonshine stream and reads back the transcript so far."""
 
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-        self.stream.start()
+    def __init__(self, stream: Any, busy: threading.Lock) -> None:
+        self.stream, self._busy = stream, busy
         self.text = ""
 
     def add(self, audio: np.ndarray) -> str:
         """Append audio and return the updated partial transcript."""
-        self.stream.add_audio(np.asarray(audio, dtype=np.float32).tolist(), SAMPLE_RATE)
-        self.text = _text(self.stream.update_transcription().lines)
+        samples = np.asarray(audio, dtype=np.float32).tolist()
+        with self._busy:
+            self.stream.add_audio(samples, SAMPLE_RATE)
+            lines = self.stream.update_transcription().lines
+        self.text = _text(lines)
         return self.text
 
     def finish(self) -> Transcript:
         """Stop the stream and return the final transcript."""
-        self.text = _text(self.stream.update_transcription().lines) or self.text
-        self.stream.stop()
+        with self._busy:
+            lines = self.stream.update_transcription().lines
+            self.stream.stop()
+        self.text = _text(lines) or self.text
         return Transcript(text=self.text, language="en")
 
     def close(self) -> None:
         """Stop the stream without decoding again."""
-        self.stream.stop()
+        with self._busy:
+            self.stream.stop()
 
 
 @engines.register("moonshine")
