@@ -3,31 +3,24 @@ server, and an app served by uvicorn in a thread of the test process."""
 
 from __future__ import annotations
 
+import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from voxloop.bench import local_server
+from voxloop.bench import free_port, local_server
 from voxloop.errors import VoxloopError
 
 SERVER_START_SECONDS = 120
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -41,15 +34,22 @@ def running_server(data_dir: Path, **env: str) -> Iterator[str]:
 def serve_process(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`voxloop serve` as `running_server`, with its process."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        server = local_server(data_dir, **env)
-        url, process = server.__enter__()
-    except VoxloopError as err:
-        pytest.fail(str(err))
-    try:
+    with ExitStack() as stack:
+        try:
+            url, process = stack.enter_context(local_server(data_dir, **env))
+        except VoxloopError as err:  # it did not start: its log says why
+            pytest.fail(str(err))
         yield f"{url}/", process
-    finally:
-        server.__exit__(None, None, None)
+
+
+def turn_events(url: str, **form: Any) -> list[dict[str, Any]]:
+    """The server-sent events of one POST /v1/voxloop/turn (`file` goes as the upload)."""
+    files = {"file": form.pop("file")} if "file" in form else None
+    with httpx.stream(
+        "POST", f"{url.rstrip('/')}/v1/voxloop/turn", data=form, files=files, timeout=120
+    ) as response:
+        assert response.status_code == 200, response.read()
+        return [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
 
 
 class LlamaServer:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -18,7 +16,7 @@ import openai
 import pytest
 import soundfile
 
-from servers import running_server
+from servers import running_server, turn_events
 from voxloop.recordings import Recording, normalize, wer
 
 MAX_WER = 0.2
@@ -147,18 +145,9 @@ def test_whole_chat_completion_with_a_system_prompt(client: openai.OpenAI) -> No
 # ---- voxloop's own speech-to-speech turn ---------------------------------------------------
 
 
-def _turn(server: str, **form: Any) -> list[dict[str, Any]]:
-    files = {"file": form.pop("file")} if "file" in form else None
-    with httpx.stream(
-        "POST", f"{server}/v1/voxloop/turn", data=form, files=files, timeout=120
-    ) as response:
-        assert response.status_code == 200, response.read()
-        return [json.loads(line[5:]) for line in response.iter_lines() if line.startswith("data:")]
-
-
 def test_spoken_turn_streams_transcript_reply_and_audio(server: str, spoken) -> None:  # type: ignore[no-untyped-def]
     question = spoken(QUESTION).read_bytes()
-    events = _turn(server, file=("question.wav", question, "audio/wav"))
+    events = turn_events(server, file=("question.wav", question, "audio/wav"))
     kinds = [e["type"] for e in events]
     assert kinds[0] == "transcript" and "capital" in events[0]["text"].lower()
     assert kinds[-1] == "done" and "paris" in events[-1]["reply"].lower()
@@ -171,8 +160,8 @@ def test_spoken_turn_streams_transcript_reply_and_audio(server: str, spoken) -> 
 
 
 def test_text_turn_keeps_the_conversation_of_a_session(server: str) -> None:
-    _turn(server, text="My name is Anneliese and I live in Ghent.", session="api-test")
-    events = _turn(server, text="What is my name?", session="api-test")
+    turn_events(server, text="My name is Anneliese and I live in Ghent.", session="api-test")
+    events = turn_events(server, text="What is my name?", session="api-test")
     assert "anneliese" in events[-1]["reply"].lower()
 
 
@@ -180,7 +169,7 @@ def test_text_turn_keeps_the_conversation_of_a_session(server: str) -> None:
 
 
 def test_health_metrics_and_openapi(server: str, client: openai.OpenAI) -> None:
-    _turn(server, text="Say hello.")
+    turn_events(server, text="Say hello.")
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     metrics = httpx.get(f"{server}/metrics").text
     for stage in ("stt", "llm_first_token", "first_audio", "total"):

@@ -4,15 +4,15 @@ store, so a person's next turn may land on either replica."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from servers import LlamaServer, llama_server, running_server
+from servers import LlamaServer, llama_server, running_server, turn_events
 from voxloop import assets
 from voxloop.config import Settings
 
@@ -52,13 +52,12 @@ def test_every_replica_answers_through_the_shared_model(replicas: list[str]) -> 
 
 def _reply(url: str, session: str, text: str = "", spoken: Path | None = None) -> str:
     """The reply to one turn (text, or a spoken question) of `session`, sent to `url`."""
-    form = {"session": session} if spoken else {"session": session, "text": text}
-    files = {"file": ("q.wav", spoken.read_bytes(), "audio/wav")} if spoken else None
-    with httpx.stream(
-        "POST", f"{url}/v1/voxloop/turn", data=form, files=files, timeout=120
-    ) as response:
-        assert response.status_code == 200, response.read()
-        events = [json.loads(line[5:]) for line in response.iter_lines() if line[:5] == "data:"]
+    form: dict[str, Any] = {"session": session}
+    if spoken:
+        form["file"] = ("q.wav", spoken.read_bytes(), "audio/wav")
+    else:
+        form["text"] = text
+    events = turn_events(url, **form)
     assert events[-1]["type"] == "done", events[-1]
     return str(events[-1]["reply"])
 

@@ -385,12 +385,9 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
 def local_server(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`voxloop serve` in a subprocess on a free loopback port, once its models are loaded."""
     import os
-    import socket
     import sys
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     log_path = data_dir / f"server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -415,6 +412,15 @@ def local_server(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.P
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _process_peak_rss_mb(pid: int) -> float:

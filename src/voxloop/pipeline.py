@@ -313,19 +313,29 @@ class Pipeline:
                     turn.reply += text
                     yield ReplyText(text)
                     continue
-                speech = synthesize(
-                    text, turn.voice, cache_dir=self.settings.cache_dir, speed=speed
-                )
-                while not cancel.is_set():
-                    with synthesizing:  # the model waits: two cores cannot do both at speed
-                        chunk = next(speech, None)
-                    if chunk is None:
-                        turn.spoken.append(text)
-                        break
-                    stamp("first_audio")
-                    yield Speech(chunk, text)
+                yield from self._say(text, turn, speed, cancel, stamp, synthesizing)
         finally:
             stop.set()
+
+    def _say(
+        self,
+        text: str,
+        turn: Turn,
+        speed: float,
+        cancel: threading.Event,
+        stamp: Callable[[str], None],
+        synthesizing: threading.Lock,
+    ) -> Iterator[Event]:
+        """Speak one piece of the reply, chunk by chunk, until it is said or the turn stopped."""
+        speech = synthesize(text, turn.voice, cache_dir=self.settings.cache_dir, speed=speed)
+        while not cancel.is_set():
+            with synthesizing:  # the model waits: two cores cannot do both at speed
+                chunk = next(speech, None)
+            if chunk is None:
+                turn.spoken.append(text)
+                return
+            stamp("first_audio")
+            yield Speech(chunk, text)
 
     def _apologize(
         self, turn: Turn, speed: float, cancel: threading.Event, stamp: Callable[[str], None]
@@ -334,14 +344,7 @@ class Pipeline:
         delta = f" {LLM_APOLOGY}" if turn.reply else LLM_APOLOGY
         turn.reply += delta
         yield ReplyText(delta)
-        for chunk in synthesize(
-            LLM_APOLOGY, turn.voice, cache_dir=self.settings.cache_dir, speed=speed
-        ):
-            if cancel.is_set():
-                return
-            stamp("first_audio")
-            yield Speech(chunk, LLM_APOLOGY)
-        turn.spoken.append(LLM_APOLOGY)
+        yield from self._say(LLM_APOLOGY, turn, speed, cancel, stamp, threading.Lock())
 
     def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
         history, notes = request.history, request.notes

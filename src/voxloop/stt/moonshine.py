@@ -47,13 +47,13 @@ class MoonshineTranscriber:
     def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
         from moonshine_voice import ModelArch, Transcriber, get_assets_path
 
-        # Moonshine's runtime keeps its worker threads spinning for ~30 ms after each call,
-        # which would slow the language model starting right after it by as much. At the
-        # lowest priority they still do all their work when the cores are free.
         # Moonshine's runtime is not thread-safe: two transcriptions at once (API requests
         # side by side, a live stream beside a final transcript) return empty or garbled
         # text. Every call into it takes this lock.
         self._busy = threading.Lock()
+        # Moonshine's runtime keeps its worker threads spinning for ~30 ms after each call,
+        # which would slow the language model starting right after it by as much. At the
+        # lowest priority they still do all their work when the cores are free.
         with _loading:
             before = _thread_ids()
             self.model = Transcriber(
