@@ -10,7 +10,7 @@ import pytest
 
 from voxloop import audio
 from voxloop.config import Settings, load_settings
-from voxloop.recordings import Recording, wer
+from voxloop.recordings import Recording, normalize, wer
 from voxloop.stt import get_transcriber
 
 MAX_WER = 0.10  # the bound the foundation issue sets for the default engine
@@ -116,5 +116,9 @@ def test_transcriptions_side_by_side_match_one_at_a_time(
         worker.start()
     for worker in workers:
         worker.join()
-    assert all(text == alone[i] for i in (0, 1) for text in together[i]), together
+    # Words, not punctuation: Moonshine ends a clip with "," or "." at random under CPU
+    # contention, even one call at a time.
+    assert all(normalize(text) == normalize(alone[i]) for i in (0, 1) for text in together[i]), (
+        together
+    )
     assert all(wer([(alone[i], together[i][0])]) <= MAX_WER for i in (2, 3)), together
