@@ -17,6 +17,8 @@ say() { printf '\033[1m[voxloop setup]\033[0m %s\n' "$*"; }
 apt_packages=(espeak-ng)                      # voices for languages other than English
 # Tests: real recordings (English; Dutch voice acting of Fish Fillets) and a real browser.
 [[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata fillets-ng-data-nl chromium)
+# Tests and benchmarks: voices of engines voxloop does not speak with, to ask it questions.
+[[ "${1:-}" == "--test" ]] && apt_packages+=(flite festival festvox-kdlpc16k)
 
 missing=()
 for pkg in "${apt_packages[@]}"; do

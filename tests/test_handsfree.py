@@ -15,7 +15,7 @@ from voxloop import audio
 from voxloop.audio import AudioChunk
 from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
-from voxloop.handsfree import HandsFree, Options, Reply, after_phrase, is_echo
+from voxloop.handsfree import HandsFree, Options, Reply, is_echo
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
@@ -35,14 +35,6 @@ def test_our_own_voice_coming_back_is_echo() -> None:
     assert is_echo("the capital of France is Paris", reply, 0.6)
     assert not is_echo("What about Germany?", reply, 0.6)
     assert not is_echo("Paris", reply, 0.6)  # one word is too little to judge
-
-
-def test_wake_phrase_is_found_whatever_the_spacing() -> None:
-    assert after_phrase("Hey computer, what is two plus two?", "hey computer") == (
-        "what is two plus two"
-    )
-    assert after_phrase("hey com puter", "hey computer") == ""
-    assert after_phrase("What is two plus two?", "hey computer") is None
 
 
 class RecordingLive(LiveSessions):
@@ -159,3 +151,34 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
     # The person's memory holds both turns, the first with only what was heard.
     stored = memory.exchanges("person")
     assert [reply for _, reply in stored] == [interrupted, session.history[3]["content"]]
+
+
+# A voice whose "Hey computer" the live transcript (Moonshine) hears as "A computer": the old
+# matcher (the phrase's exact words) never woke for it; the second opinion hears it.
+MISHEARD_VOICE = "joe"
+WAKE_QUESTION = "Hey computer. How many days are there in a week?"
+
+
+def _spoken_by(settings: Settings, voice: str, text: str, folder: Path) -> Path:
+    from voxloop import tts
+
+    joined = audio.join_chunks(list(tts.synthesize(text, voice, cache_dir=settings.cache_dir)))
+    path = folder / f"{voice}.wav"
+    path.write_bytes(audio.wav_bytes(joined.pcm, joined.sample_rate))
+    return path
+
+
+def test_a_misheard_wake_phrase_still_wakes_it_and_the_question_is_answered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options(wake=True))
+    question = _spoken_by(settings, MISHEARD_VOICE, WAKE_QUESTION, tmp_path)
+    feed_like_a_microphone(session, _microphone([0.5, question, 1.0]), real_time=False)
+    _wait(lambda: len(session.history) >= 2, seconds=120)
+    session.close()
+    asked, answer = session.history[0]["content"], session.history[1]["content"].lower()
+    assert asked.startswith("how many days") and "computer" not in asked
+    assert "seven" in answer or "7" in answer
+    heard = [m["text"] for m in live.messages if m["type"] == "partial"][-1].lower()
+    assert "hey computer" not in heard, "the live transcript heard the phrase right after all"

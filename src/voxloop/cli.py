@@ -204,13 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("config", cmd_config, "Print the settings in force as a commented TOML file.")
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")
 
+    from voxloop.bench import SUITES
+
     bench = command("bench", cmd_bench, "Measure the engines and print JSON.")
-    bench.add_argument(
-        "suite",
-        nargs="?",
-        default="engines",
-        choices=["engines", "latency", "handsfree", "longform", "load"],
-    )
+    bench.add_argument("suite", nargs="?", default="engines", choices=sorted(SUITES))
     bench.add_argument("--json", action="store_true", help="print JSON (the only format)")
     return parser
 

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,6 +62,19 @@ class HandsFreeSettings(Section):
     partial_every_ms: int = Field(320, description="Update the live transcript this often.")
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
+    wake_tolerance: float = Field(
+        0.1,
+        description="Wake mode: share of the phrase's sounds that may be misheard at the opening "
+        "of a transcript (see docs/benchmarks.md, wake phrase).",
+    )
+    wake_second_opinion: str = Field(
+        "whisper",
+        description="Wake mode: engine that listens again to the opening of an utterance whose "
+        "transcript does not open with the phrase ('' for none).",
+    )
+    wake_window_seconds: float = Field(
+        2.5, description="Wake mode: seconds of an utterance's opening the second opinion hears."
+    )
     echo_overlap: float = Field(
         0.6, description="Drop a transcript sharing this share of words with the last reply."
     )
@@ -185,6 +198,15 @@ class LongformSettings(Section):
     segment_max_seconds: float = Field(
         30.0, description="A segment is cut after this long even without a pause."
     )
+    model: str | None = Field(
+        "qwen2.5-1.5b",
+        description="The in-process model (llm.backend 'llamacpp') that writes summaries, loaded "
+        "beside llm.model on the first summary: a larger one keeps more of the events (see "
+        "docs/benchmarks.md). None: llm.model. With the openai backend, llm.model writes them.",
+    )
+    temperature: float = Field(
+        0.0, description="Sampling temperature of summaries (0: the likeliest words, no guesses)."
+    )
     chunk_tokens: int = Field(
         1200,
         description="Transcript per summary call, in (estimated) tokens; shrunk to fit "
@@ -208,6 +230,36 @@ class LongformSettings(Section):
     follow_up_passages: int = Field(
         4, description="Most transcript passages given for a follow-up question."
     )
+
+
+class SkillsSettings(Section):
+    """What voxloop answers itself, before the model: time, timers, arithmetic, memory."""
+
+    enabled: bool = Field(
+        True,
+        description="Answer the time, timers, sums, units and 'what do you remember about me' "
+        "without the model.",
+    )
+    timezone: str | None = Field(
+        None,
+        description="The person's time zone (IANA name such as 'Europe/Paris'); None: the "
+        "machine's own.",
+    )
+    alarm_poll_seconds: float = Field(
+        0.5, description="How often the server looks for timers that have gone off."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as err:
+                raise ValueError(f"unknown time zone '{value}' (e.g. 'Europe/Paris')") from err
+        return value
 
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -241,6 +293,7 @@ class Settings(BaseSettings):
     memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
     longform: LongformSettings = LongformSettings()
+    skills: SkillsSettings = SkillsSettings()
 
     @property
     def memory_file(self) -> Path:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from voxloop.audio import SAMPLE_RATE
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
 from voxloop.llm import Message
@@ -23,6 +24,7 @@ from voxloop.pipeline import Done, Pipeline, ReplyText, Speech, Turn, TurnReques
 from voxloop.recordings import normalize
 from voxloop.stt import PartialTranscriber, get_transcriber
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
+from voxloop.wake import Wake, WakeMatcher
 
 log = logging.getLogger("voxloop.handsfree")
 RELEASE_POLL_SECONDS = 0.01
@@ -118,6 +120,8 @@ class HandsFree:
         self._reply_thread: threading.Thread | None = None
         self._speculation: Answer | None = None
         self._awake_until = 0.0
+        self.wake = WakeMatcher(self.settings)
+        self._opening_heard: bool | None = None  # the second opinion on this utterance's opening
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._listen, name="voxloop-listen", daemon=True)
         self._thread.start()
@@ -134,12 +138,21 @@ class HandsFree:
         answering = self._reply_thread is not None and self._reply_thread.is_alive()
         return answering or reply.playing(time.monotonic())
 
+    def announce(self, text: str) -> None:
+        """Show an alert voxloop speaks on its own (a timer) in the chat, and keep its words for
+        the echo filter: the microphone will hear them."""
+        self._add_to_chat({"role": "assistant", "content": text})
+        with self._lock:
+            self.history.append(Message(role="assistant", content=text))
+
     def close(self) -> None:
         """End the conversation: stop listening and any answer."""
         self._frames.put(None)
         self.live.stop(self.client_id)
 
     def _listen(self) -> None:
+        if self.options.wake:
+            self.wake.prepare()
         while (samples := self._frames.get()) is not None:
             try:
                 for event in self.detector.feed(samples):
@@ -171,6 +184,7 @@ class HandsFree:
         engine = self.settings.stt.partial_engine
         self._partial = get_transcriber(self.settings, engine).stream()
         self._fed_frames = 0
+        self._opening_heard = None
         self._send({"type": "state", "value": "hearing"})
 
     def _update_partial(self) -> None:
@@ -191,7 +205,7 @@ class HandsFree:
         frames = self.detector.utterance
         text = self._partial.add(np.concatenate(frames[self._fed_frames :])).strip()
         self._fed_frames = len(frames)
-        if answer := self._what_to_answer(text):
+        if answer := self._what_to_answer(text, frames, final=False):
             self._speculation = self._start_answer(answer, speech_ended_at, held=True)
 
     def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:
@@ -208,16 +222,17 @@ class HandsFree:
         partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
         text = partial.finish().text.strip()
         self._send({"type": "partial", "text": text})
-        if answer := self._what_to_answer(text):
+        if answer := self._what_to_answer(text, [utterance]):
             self._reply_thread = self._start_answer(answer, speech_ended_at).thread
         else:
             self._send({"type": "state", "value": "listening"})
 
-    def _what_to_answer(self, text: str) -> str:
-        """The text to answer ('' for nothing: no words, our own echo, or asleep)."""
+    def _what_to_answer(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
+        """The text to answer ('' for nothing: no words, our own echo, or asleep); `final`
+        once the utterance has ended."""
         if not text or self._is_echo(text):
             return ""
-        return self._after_wake_phrase(text) if self.options.wake else text
+        return self._after_wake_phrase(text, audio, final) if self.options.wake else text
 
     def _start_answer(self, text: str, speech_ended_at: float, held: bool = False) -> Answer:
         turn_number, cancel = self.live.begin_turn(self.client_id)
@@ -234,17 +249,34 @@ class HandsFree:
         last_reply = self.history[-1]["content"] if self.history else ""
         return is_echo(text, last_reply, self.settings.handsfree.echo_overlap)
 
-    def _after_wake_phrase(self, text: str) -> str:
+    def _after_wake_phrase(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
         """In wake mode: '' while asleep or for the bare phrase; else what to answer."""
         now = time.monotonic()
-        rest = after_phrase(text, self.settings.handsfree.wake_phrase)
-        if rest is None and now > self._awake_until:
+        asleep = now > self._awake_until
+        wake = self.wake.in_transcript(text)
+        # Awake, a misheard phrase is only a few extra words: no second opinion is worth its
+        # time then, unless it already heard the phrase open this utterance.
+        if wake is None and (asleep or self._opening_heard):
+            wake = self._second_opinion(text, audio, final)
+        if wake is None and asleep:
             self._send({"type": "state", "value": "asleep"})
             return ""
         self._awake_until = now + self.settings.handsfree.awake_seconds
-        if rest == "":
+        if wake is not None and wake.rest == "":
             self._send({"type": "state", "value": "awake"})
-        return text if rest is None else rest
+        return text if wake is None else wake.rest
+
+    def _second_opinion(self, text: str, audio: list[np.ndarray], final: bool) -> Wake | None:
+        """The wake phrase as the second recognizer hears this utterance's opening: asked once
+        per utterance, when its opening is all there or the utterance has ended."""
+        if not self.wake.second_opinion:
+            return None
+        if self._opening_heard is None:
+            samples = np.concatenate(audio)
+            if not final and len(samples) < self.wake.window_seconds * SAMPLE_RATE:
+                return None
+            self._opening_heard = self.wake.heard_in_audio(samples)
+        return self.wake.heard_wake(text) if self._opening_heard else None
 
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply, text = answer.reply, answer.reply.user_text
@@ -344,18 +376,3 @@ def is_echo(text: str, last_reply: str, overlap: float) -> bool:
     if len(heard) < 2 or not said:
         return False
     return sum(word in said for word in heard) / len(heard) >= overlap
-
-
-def after_phrase(text: str, phrase: str) -> str | None:
-    """The words after `phrase` in `text` (None if absent). Spacing is ignored, so a
-    transcript of "hey vox loop" matches the phrase "hey voxloop"."""
-    words, target = normalize(text), "".join(normalize(phrase))
-    for start in range(len(words)):
-        joined = ""
-        for end in range(start, len(words)):
-            joined += words[end]
-            if joined == target:
-                return " ".join(words[end + 1 :])
-            if not target.startswith(joined):
-                break
-    return None

@@ -91,6 +91,15 @@ class LiveSessions:
         """Send one chunk of `turn`'s reply as [u32 turn][int16 PCM]."""
         self._send(self.get(client_id), struct.pack("<I", turn) + chunk.pcm.tobytes())
 
+    def clients_of(self, person: str) -> list[str]:
+        """The client ids of the pages of `person` that have their socket open."""
+        with self._lock:
+            return [
+                client_id
+                for client_id, session in self._sessions.items()
+                if session.session == person and session.socket is not None
+            ]
+
     def _send(self, session: LiveSession, message: str | bytes) -> None:
         socket, loop = session.socket, session.loop
         if socket is None or loop is None:

@@ -38,20 +38,29 @@ TRANSCRIPTION_SHARE = 0.5
 CONTEXT_MARGIN_TOKENS = 64  # chat-template tokens around the messages, and slack
 MIN_CHUNK_TOKENS = 200  # a context with less room than this for transcript is too small
 MS_PER_SECOND = 1000
+IN_PROCESS_BACKEND = "llamacpp"  # the backend whose model `longform.model` names
 MIN_SUMMARIES_PER_CALL = 2  # fewer, and combining summaries in rounds would never end
 
-SYSTEM_PROMPT = "You write short, plain notes about recordings. No lists, no markdown."
-# The request comes after the text: small models follow what they read last.
+SYSTEM_PROMPT = (
+    "You write short, plain notes about recordings, using only what the recording says. "
+    "No lists, no markdown."
+)
+# The request comes after the text: small models follow what they read last. Both ask for the
+# events in order, with their names and numbers: asked for "what it is about", a model restates
+# the opening and drops what happens later.
 CHUNK_REQUEST = (
-    "In two or three sentences: what is said in this part? Keep its names, numbers and key points."
+    "In at most four short sentences, tell what happens or is said in this part, in the order "
+    "it comes: who did what, with every name, number, decision and result. Use only what the "
+    "transcript says."
 )
 SUMMARY_REQUEST = (
-    "In two to four short sentences meant to be spoken aloud: what is this recording about? "
-    "Its main topic first, then its key points."
+    "In at most five short sentences meant to be spoken aloud, summarize the whole recording "
+    "from its beginning to its end: first what it is, then its main events or points in the "
+    "order they come, with names and numbers, and how it ends. Use only what it says."
 )
-NOTE_SENTENCES = 3  # what CHUNK_REQUEST asks for
+NOTE_SENTENCES = 4  # what CHUNK_REQUEST asks for
 TRANSCRIPT_LABEL = "Transcript"
-NOTES_LABEL = "Notes on consecutive parts of the recording"
+NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
 NOTE_HEADER = "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
 PASSAGES_INTRO = "Passages of the recording that may answer the question ([minute:second] text):"
 
@@ -248,7 +257,8 @@ def summarize(
         ]
         if writer.cancelled:
             return ""
-        packed = chunk_text(summaries, budget)
+        numbered = [f"Part {n}: {text}" for n, text in enumerate(summaries, start=1) if text]
+        packed = chunk_text(numbered, budget)
         if len(packed) >= len(chunks):
             raise ConfigError(_too_small(settings))
         chunks, label = packed, NOTES_LABEL
@@ -260,6 +270,16 @@ def summarize(
     if not spoken:
         raise VoxloopError("The language model wrote no summary of the recording.")
     return spoken
+
+
+def summary_settings(settings: Settings) -> Settings:
+    """`settings` with the language model that writes summaries: `longform.model` (on the
+    in-process backend) at `longform.temperature`."""
+    longform = settings.longform
+    in_process = settings.llm.backend == IN_PROCESS_BACKEND
+    model = longform.model if longform.model and in_process else settings.llm.model
+    llm = settings.llm.model_copy(update={"model": model, "temperature": longform.temperature})
+    return settings.model_copy(update={"llm": llm})
 
 
 def chunk_budget(settings: Settings) -> int:
@@ -322,7 +342,7 @@ class _Writer:
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> None:
-        self.model = get_chat_model(settings)
+        self.model = get_chat_model(summary_settings(settings))
         self.planned, self.done = planned, 0
         self.report = progress or _no_progress
         self.cancel = cancel

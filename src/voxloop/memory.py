@@ -56,6 +56,16 @@ CREATE TABLE IF NOT EXISTS facts (
     updated REAL NOT NULL,
     UNIQUE (session, key)
 );
+CREATE TABLE IF NOT EXISTS timers (
+    id INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    kind TEXT NOT NULL,  -- 'timer' or 'reminder'
+    label TEXT NOT NULL,  -- a timer's name ('pasta') or what to be reminded of
+    seconds REAL NOT NULL,
+    ends REAL NOT NULL,  -- time.time() when it goes off
+    state TEXT NOT NULL DEFAULT 'running'  -- 'running', 'rung' or 'cancelled'
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers(state, ends);
 """
 # Columns added after the first release, for files written by it.
 MIGRATIONS = {
@@ -84,6 +94,22 @@ class ConversationInfo:
     created: float
     title: str
     turns: int
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer or reminder a person set; it survives reloads and restarts."""
+
+    id: int
+    session: str
+    kind: str  # 'timer' or 'reminder'
+    label: str
+    seconds: float
+    ends: float  # time.time() when it goes off
+
+    def left(self, now: float) -> float:
+        """Seconds until it goes off (0 once due)."""
+        return max(0.0, self.ends - now)
 
 
 @dataclass
@@ -178,7 +204,9 @@ class Memory:
                     recording,
                 ),
             )
-            for fact in fact_patterns.extract(turn.user_text):
+            # "Remind me in ten minutes to ..." is a timer, not a fact about the person.
+            stated = fact_patterns.extract(turn.user_text) if turn.skill != "timers" else []
+            for fact in stated:
                 _upsert_fact(db, session, fact.key, fact.text)
             return int(cursor.lastrowid or 0)
 
@@ -235,8 +263,50 @@ class Memory:
         """Delete every conversation and fact of the session."""
         with self._connect() as db:
             db.execute("DELETE FROM facts WHERE session = ?", (session,))
+            db.execute("DELETE FROM timers WHERE session = ?", (session,))
             db.execute("DELETE FROM conversations WHERE session = ?", (session,))
             db.execute("DELETE FROM sessions WHERE name = ?", (session,))
+
+    # Timers and reminders
+
+    def add_timer(self, session: str, kind: str, label: str, seconds: float, now: float) -> Timer:
+        """Start a timer (or reminder) that goes off `seconds` after `now`."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT INTO timers (session, kind, label, seconds, ends) VALUES (?, ?, ?, ?, ?)",
+                (session, kind, label, seconds, now + seconds),
+            )
+            return Timer(int(cursor.lastrowid or 0), session, kind, label, seconds, now + seconds)
+
+    def running_timers(self, session: str) -> list[Timer]:
+        """The session's timers that have not gone off or been cancelled, soonest first."""
+        with self._connect() as db:
+            return _timers(db, "session = ? AND state = 'running'", (session,))
+
+    def cancel_timers(self, session: str, ids: list[int]) -> None:
+        """Cancel the session's running timers with these ids."""
+        with self._connect() as db:
+            db.executemany(
+                "UPDATE timers SET state = 'cancelled' WHERE id = ? AND session = ?"
+                " AND state = 'running'",
+                [(timer_id, session) for timer_id in ids],
+            )
+
+    def due_timers(self, now: float, session: str | None = None) -> list[Timer]:
+        """Timers that have gone off and not been announced yet (of one session, or all)."""
+        where, args = "state = 'running' AND ends <= ?", tuple[object, ...]((now,))
+        if session is not None:
+            where, args = where + " AND session = ?", (now, session)
+        with self._connect() as db:
+            return _timers(db, where, args)
+
+    def ring(self, timer_id: int) -> bool:
+        """Mark a due timer announced; False if someone else announced or cancelled it first."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE timers SET state = 'rung' WHERE id = ? AND state = 'running'", (timer_id,)
+            )
+            return cursor.rowcount == 1
 
     # What the model sees
 
@@ -315,6 +385,14 @@ def _facts(db: sqlite3.Connection, session: str) -> list[StoredFact]:
         "SELECT id, text FROM facts WHERE session = ? ORDER BY id", (session,)
     ).fetchall()
     return [StoredFact(id, text) for id, text in rows]
+
+
+def _timers(db: sqlite3.Connection, where: str, args: tuple[object, ...]) -> list[Timer]:
+    rows = db.execute(
+        f"SELECT id, session, kind, label, seconds, ends FROM timers WHERE {where} ORDER BY ends",
+        args,
+    ).fetchall()
+    return [Timer(*row) for row in rows]
 
 
 def _latest_recording(db: sqlite3.Connection, conversation_id: int) -> str | None:

@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voxloop import audio as audio_files
-from voxloop import longform, vad
+from voxloop import longform, skills, vad
 from voxloop.audio import AudioChunk
 from voxloop.config import Settings
 from voxloop.errors import BackendDown, BadText, NoSpeech, VoxloopError
@@ -67,6 +68,7 @@ class Turn:
     stored_id: int | None = None  # the turn's id in memory, once stored
     recording: longform.LongRecording | None = None  # a long recording, summarized
     failed: str | None = None  # why the model could not answer (the reply is an apology)
+    skill: str | None = None  # the skill that answered instead of the model, if one did
 
     @property
     def outcome(self) -> str:
@@ -132,6 +134,7 @@ class TurnRequest:
     progress: longform.Progress | None = None  # told how a long recording is coming along
     voice: str | None = None
     speed: float | None = None
+    timezone: str | None = None  # the person's (IANA name); default: settings.skills.timezone
 
 
 class Pipeline:
@@ -277,11 +280,16 @@ class Pipeline:
 
         self.wait_for_upkeep()
         messages = self._messages(request, turn)
-        turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
+        skill_answer = self._skill_answer(request, turn)
+        if not skill_answer:
+            turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
         speed = request.speed or self.settings.tts.speed
+        write = self._writer(messages, turn, skill_answer)
+        if alerts := self._missed_alerts(request):
+            write = _after(alerts, write)
         try:
-            yield from self._reply(self._writer(messages, turn), turn, speed, cancel, stamp)
+            yield from self._reply(write, turn, speed, cancel, stamp)
         except BackendDown as err:  # the model server went away: say so, keep the person's words
             log.warning("the language model failed: %s", err)
             self.metrics.record_error(type(err).__name__)
@@ -360,8 +368,33 @@ class Pipeline:
             request.system_prompt or self.settings.system_prompt, history, turn.user_text, notes
         )
 
-    def _writer(self, messages: list[Message], turn: Turn) -> Writer:
-        """What writes the reply: the model, or a clarifying question for unclear words."""
+    def now(self, timezone: str | None = None) -> datetime:
+        """The time now in the person's time zone (`timezone`, settings, or the machine's)."""
+        return skills.now(timezone or self.settings.skills.timezone)
+
+    def _skill_answer(self, request: TurnRequest, turn: Turn) -> str:
+        """A skill's answer to the person's words ('' when the model should answer)."""
+        if not self.settings.skills.enabled or turn.recording is not None:
+            return ""
+        context = skills.SkillContext(self.now(request.timezone), request.session, self.memory)
+        answered = skills.answer(turn.user_text, context)
+        if answered is None:
+            return ""
+        turn.skill = answered.skill
+        return answered.text
+
+    def _missed_alerts(self, request: TurnRequest) -> str:
+        """Timers of the session that went off while nobody was there to hear them."""
+        if self.memory is None or request.session is None:
+            return ""
+        due = self.memory.due_timers(time.time(), request.session)
+        said = [skills.timers.alert_text(t) for t in due if self.memory.ring(t.id)]
+        return " ".join(said)
+
+    def _writer(self, messages: list[Message], turn: Turn, skill_answer: str = "") -> Writer:
+        """What writes the reply: a skill, the model, or a clarifying question."""
+        if skill_answer:
+            return lambda _stop: iter([skill_answer])
         if turn.recording is not None:
             summary = turn.recording.summary  # written by longform.process
             return lambda _stop: iter([summary])
@@ -459,6 +492,16 @@ def voice_in(voice_id: str, language: str) -> str:
         return voice_id
     other = voice_for_language(language, voice.gender)
     return other.id if other else voice_id
+
+
+def _after(first: str, write: Writer) -> Writer:
+    """A writer that says `first`, then what `write` writes."""
+
+    def joined(stop: threading.Event) -> Iterator[str]:
+        yield first + " "
+        yield from write(stop)
+
+    return joined
 
 
 def _recording_title(path: str | Path, recording: longform.LongRecording) -> str:

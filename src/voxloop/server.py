@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     offline_environment(settings.cache_dir)
     import gradio as gr
 
+    from voxloop.alarms import Alarms, PageDoor, StreamDoor
     from voxloop.app import CSS, THEME, VoiceChat
     from voxloop.memory import Memory
     from voxloop.pipeline import Pipeline
@@ -120,7 +121,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.pipeline = pipeline
     app.add_api_websocket_route("/ws/live", live_socket)
-    api.install(app, pipeline, live.connected_count)
+    alarms = Alarms(memory, settings.skills.alarm_poll_seconds)
+    streams = StreamDoor(pipeline)
+    alarms.add_door(PageDoor(live, pipeline))
+    alarms.add_door(streams)
+    alarms.start()  # a daemon thread: one indexed query every poll
+    app.state.alarms = alarms
+    api.install(app, pipeline, live.connected_count, streams)
     page = VoiceChat(settings, pipeline, live, memory).build()
     head = f"<script>{(STATIC / 'voxloop.js').read_text()}</script>"
     key = settings.server.api_key

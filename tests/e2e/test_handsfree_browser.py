@@ -9,8 +9,10 @@ import numpy as np
 
 from e2e_browser import LOUD_RMS, Browser, open_browser, open_browsers, report
 from voxloop import audio
+from voxloop.config import Settings
 
 BARGE_IN_WITHIN_MS = 300
+WAKE_QUESTION = "Hey computer. How many days are there in a week?"
 
 
 def _microphone(path: Path, parts: list[float | Path]) -> Path:
@@ -134,3 +136,28 @@ def test_two_people_talk_at_once_without_mixing(
             browser.wait_for_event("playback_ended")
         assert "france" in one.chat()[0].lower() and "italy" not in " ".join(one.chat()).lower()
         assert "italy" in two.chat()[0].lower() and "france" not in two.chat()[0].lower()
+
+
+def test_a_misheard_wake_phrase_wakes_it_and_gets_an_answer(
+    server: str, settings: Settings, tmp_path: Path
+) -> None:
+    # Piper's "joe" saying the phrase is transcribed live as "A computer, ...": the words of
+    # the phrase alone never woke voxloop for this voice; its sounds and a second opinion do.
+    from voxloop import tts
+
+    spoken = audio.join_chunks(
+        list(tts.synthesize(WAKE_QUESTION, "joe", cache_dir=settings.cache_dir))
+    )
+    question = tmp_path / "joe.wav"
+    question.write_bytes(audio.wav_bytes(spoken.pcm, spoken.sample_rate))
+    microphone = _microphone(tmp_path / "wake.wav", [1.0, question, 8.0])
+    with open_browser(server, microphone=microphone) as browser:
+        browser.page.check("#wake input")
+        _start(browser)
+        browser.page.wait_for_function(
+            "document.querySelectorAll('#chat .message-row').length >= 2", timeout=120_000
+        )
+        browser.wait_for_event("playback_ended")
+        asked, answer = browser.chat()[:2]
+        assert asked.lower().startswith("how many days") and "computer" not in asked.lower()
+        assert "seven" in answer.lower() or "7" in answer

@@ -91,6 +91,9 @@
     } else if (message.type === "state") {
       show("#live_state", message.value + (message.latency_ms ? ` (answered in ${message.latency_ms} ms)` : ""));
       log("state", message.value);
+    } else if (message.type === "alert") {  // a timer or reminder went off; its audio follows
+      show("#live_state", "⏰ " + message.text);
+      log("alert", message.text);
     } else if (message.type === "error") {
       show("#live_state", "error: " + message.message);
     }

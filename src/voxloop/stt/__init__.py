@@ -18,6 +18,7 @@ class Transcript:
 
     text: str
     language: str = "en"
+    logprob: float | None = None  # mean token log-probability, where the engine gives one
 
 
 class PartialTranscriber(Protocol):
@@ -81,4 +82,4 @@ def get_transcriber(
     return engines.get(name, stt, settings.cache_dir)
 
 
-from voxloop.stt import auto, moonshine, whisper  # noqa: E402,F401  (registers the engines)
+from voxloop.stt import auto, checked, moonshine, whisper  # noqa: E402,F401  (registers them)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +15,8 @@ from voxloop.stt import Transcript, engines
 # Re-decoding the whole utterance is Whisper's only way to give partials; doing it at most
 # once per this much new audio keeps a live stream affordable on two cores.
 PARTIAL_EVERY_SECONDS = 1.0
+# Whisper reads at most 224 prompt tokens; the last words of a conversation matter most.
+PROMPT_MAX_WORDS = 60
 
 
 class WhisperTranscriber:
@@ -28,8 +31,14 @@ class WhisperTranscriber:
             str(path), device="cpu", compute_type="int8", cpu_threads=settings.threads
         )
 
-    def transcribe(self, audio: np.ndarray, language: str | None = None) -> Transcript:
-        """Transcribe a whole recording (16 kHz mono float32), in `language` if given."""
+    def transcribe(
+        self, audio: np.ndarray, language: str | None = None, prompt: str | None = None
+    ) -> Transcript:
+        """Transcribe a whole recording (16 kHz mono float32), in `language` if given.
+
+        `prompt`: recent words of the conversation, which make Whisper expect its names and
+        words (faster-whisper's initial prompt).
+        """
         if not self.model.model.is_multilingual:
             language = "en"
         language = language or self.settings.language
@@ -39,9 +48,11 @@ class WhisperTranscriber:
             beam_size=self.settings.beam_size,
             condition_on_previous_text=False,
             without_timestamps=True,
+            initial_prompt=_last_words(prompt) if prompt else None,
         )
+        segments = list(segments)
         text = " ".join(segment.text.strip() for segment in segments).strip()
-        return Transcript(text=text, language=info.language)
+        return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
 
     def detect_language(self, audio: np.ndarray) -> str:
         """The language spoken in `audio` (ISO 639-1 code); 'en' for an English-only model."""
@@ -53,6 +64,19 @@ class WhisperTranscriber:
     def stream(self) -> WhisperStream:
         """A live transcription that re-decodes the growing utterance now and then."""
         return WhisperStream(self)
+
+
+def _last_words(prompt: str) -> str:
+    """The end of `prompt`, short enough to leave Whisper's context for the transcript."""
+    return " ".join(prompt.split()[-PROMPT_MAX_WORDS:])
+
+
+def _mean_logprob(segments: list[Any]) -> float | None:
+    """Mean token log-probability over segments, weighted by their tokens."""
+    tokens = sum(len(segment.tokens) for segment in segments)
+    if not tokens:
+        return None
+    return sum(segment.avg_logprob * len(segment.tokens) for segment in segments) / tokens
 
 
 class WhisperStream:

@@ -1,6 +1,7 @@
-"""Benchmarks that print JSON: `voxloop bench engines|latency|handsfree|longform|load`.
+"""Benchmarks that print JSON: `voxloop bench <suite>` (see SUITES).
 
 Each engine is measured in a fresh process, so its load time and peak memory are its own.
+Suites with their own data live in modules of this package and register in SUITES.
 """
 
 from __future__ import annotations
@@ -68,18 +69,42 @@ TURN_TIMEOUT_SECONDS = 300
 BUSY = 503
 
 
-def run(suite: str, settings: Settings) -> dict[str, Any]:
+Suite = Callable[[Settings], dict[str, Any]]
+SUITES: dict[str, Suite] = {}  # name -> suite; filled below and by the suite modules
+
+
+def suite(name: str) -> Callable[[Suite], Suite]:
+    """Decorator: make a function runnable as `voxloop bench <name>`."""
+
+    def add(function: Suite) -> Suite:
+        SUITES[name] = function
+        return function
+
+    return add
+
+
+# Evaluation sets (questions, transcripts, key facts) sit beside the package in a source
+# checkout, not inside it: they are the project's, not the product's.
+DATA_DIR = Path(__file__).resolve().parents[3] / "benchmarks"
+
+
+def data_file(name: str) -> Path:
+    """A file of the evaluation data (`benchmarks/<name>` in a source checkout)."""
+    path = DATA_DIR / name
+    if not path.is_file():
+        raise VoxloopError(
+            f"The benchmark data {name} is missing: `voxloop bench` needs a source checkout of "
+            "voxloop (installed with `pip install -e .`), which has the benchmarks/ folder."
+        )
+    return path
+
+
+def run(name: str, settings: Settings) -> dict[str, Any]:
     """Run a benchmark suite and return its results as JSON-able data."""
-    suites: dict[str, Callable[[Settings], dict[str, Any]]] = {
-        "engines": engines,
-        "latency": latency,
-        "handsfree": handsfree,
-        "longform": longform,
-        "load": load,
-    }
-    return {"suite": suite, "machine": _machine(), **suites[suite](settings)}
+    return {"suite": name, "machine": _machine(), **SUITES[name](settings)}
 
 
+@suite("latency")
 def latency(settings: Settings) -> dict[str, Any]:
     """Spoken question in -> first audio out: the streaming pipeline vs a non-streaming cascade.
 
@@ -105,6 +130,7 @@ def latency(settings: Settings) -> dict[str, Any]:
     }
 
 
+@suite("handsfree")
 def handsfree(settings: Settings) -> dict[str, Any]:
     """End of speech -> first audio in hands-free mode: each question is fed as microphone
     frames in real time, then silence until the answer has been spoken (no page attached)."""
@@ -208,6 +234,7 @@ def _summary(turns: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
+@suite("engines")
 def engines(settings: Settings) -> dict[str, Any]:
     """Accuracy, speed, load time and peak memory of every default engine."""
     return {
@@ -218,9 +245,11 @@ def engines(settings: Settings) -> dict[str, Any]:
     }
 
 
+@suite("longform")
 def longform(settings: Settings) -> dict[str, Any]:
     """Long recordings of 10 and 20 minutes (built from real recordings), each in a fresh
-    process: seconds and peak memory per audio minute of transcription and of the summary."""
+    process: seconds and peak memory per audio minute of transcription and of the summary;
+    then `quality`: the key facts summaries name (the `summaries` suite, bench/summaries.py)."""
     from voxloop import recordings
 
     folder = settings.cache_dir / "bench-recordings"
@@ -231,7 +260,11 @@ def longform(settings: Settings) -> dict[str, Any]:
             folder / f"long-{minutes}min.mp3", minutes * SECONDS_PER_MINUTE
         )
         runs[f"{minutes}min"] = _per_audio_minute(measure_longform(settings, path, warm_up))
-    return {"warm_up_seconds": LONGFORM_WARM_UP_SECONDS, "recordings": runs}
+    return {
+        "warm_up_seconds": LONGFORM_WARM_UP_SECONDS,
+        "recordings": runs,
+        "quality": SUITES["summaries"](settings),  # key facts the summaries name
+    }
 
 
 def measure_longform(settings: Settings, path: Path, warm_up: Path) -> dict[str, Any]:
@@ -291,6 +324,7 @@ def _per_audio_minute(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@suite("load")
 def load(settings: Settings) -> dict[str, Any]:
     """LOAD_CLIENTS clients send spoken turns to a `voxloop serve` on loopback for LOAD_SECONDS."""
     import tempfile
@@ -536,3 +570,11 @@ def _tts(settings: Settings, voice: str) -> dict[str, Any]:
         "rtf": round(sum(busy for _, busy, _ in runs) / sum(s for _, _, s in runs), 4),
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+# Suites in their own modules register themselves when imported (after `suite` is defined).
+from voxloop.bench import answers  # noqa: E402, F401
+from voxloop.bench import skills  # noqa: E402, F401
+from voxloop.bench import stt  # noqa: E402, F401
+from voxloop.bench import summaries  # noqa: E402, F401
+from voxloop.bench import wake  # noqa: E402, F401

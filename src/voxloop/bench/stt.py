@@ -1,0 +1,288 @@
+"""`voxloop bench stt`: speech to text on a broad set of real recordings, several sources and
+speakers, each also as telephone band and with real noise at 10 dB SNR, plus a column of
+synthetic voices of engines voxloop does not speak with. Candidates are engines and settings.
+
+The clips, their speakers and the held-out split are in benchmarks/stt/clips.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import wave
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxloop.bench import _isolated, _ms, _peak_rss_mb, data_file, suite
+from voxloop.config import Settings
+from voxloop.errors import VoxloopError
+
+CLIPS = "stt/clips.json"
+# name -> (engine, STT settings changed, whether the previous line of the dialogue is the prompt)
+CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "moonshine": ("moonshine", {}, False),
+    "whisper-tiny": ("whisper", {}, False),
+    "whisper-tiny-beam5": ("whisper", {"beam_size": 5}, False),
+    "whisper-base": ("whisper", {"whisper_model": "base", "language": "en"}, False),
+    "checked": ("checked", {}, False),
+    "pick": ("pick", {}, False),
+    "whisper-tiny-prompted": ("whisper", {}, True),
+}
+# A comma-separated subset of CANDIDATES, to measure only some (all by default).
+CANDIDATES_ENV = "VOXLOOP_BENCH_STT_CANDIDATES"
+ORIGINAL, TELEPHONE, NOISY = "original", "telephone-8k", "noise-10db"
+TELEPHONE_OPTIONS = ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw"]
+REAL, SYNTHETIC = "real", "synthetic"
+FRAME_SAMPLES = 320  # 20 ms at 16 kHz: frames for the active speech level
+ACTIVE_FRAME_SHARE = 0.01  # frames above this share of the loudest frame's power are speech
+SAMPLE_RATE = 16000
+INT16_MAX = 32767
+
+
+@suite("stt")
+def stt(settings: Settings) -> dict[str, Any]:
+    """WER per source, speaker split and variant, and speed, for every candidate."""
+    data = json.loads(data_file(CLIPS).read_text(encoding="utf-8"))
+    items = prepare(settings, data)
+    names = _chosen_candidates()
+    runs = {name: _isolated(run_candidate, settings, name, items) for name in names}
+    return {
+        "clips": len(data["clips"]),
+        "speakers": len({(c["source"], c["speaker"]) for c in data["clips"]}),
+        "items": len(items),
+        "audio_seconds": round(sum(item["seconds"] for item in items), 1),
+        "summary": {name: summarize(items, run) for name, run in runs.items()},
+        "runs": runs,
+    }
+
+
+def _chosen_candidates() -> list[str]:
+    chosen = [n for n in os.environ.get(CANDIDATES_ENV, "").split(",") if n]
+    unknown = set(chosen) - set(CANDIDATES)
+    if unknown:
+        raise VoxloopError(f"Unknown STT candidates {sorted(unknown)}: see {sorted(CANDIDATES)}.")
+    return chosen or list(CANDIDATES)
+
+
+def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every clip as 16 kHz WAV files, once: original, telephone band, with noise; voices."""
+    out = settings.cache_dir / "bench-stt"
+    out.mkdir(parents=True, exist_ok=True)
+    noises = [_load(path) for path in data["noise"]["paths"]]
+    items = []
+    for clip in data["clips"]:
+        original = out / f"{clip['id']}.{ORIGINAL}.wav"
+        if not original.exists():
+            _write_wav(original, _load(clip["path"]))
+        telephone = out / f"{clip['id']}.{TELEPHONE}.wav"
+        if not telephone.exists():
+            _ffmpeg(["-i", str(original), *TELEPHONE_OPTIONS], telephone)
+        noisy = out / f"{clip['id']}.{NOISY}.wav"
+        if not noisy.exists():
+            noise = noises[_pick(clip["id"], len(noises))]
+            offset = _pick(clip["id"], len(noise))
+            _write_wav(noisy, mix(_load(str(original)), noise, data["noise"]["snr_db"], offset))
+        for variant, path in ((ORIGINAL, original), (TELEPHONE, telephone), (NOISY, noisy)):
+            items.append(_item(clip, REAL, variant, path))
+    items.extend(_synthetic(out, data["synthetic"]))
+    return items
+
+
+def _item(clip: dict[str, Any], column: str, variant: str, path: Path) -> dict[str, Any]:
+    samples = _load(str(path))
+    return {
+        "id": clip["id"],
+        "source": clip["source"],
+        "speaker": clip["speaker"],
+        "split": clip.get("split", "held-out"),
+        "column": column,
+        "variant": variant,
+        "path": str(path),
+        "text": clip["transcript"],
+        "context": clip.get("context", ""),
+        "seconds": round(len(samples) / SAMPLE_RATE, 3),
+    }
+
+
+def _synthetic(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each voice saying each everyday sentence (flite's voices, festival)."""
+    items = []
+    for voice in spec["voices"]:
+        for number, sentence in enumerate(spec["sentences"]):
+            path = out / f"{voice}-{number:02d}.wav"
+            if not path.exists():
+                raw = out / f"{voice}-{number:02d}.raw.wav"
+                _speak(voice, sentence, raw)
+                _write_wav(path, _load(str(raw)))
+                raw.unlink()
+            clip = {
+                "id": f"{voice}-{number:02d}",
+                "source": voice,
+                "speaker": voice,
+                "split": SYNTHETIC,
+                "transcript": sentence,
+            }
+            items.append(_item(clip, SYNTHETIC, ORIGINAL, path))
+    return items
+
+
+def _speak(voice: str, text: str, out: Path) -> None:
+    engine, _, name = voice.partition("-")
+    if not shutil.which(engine):
+        raise VoxloopError(f"{engine} is not installed: `apt-get install {engine}`.")
+    if engine == "flite":
+        command = ["flite", "-voice", name, "-t", text, "-o", str(out)]
+        subprocess.run(command, check=True, capture_output=True)
+    else:  # festival's text2wave, its default voice
+        command = ["text2wave", "-o", str(out)]
+        subprocess.run(command, input=text.encode(), check=True, capture_output=True)
+
+
+def mix(speech: np.ndarray, noise: np.ndarray, snr_db: float, offset: int) -> np.ndarray:
+    """`speech` with `noise` (looped from `offset`) at `snr_db` below its active speech level."""
+    looped = np.resize(np.roll(noise, -offset), len(speech))
+    gain = np.sqrt(_active_power(speech) / max(_active_power(looped), 1e-12))
+    mixed = speech + looped * gain * 10 ** (-snr_db / 20)
+    peak = float(np.max(np.abs(mixed))) or 1.0
+    return mixed / max(peak, 1.0)  # no clipping: scale down only when over full scale
+
+
+def _active_power(x: np.ndarray) -> float:
+    """Mean power of the frames that carry sound (pauses left out)."""
+    frames = x[: len(x) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
+    power = (frames.astype(np.float64) ** 2).mean(axis=1)
+    if power.size == 0:
+        return float((x.astype(np.float64) ** 2).mean())
+    return float(power[power >= power.max() * ACTIVE_FRAME_SHARE].mean())
+
+
+def _pick(clip_id: str, choices: int) -> int:
+    """A fixed choice for each clip (which noise, where in it): every clip hears another."""
+    return int(hashlib.sha256(clip_id.encode()).hexdigest(), 16) % max(choices, 1)
+
+
+def run_candidate(settings: Settings, name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Transcribe every item with one candidate (run in a fresh process: its own memory)."""
+    from voxloop import audio
+    from voxloop.stt import get_transcriber
+    from voxloop.stt.whisper import WhisperTranscriber
+
+    engine, changes, prompted = CANDIDATES[name]
+    stt_settings = settings.stt.model_copy(update=changes)
+    settings = settings.model_copy(update={"stt": stt_settings})
+    started = time.perf_counter()
+    transcriber = get_transcriber(settings, engine)
+    transcriber.transcribe(np.zeros(SAMPLE_RATE, np.float32))  # first-call set-up is load time
+    load = time.perf_counter() - started
+    results = []
+    for item in items:
+        if prompted and not item["context"]:
+            continue  # the prompt candidate is measured on the dialogue lines only
+        samples = audio.load(item["path"])
+        started = time.perf_counter()
+        if prompted:
+            assert isinstance(transcriber, WhisperTranscriber)
+            transcript = transcriber.transcribe(samples, prompt=item["context"])
+        else:
+            transcript = transcriber.transcribe(samples)
+        busy = time.perf_counter() - started
+        results.append(
+            {
+                "id": item["id"],
+                "variant": item["variant"],
+                "text": transcript.text,
+                "logprob": transcript.logprob,
+                "busy_s": round(busy, 4),
+            }
+        )
+    return {"load_ms": _ms(load), "peak_rss_mb": _peak_rss_mb(), "results": results}
+
+
+def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """Pooled WER overall, per split, source, variant and voice; worst source; RTF."""
+    from voxloop.recordings import wer
+
+    by_key = {(item["id"], item["variant"]): item for item in items}
+    groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    busy = heard = 0.0
+    for result in run["results"]:
+        item = by_key[(result["id"], result["variant"])]
+        pair = (item["text"], result["text"])
+        if item["column"] == SYNTHETIC:
+            groups["synthetic"].append(pair)
+            groups[f"voice:{item['source']}"].append(pair)
+            continue
+        groups["real"].append(pair)
+        groups[f"split:{item['split']}"].append(pair)
+        groups[f"source:{item['source']}"].append(pair)
+        groups[f"variant:{item['variant']}"].append(pair)
+        groups[f"split:{item['split']}/variant:{item['variant']}"].append(pair)
+        groups[f"source:{item['source']}/variant:{item['variant']}"].append(pair)
+        if item["context"]:
+            groups["dialogue"].append(pair)
+        if item["variant"] == ORIGINAL:
+            busy, heard = busy + result["busy_s"], heard + item["seconds"]
+    rates = {group: round(wer(pairs), 4) for group, pairs in sorted(groups.items())}
+    sources = {g: r for g, r in rates.items() if g.startswith("source:") and "/" not in g}
+    worst = max(sources, key=lambda g: sources[g]) if sources else None
+    return {
+        "wer": rates,
+        "worst_source": worst,
+        "worst_source_wer": sources.get(worst) if worst else None,
+        "rtf": round(busy / heard, 4) if heard else None,
+        "load_ms": run["load_ms"],
+        "peak_rss_mb": run["peak_rss_mb"],
+    }
+
+
+def _load(path: str) -> np.ndarray:
+    """A clip as 16 kHz mono float32, from a file path, `python:<package>/<file>`,
+    `zip:<archive>!<member>`, headerless 16 kHz PCM (.raw) or raw G.722 (.g722)."""
+    from voxloop import audio
+    from voxloop.assets import package_dir
+
+    if path.startswith("python:"):
+        package, _, inner = path.removeprefix("python:").partition("/")
+        return audio.load(package_dir(package) / inner)
+    if path.startswith("zip:"):
+        archive, _, member = path.removeprefix("zip:").partition("!")
+        with zipfile.ZipFile(archive) as opened:
+            return audio.load(opened.read(member))
+    if path.endswith(".raw"):  # pocketsphinx-testdata: headerless 16 kHz 16-bit mono
+        return np.fromfile(path, dtype="<i2").astype(np.float32) / INT16_MAX
+    if path.endswith(".g722"):  # Asterisk's wideband prompts: no header for a probe to read
+        pcm = _ffmpeg_pcm(["-f", "g722", "-i", path])
+        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / INT16_MAX
+    return audio.load(path)
+
+
+def _ffmpeg_pcm(args: list[str]) -> bytes:
+    from voxloop.audio import ffmpeg_exe
+
+    command = [ffmpeg_exe(), "-nostdin", "-v", "error", *args, "-f", "s16le", "-ac", "1"]
+    return subprocess.run([*command, "-ar", str(SAMPLE_RATE), "-"], capture_output=True,
+                          check=True).stdout  # fmt: skip
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> None:
+    from voxloop import audio
+
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(SAMPLE_RATE)
+        file.writeframes(audio.to_int16(samples).tobytes())
+
+
+def _ffmpeg(args: list[str], out: Path) -> None:
+    from voxloop.audio import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args, str(out)], check=True)

@@ -1,0 +1,324 @@
+"""Summaries of long recordings, scored (`voxloop bench summaries`, also the `quality` part of
+`voxloop bench longform`).
+
+Each recording of benchmarks/longform/recordings.json (stories, a lecture, a meeting, a recipe,
+news and more, spoken by several voices and engines, and real LibriVox readings) is built once
+into settings.cache_dir/bench-longform, transcribed and summarized by the real long-recording
+path (longform.transcribe, then longform.summarize), and scored: the share of its key facts the
+summary names, and the summary sentences whose content the transcript does not support.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voxloop.bench import _isolated, data_file, suite
+from voxloop.config import Settings
+from voxloop.errors import VoxloopError
+
+DATA = "longform/recordings.json"
+AUDIO_FOLDER = "bench-longform"
+AUDIO_SUFFIX = ".mp3"
+PARAGRAPH_PAUSE_SECONDS = 1.2  # between paragraphs: a pause the segmenter cuts at
+FLITE_PREFIX = "flite:"
+FESTIVAL = "festival"
+SPLITS = ("tune", "held-out")
+# A summary sentence is "unsupported" when more than this share of its content words is
+# nowhere in the transcript, or when it names a number or a name the transcript does not have.
+UNSUPPORTED_SHARE = 0.5
+MIN_CONTENT_WORDS = 2  # fewer content words than this: too little to judge a sentence by
+PREFIX_LETTERS = 5  # "dangerous" is supported by "danger": words match on their first letters
+# Words a summary uses to talk about a recording, not about what is in it.
+META_WORDS = frozenset({
+    "recording", "record", "transcript", "speaker", "narrator", "story", "talk", "lecture",
+    "summary", "summar", "part", "discuss", "describ", "mention", "explain", "tell", "told",
+    "say", "said", "talk", "about", "main", "topic", "point", "overall", "begin", "start",
+    "end", "finally", "first", "then", "later", "after", "before", "next", "also", "another",
+    "other", "one", "some", "many", "who", "while", "during", "event",
+})  # fmt: skip
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_NUMBER_COMMAS = re.compile(r"(?<=\d),(?=\d{3})")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A key fact of a recording, and the words that name it (any of them will do)."""
+
+    fact: str
+    any: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvalRecording:
+    """A recording of the evaluation set: how it is built and what it says."""
+
+    id: str
+    split: str
+    source: str
+    facts: tuple[Fact, ...]
+    voices: tuple[str, ...] = ()
+    paragraphs: tuple[str, ...] = ()
+    real_seconds: float = 0.0
+    speed: float = 1.0  # of voxloop's voices (flite and festival speak at their own pace)
+
+
+def evaluation_set() -> list[EvalRecording]:
+    """The recordings of benchmarks/longform/recordings.json."""
+    data = json.loads(data_file(DATA).read_text())
+    return [
+        EvalRecording(
+            id=item["id"],
+            split=item["split"],
+            source=item["source"],
+            facts=tuple(Fact(f["fact"], tuple(f["any"])) for f in item["facts"]),
+            voices=tuple(item.get("voices", ())),
+            paragraphs=tuple(item.get("paragraphs", ())),
+            real_seconds=float(item.get("real", {}).get("seconds", 0.0)),
+            speed=float(item.get("speed", 1.0)),
+        )
+        for item in data["recordings"]
+    ]
+
+
+def build(recording: EvalRecording, settings: Settings) -> Path:
+    """The recording's audio file in settings.cache_dir/bench-longform, built once."""
+    from voxloop import audio, recordings
+
+    out = settings.cache_dir / AUDIO_FOLDER / f"{recording.id}{AUDIO_SUFFIX}"
+    if recording.real_seconds:
+        return recordings.long_recording(out, recording.real_seconds)
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pause = np.zeros(round(PARAGRAPH_PAUSE_SECONDS * audio.SAMPLE_RATE), np.float32)
+    pieces: list[np.ndarray] = []
+    for number, paragraph in enumerate(recording.paragraphs):
+        voice = recording.voices[number % len(recording.voices)]
+        pieces += [spoken(paragraph, voice, settings.cache_dir, recording.speed), pause]
+    _write(np.concatenate(pieces), out)
+    return out
+
+
+def spoken(text: str, voice: str, cache_dir: Path, speed: float = 1.0) -> np.ndarray:
+    """`text` spoken by `voice` as 16 kHz float32: a voxloop voice id, 'flite:<voice>' or
+    'festival' (Debian's flite and festival, voices voxloop does not speak with)."""
+    from voxloop import audio, tts
+
+    if voice.startswith(FLITE_PREFIX) or voice == FESTIVAL:
+        return _spoken_by_program(text, voice)
+    chunks = tts.synthesize(text, voice, cache_dir=cache_dir, speed=speed)
+    joined = audio.join_chunks(list(chunks))
+    return audio.to_mono_16k(joined.pcm, joined.sample_rate)
+
+
+def _spoken_by_program(text: str, voice: str) -> np.ndarray:
+    from voxloop import audio
+
+    program = "flite" if voice.startswith(FLITE_PREFIX) else "text2wave"
+    if shutil.which(program) is None:
+        raise VoxloopError(
+            f"{program} is not installed: `apt-get install -y flite festival` (scripts/setup.sh "
+            "installs them with --test)."
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "speech.wav"
+        if program == "flite":
+            command = ["flite", "-voice", voice.removeprefix(FLITE_PREFIX), "-t", text, "-o"]
+            subprocess.run([*command, str(wav)], check=True, capture_output=True)
+        else:
+            subprocess.run(
+                ["text2wave", "-o", str(wav)], input=text.encode(), check=True, capture_output=True
+            )
+        return audio.load(wav)
+
+
+def _write(samples: np.ndarray, out: Path) -> None:
+    """Encode 16 kHz float32 audio to `out` (format by suffix), under a temporary name first:
+    a cut-off file is no cache."""
+    from voxloop import audio
+    from voxloop.recordings import _ffmpeg
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "speech.wav"
+        wav.write_bytes(audio.wav_bytes(audio.to_int16(samples), audio.SAMPLE_RATE))
+        building = out.with_name(f"{out.stem}.building{out.suffix}")
+        _ffmpeg(["-i", str(wav)], building)
+    building.rename(out)
+
+
+# Scoring
+
+
+def normalized(text: str) -> str:
+    """Lower case, numbers without thousands commas, hyphens and '$' as spaces."""
+    text = _NUMBER_COMMAS.sub("", text.lower())
+    return re.sub(r"[-$€£]", " ", text)
+
+
+def names_fact(summary: str, fact: Fact) -> bool:
+    """Whether `summary` names `fact`: one of its words at the start of a word of the summary."""
+    text = normalized(summary)
+    return any(re.search(rf"(?<![a-z0-9]){re.escape(normalized(w))}", text) for w in fact.any)
+
+
+def unsupported(summary: str, transcript: str) -> list[dict[str, Any]]:
+    """The summary's sentences that the transcript does not support, each with the content
+    words (and numbers and names) of it that the transcript lacks."""
+    from voxloop.text import sentences
+
+    heard = _content(transcript)
+    heard_prefixes = {word[:PREFIX_LETTERS] for word in heard}
+    flagged = []
+    for sentence in sentences(summary):
+        words = _content(sentence)
+        missing = sorted(
+            w for w in words if w not in heard and w[:PREFIX_LETTERS] not in heard_prefixes
+        )
+        numbers = [w for w in missing if w.isdigit() and not _spelled_in(w, heard)]
+        names = [n for n in _names(sentence) if _key(n) in missing]
+        mostly_new = len(words) >= MIN_CONTENT_WORDS and len(missing) > UNSUPPORTED_SHARE * len(
+            words
+        )
+        if mostly_new or numbers or names:
+            flagged.append({"sentence": sentence, "absent": missing, "numbers": numbers,
+                            "names": names})  # fmt: skip
+    return flagged
+
+
+def _names(sentence: str) -> list[str]:
+    """Capitalized words after the first one: names, places, titles."""
+    words = [word.strip(".,;:!?\"'()") for word in sentence.split()[1:]]
+    return [word for word in words if word[:1].isupper() and word[1:].islower()]
+
+
+def _content(text: str) -> set[str]:
+    from voxloop.longform import STOPWORDS
+
+    words = {_key(w) for w in _WORD.findall(normalized(text)) if w not in STOPWORDS}
+    return {w for w in words if w.isdigit() or (len(w) > 2 and not _meta(w))}
+
+
+def _key(word: str) -> str:
+    from voxloop.longform import _stem
+
+    return _stem(word.lower())
+
+
+def _meta(word: str) -> bool:
+    return any(word.startswith(meta) for meta in META_WORDS)
+
+
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+         "fourteen fifteen sixteen seventeen eighteen nineteen").split()  # fmt: skip
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+THOUSAND = 1000
+HUNDRED = 100
+TEEN = 20
+TEN = 10
+
+
+def number_words(value: int) -> list[str]:
+    """The words that say `value` (below a million) in English: 35000 -> thirty five thousand."""
+    if value >= THOUSAND:
+        rest = value % THOUSAND
+        return [*number_words(value // THOUSAND), "thousand", *(number_words(rest) if rest else [])]
+    if value >= HUNDRED:
+        rest = value % HUNDRED
+        return [_ONES[value // HUNDRED], "hundred", *(number_words(rest) if rest else [])]
+    if value < TEEN:
+        return [_ONES[value]]
+    return [_TENS[value // TEN], *([_ONES[value % TEN]] if value % TEN else [])]
+
+
+def _spelled_in(digits: str, heard: set[str]) -> bool:
+    """Whether a number the summary writes in digits is said in words in the transcript."""
+    value = int(digits)
+    return value < THOUSAND * THOUSAND and all(_key(w) in heard for w in number_words(value))
+
+
+# The suite
+
+
+@suite("summaries")
+def summaries(settings: Settings) -> dict[str, Any]:
+    """Every recording of the set transcribed and summarized in one fresh process; the share of
+    key facts each summary names, per recording and per split, and its unsupported sentences."""
+    runs = _isolated(_summarize_all, settings)
+    return {"settings": _settings_used(settings), **score(runs)}
+
+
+def _summarize_all(settings: Settings) -> list[dict[str, Any]]:
+    from voxloop import longform
+
+    runs = []
+    for recording in evaluation_set():
+        path = build(recording, settings)
+        started = time.perf_counter()
+        transcript = longform.transcribe(path, settings)
+        transcribed = time.perf_counter()
+        summary = longform.summarize(transcript, settings)
+        runs.append({
+            "id": recording.id,
+            "minutes": round(transcript.duration / 60, 2),
+            "transcript": transcript.text,
+            "summary": summary,
+            "transcription_seconds": round(transcribed - started, 1),
+            "summary_seconds": round(time.perf_counter() - transcribed, 1),
+        })  # fmt: skip
+    return runs
+
+
+def score(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Facts named and unsupported sentences of each run, and the totals of each split."""
+    by_id = {recording.id: recording for recording in evaluation_set()}
+    scored = [_scored(by_id[run["id"]], run) for run in runs]
+    splits = {}
+    for split in SPLITS:
+        part = [s for s in scored if s["split"] == split]
+        named = sum(s["facts_named"] for s in part)
+        total = sum(s["facts"] for s in part)
+        splits[split] = {
+            "recordings": len(part),
+            "facts_named": named,
+            "facts": total,
+            "share_named": round(named / total, 3) if total else None,
+            "worst_recording_share": min((s["share_named"] for s in part), default=None),
+            "unsupported_sentences": sum(len(s["unsupported"]) for s in part),
+        }
+    return {"splits": splits, "recordings": scored}
+
+
+def _scored(recording: EvalRecording, run: dict[str, Any]) -> dict[str, Any]:
+    named = [names_fact(run["summary"], fact) for fact in recording.facts]
+    in_transcript = [names_fact(run["transcript"], fact) for fact in recording.facts]
+    return {
+        "id": recording.id,
+        "split": recording.split,
+        "source": recording.source,
+        "voices": list(recording.voices) or ["real"],
+        "minutes": run["minutes"],
+        "facts": len(named),
+        "facts_named": sum(named),
+        "share_named": round(sum(named) / len(named), 3),
+        "facts_in_transcript": sum(in_transcript),  # the most a summary could name
+        "missed": [f.fact for f, hit in zip(recording.facts, named, strict=True) if not hit],
+        "unsupported": unsupported(run["summary"], run["transcript"]),
+        "summary": run["summary"],
+        "summary_words": len(run["summary"].split()),
+        "transcription_seconds": run["transcription_seconds"],
+        "summary_seconds": run["summary_seconds"],
+    }
+
+
+def _settings_used(settings: Settings) -> dict[str, Any]:
+    return {"llm_model": settings.llm.model, "longform": settings.longform.model_dump()}

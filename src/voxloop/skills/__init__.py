@@ -1,0 +1,92 @@
+"""Skills: what a language model cannot know, answered by voxloop itself, right every time.
+
+A skill reads the person's words (as transcribed) and answers them, or passes (None) so the
+model answers. Skills run before the model, in a fixed order, on normalized text: they are
+deterministic patterns, chosen over the model's tool calling by measured accuracy
+(`voxloop bench skills`, docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from voxloop.skills.numbers import numbers_to_digits
+
+if TYPE_CHECKING:
+    from voxloop.memory import Memory
+
+
+@dataclass(frozen=True)
+class SkillContext:
+    """What a skill may use: the person's clock, and their stored memory (timers, facts)."""
+
+    now: datetime  # aware, in the person's time zone
+    session: str | None = None
+    memory: Memory | None = None
+
+
+@dataclass(frozen=True)
+class SkillAnswer:
+    """A skill's spoken answer, and which skill gave it."""
+
+    skill: str
+    text: str
+
+
+Skill = Callable[[str, SkillContext], str | None]  # normalized words -> answer, or None
+SKILLS: dict[str, Skill] = {}  # name -> skill
+# Timers before units ("a timer for 5 minutes" is not a conversion), units before arithmetic.
+ORDER = ("timers", "clock", "recall", "units", "arithmetic")
+
+
+def skill(name: str) -> Callable[[Skill], Skill]:
+    """Decorator: register a skill under `name` (tried in the order of ORDER)."""
+
+    def add(function: Skill) -> Skill:
+        SKILLS[name] = function
+        return function
+
+    return add
+
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "×": " times ", "÷": " divided by "})
+_CONTRACTIONS = {"what's": "what is", "whats": "what is", "it's": "it is", "how's": "how is",
+                 "what're": "what are", "there's": "there is", "i've": "i have",
+                 "don't": "do not", "that's": "that is"}  # fmt: skip
+_NOT_WORD = re.compile(r"[^\w\s.+*/%'-]")
+_LETTER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
+
+
+def normalize(text: str) -> str:
+    """Lower-case words with numbers as digits, punctuation gone but for arithmetic signs."""
+    text = text.lower().translate(_APOSTROPHES)
+    text = _LETTER_HYPHEN.sub(" ", text)
+    text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
+    text = _NOT_WORD.sub(" ", text)
+    text = re.sub(r"\.(?!\d)", " ", text)  # a full stop, not a decimal point
+    words = [_CONTRACTIONS.get(word, word) for word in text.split()]
+    return numbers_to_digits(" ".join(words).strip(" '-"))
+
+
+def now(timezone: str | None) -> datetime:
+    """The time now, aware, in `timezone` (an IANA name) or the machine's own zone."""
+    return datetime.now(ZoneInfo(timezone)) if timezone else datetime.now().astimezone()
+
+
+def answer(text: str, context: SkillContext) -> SkillAnswer | None:
+    """The first skill's answer to `text`, or None when the model should answer."""
+    words = normalize(text)
+    if not words:
+        return None
+    for name in ORDER:
+        if (reply := SKILLS[name](words, context)) is not None:
+            return SkillAnswer(name, reply)
+    return None
+
+
+from voxloop.skills import arithmetic, clock, recall, timers, units  # noqa: E402,F401

@@ -1,0 +1,115 @@
+"""Arithmetic said aloud: "what is 17 times 23", "15 percent of 80", "square root of 144"."""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable
+
+from voxloop.skills import SkillContext, skill
+from voxloop.skills.numbers import format_number
+
+_LEAD = re.compile(
+    r"^(?:(?:hey |ok |okay )?computer )?(?:please )?(?:(?:can|could) you (?:please )?"
+    r"(?:tell me |work out |calculate |compute )?|do you know |tell me |i need to know )?"
+    r"(?:what is |what are |how much is |how much are |calculate |compute |work out |what do you "
+    r"get (?:if|when) you |what does |what do |quick maths? |quick math question )*"
+)
+_TAIL = re.compile(r"(?: equal| equals| make| makes| come to| is| are| please| for me| exactly)+$")
+# Phrases whose numbers come in another order than they are said.
+_REORDER = [
+    (re.compile(r"^add (?P<a>\S+) (?:and|to) (?P<b>\S+)$"), "{a} + {b}"),
+    (re.compile(r"^(?:subtract|take) (?P<a>\S+) (?:from|away from) (?P<b>\S+)$"), "{b} - {a}"),
+    (re.compile(r"^multiply (?P<a>\S+) (?:by|and|with) (?P<b>\S+)$"), "{a} * {b}"),
+    (re.compile(r"^divide (?P<a>\S+) (?:by|into) (?P<b>\S+)$"), "{a} / {b}"),
+    (re.compile(r"^(?:the )?(?:sum|total) of (?P<a>\S+) and (?P<b>\S+)$"), "{a} + {b}"),
+    (re.compile(r"^(?:the )?product of (?P<a>\S+) and (?P<b>\S+)$"), "{a} * {b}"),
+    (re.compile(r"^(?:the )?difference between (?P<a>\S+) and (?P<b>\S+)$"), "{a} - {b}"),
+    (re.compile(r"^half of (?P<a>\S+)$"), "{a} / 2"),
+    (re.compile(r"^(?:a |1 )?third of (?P<a>\S+)$"), "{a} / 3"),
+    (re.compile(r"^(?:a |1 )?quarter of (?P<a>\S+)$"), "{a} / 4"),
+    (re.compile(r"^double (?P<a>\S+)$"), "{a} * 2"),
+    (re.compile(r"^(?:the )?square root of (?P<a>\S+)$"), "sqrt({a})"),
+    (re.compile(r"^(?:the )?cube root of (?P<a>\S+)$"), "cbrt({a})"),
+]
+_OPERATORS = [  # spoken -> symbol, longest first
+    ("multiplied by", "*"), ("divided by", "/"), ("to the power of", "**"),
+    ("raised to the power of", "**"), ("percent of", "/ 100 *"), ("% of", "/ 100 *"),
+    ("take away", "-"), ("plus", "+"), ("minus", "-"), ("times", "*"), ("x", "*"),
+    ("over", "/"), ("squared", "** 2"), ("cubed", "** 3"), ("and", "+"), ("less", "-"),
+    ("add", "+"),
+]  # fmt: skip
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_OPERATOR_TOKENS = {"+", "-", "*", "/", "**", "sqrt", "cbrt"}
+_SYMBOLS = {*_OPERATOR_TOKENS, "(", ")"}
+_BINARY: dict[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.Pow: operator.pow,
+}  # fmt: skip
+_FUNCTIONS: dict[str, Callable[[float], float]] = {"sqrt": math.sqrt, "cbrt": math.cbrt}
+MAX_EXPONENT = 100  # beyond it the answer is not something to say aloud
+
+
+def expression(words: str) -> str | None:
+    """The arithmetic in `words` as a Python expression, or None if it is not only arithmetic."""
+    words = _TAIL.sub("", _LEAD.sub("", words)).strip()
+    for pattern, template in _REORDER:
+        if match := pattern.match(words):
+            words = template.format(**match.groupdict())
+            break
+    for spoken, symbol in _OPERATORS:
+        words = re.sub(rf"(?<![\w.]){re.escape(spoken)}(?![\w])", f" {symbol} ", words)
+    tokens = words.replace("(", " ( ").replace(")", " ) ").split()
+    if not any(token in _OPERATOR_TOKENS for token in tokens):
+        return None
+    if not all(_NUMBER.match(token) or token in _SYMBOLS for token in tokens):
+        return None
+    return " ".join(tokens)
+
+
+def evaluate(source: str) -> float:
+    """The value of an arithmetic expression of numbers, + - * / **, sqrt() and cbrt()."""
+    return _value(ast.parse(source, mode="eval").body)
+
+
+def _value(node: ast.AST) -> float:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_value(node.operand)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _value(node.left), _value(node.right)
+        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
+            raise ValueError("exponent too large")
+        return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
+        return _FUNCTIONS[node.func.id](_value(node.args[0]))
+    raise ValueError(f"not arithmetic: {ast.dump(node)}")
+
+
+def spoken(source: str) -> str:
+    """The expression as words, for the answer ("17 * 23" -> "17 times 23")."""
+    words = {"+": "plus", "-": "minus", "*": "times", "/": "divided by", "**": "to the power of"}
+    text = re.sub(r"sqrt \( (\S+) \)", r"the square root of \1", source)
+    text = re.sub(r"cbrt \( (\S+) \)", r"the cube root of \1", text)
+    text = text.replace("/ 100 *", "percent of").replace("** 2", "squared")
+    text = text.replace("** 3", "cubed")
+    return " ".join(words.get(token, token) for token in text.split())
+
+
+@skill("arithmetic")
+def arithmetic(words: str, context: SkillContext) -> str | None:
+    """The result of a sum said aloud."""
+    source = expression(words)
+    if source is None:
+        return None
+    try:
+        value = evaluate(source)
+    except ZeroDivisionError:
+        return "You cannot divide by zero."
+    except (ValueError, SyntaxError, KeyError, OverflowError, TypeError):
+        return None
+    said = spoken(source)
+    return f"{said[0].upper()}{said[1:]} is {format_number(value)}."

@@ -1,0 +1,251 @@
+"""Skills: the time, timers, sums, units and what is remembered, answered by voxloop itself.
+
+Logic first (patterns, numbers, the timer store, alarms), then through the real pipeline with
+spoken questions, over the HTTP API (the alert arrives as an event with its audio), and across
+a restart of the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from servers import running_server, turn_events
+from voxloop import audio, skills
+from voxloop.alarms import Alarms
+from voxloop.config import Settings, load_settings
+from voxloop.memory import Memory, Timer
+from voxloop.pipeline import Done, Pipeline, Speech, TurnRequest
+from voxloop.recordings import normalize
+from voxloop.skills.numbers import numbers_to_digits
+
+MONDAY_MORNING = datetime(2026, 11, 30, 10, 5, tzinfo=ZoneInfo("Europe/Paris"))
+ORDINARY = [
+    "What is the capital of France?",
+    "How many legs does a spider have?",
+    "Why is the sky blue?",
+    "What is the time difference between London and Paris?",
+    "Tell me a story about a computer.",
+    "What is a minute?",
+    "Remind me what we talked about.",
+    "My name is Ada.",
+    "How do I set up a timer on my oven?",
+]
+
+
+def _answer(text: str, memory: Memory | None = None, session: str | None = "me") -> str | None:
+    answered = skills.answer(text, skills.SkillContext(MONDAY_MORNING, session, memory))
+    return answered.text if answered else None
+
+
+@pytest.fixture()
+def memory(tmp_path: Path) -> Memory:
+    return Memory(tmp_path / "memory.db")
+
+
+@pytest.mark.parametrize(
+    ("said", "digits"),
+    [
+        ("seventeen times twenty three", "17 times 23"),
+        ("one hundred and five", "105"),
+        ("three point five", "3.5"),
+        ("two and a half hours", "2.5 hours"),
+        ("five and three", "5 and 3"),
+        ("set a five minute timer", "set a 5 minute timer"),
+        ("a dozen eggs", "12 eggs"),
+    ],
+)
+def test_spoken_numbers_become_digits(said: str, digits: str) -> None:
+    assert numbers_to_digits(said) == digits
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("What time is it?", "10:05 in the morning"),
+        ("Can you tell me the time please?", "10:05"),
+        ("What day of the week is it?", "Monday"),
+        ("What's today's date?", "November 30, 2026"),
+        ("What's seventeen times twenty-three?", "391"),
+        ("How much is 15 percent of 80?", "is 12"),
+        ("What is the square root of 144?", "is 12"),
+        ("Subtract 15 from 60.", "is 45"),
+        ("What is 100 divided by 0?", "cannot divide by zero"),
+        ("How many centimetres are in three feet?", "91.44 centimetres"),
+        ("What is 100 degrees Fahrenheit in Celsius?", "37.78 degrees Celsius"),
+        ("Convert 5 miles to kilometres.", "8.05 kilometres"),
+    ],
+)
+def test_skills_answer_what_a_model_cannot_know(question: str, expected: str) -> None:
+    assert expected in (_answer(question) or "")
+
+
+@pytest.mark.parametrize("question", ORDINARY)
+def test_skills_leave_ordinary_questions_to_the_model(question: str, memory: Memory) -> None:
+    assert _answer(question, memory) is None
+
+
+def test_timers_are_set_listed_asked_about_and_cancelled(memory: Memory) -> None:
+    assert "a timer for 5 minutes" in (_answer("Set a timer for five minutes.", memory) or "")
+    assert "pasta timer for 9 minutes" in (_answer("Set a pasta timer for 9 minutes", memory) or "")
+    reminder = _answer("Remind me in an hour and a half to call my mother.", memory) or ""
+    assert "remind you to call your mother in 1 hour and 30 minutes" in reminder
+    listed = _answer("What timers do I have?", memory) or ""
+    assert "3 timers" in listed and "pasta" in listed and "call your mother" in listed
+    assert "9 minutes left" in (_answer("How much time is left on the pasta timer?", memory) or "")
+    assert "cancelled your pasta timer" in (_answer("Cancel the pasta timer.", memory) or "")
+    assert [t.label for t in memory.running_timers("me")] == ["", "call your mother"]
+    assert "cancelled" in (_answer("Cancel all timers.", memory) or "")
+    assert memory.running_timers("me") == []
+    assert _answer("How much time is left?", memory) == "You have no timers running."
+    assert memory.running_timers("someone else") == []
+
+
+def test_a_timer_reminder_is_not_stored_as_a_fact(memory: Memory, pipeline: Pipeline) -> None:
+    own = Pipeline(pipeline.settings, memory)
+    list(own.run(TurnRequest(text="Remind me in ten minutes to check the oven.", session="me")))
+    assert memory.facts("me") == []
+    assert [t.label for t in memory.running_timers("me")] == ["check the oven"]
+
+
+class _Door:
+    """A door that records what it was asked to say (fault-free fake for the alarm logic)."""
+
+    def __init__(self, listening: bool = True) -> None:
+        self.said: list[tuple[int, str]] = []
+        self.open = listening
+
+    def listening(self, session: str) -> bool:
+        return self.open
+
+    def deliver(self, timer: Timer, text: str) -> None:
+        self.said.append((timer.id, text))
+
+
+def test_a_due_timer_rings_once_even_with_two_servers_on_one_store(memory: Memory) -> None:
+    now = time.time()
+    memory.add_timer("me", "timer", "pasta", 60, now - 61)
+    memory.add_timer("me", "timer", "", 600, now)
+    first, second = _Door(), _Door()
+    for door in (first, second):
+        alarms = Alarms(memory, 0.1)
+        alarms.add_door(door)
+        alarms.ring_due(now)
+    assert first.said == [(1, "Time is up: your pasta timer is done.")] and second.said == []
+    assert [t.label for t in memory.running_timers("me")] == [""]
+
+
+def test_nobody_listening_keeps_the_alert_for_the_next_turn(
+    memory: Memory, pipeline: Pipeline
+) -> None:
+    alarms = Alarms(memory, 0.1)
+    closed = _Door(listening=False)
+    alarms.add_door(closed)
+    memory.add_timer("me", "reminder", "stretch", 1, time.time() - 5)
+    assert alarms.ring_due(time.time()) == [] and closed.said == []
+    own = Pipeline(pipeline.settings, memory)
+    turn = _done(own, TurnRequest(text="What is 6 times 7?", session="me"))
+    assert turn.reply.startswith("Here is your reminder: stretch.")
+    assert "42" in turn.reply and turn.skill == "arithmetic"
+    assert memory.due_timers(time.time()) == []  # said once: not again next turn
+
+
+def _done(pipeline: Pipeline, request: TurnRequest) -> Any:
+    events = list(pipeline.run(request))
+    assert isinstance(events[-1], Done)
+    assert any(isinstance(e, Speech) for e in events), "the answer was not spoken"
+    return events[-1].turn
+
+
+@pytest.mark.slow
+def test_spoken_skills_through_the_pipeline(
+    settings: Settings, clearly_spoken, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    tokyo_settings = load_settings(data_dir=settings.data_dir, skills={"timezone": "Asia/Tokyo"})
+    pipeline = Pipeline(tokyo_settings, Memory(tmp_path / "memory.db"))
+
+    def ask(text: str) -> Any:
+        question = audio.load(clearly_spoken(text))
+        return _done(pipeline, TurnRequest(audio=question, session="ada"))
+
+    tokyo = datetime.now(ZoneInfo("Asia/Tokyo"))
+    timed = ask("What time is it?")
+    assert timed.skill == "clock" and f"{tokyo.hour % 12 or 12}:" in timed.reply
+    assert tokyo.strftime("%A") in ask("What is the date today?").reply
+    assert "391" in ask("What is seventeen times twenty three?").reply
+    assert "91.44" in ask("How many centimetres are in three feet?").reply
+    set_timer = ask("Set a timer for two seconds.")
+    assert set_timer.skill == "timers" and "2 seconds" in set_timer.reply
+    ask("My name is Ada and I am vegetarian.")
+    time.sleep(2.5)
+    remembered = ask("What do you remember about me?")
+    assert remembered.reply.startswith("Time is up: your timer for 2 seconds is done.")
+    assert "your name is Ada" in remembered.reply and "vegetarian" in remembered.reply
+
+
+@pytest.mark.slow
+def test_a_timer_survives_a_restart_of_the_command_line(tmp_path: Path) -> None:
+    def ask(text: str) -> dict[str, Any]:
+        command = [sys.executable, "-m", "voxloop.cli", "ask", "--text", text, "--session", "me"]
+        command += ["--json", "--out", str(tmp_path / "reply.wav")]
+        env = {"VOXLOOP_DATA_DIR": str(tmp_path / "data")}
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=True, env={**_env(), **env}
+        )
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    assert "1 hour" in ask("Set a tea timer for one hour.")["reply"]
+    left = ask("How much time is left on the tea timer?")["reply"]
+    assert "59 minutes" in left and "tea timer" in left
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+@pytest.mark.slow
+def test_the_api_announces_a_timer_as_an_event_with_its_audio(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    with running_server(tmp_path / "server") as url:
+        events: list[dict[str, Any]] = []
+        listening = threading.Event()
+
+        def listen() -> None:
+            with httpx.stream(
+                "GET", f"{url}v1/voxloop/events", params={"session": "api"}, timeout=60
+            ) as response:
+                for line in response.iter_lines():
+                    listening.set()
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert listening.wait(30)
+        done = turn_events(url, text="Set a timer for three seconds.", session="api")[-1]
+        assert done["skill"] == "timers" and "3 seconds" in done["reply"]
+        running = httpx.get(f"{url}v1/voxloop/timers", params={"session": "api"}).json()
+        assert [t["seconds"] for t in running["timers"]] == [3.0]
+        listener.join(timeout=30)
+    assert events and events[0]["type"] == "timer" and events[0]["seconds"] == 3.0
+    import base64
+
+    import numpy as np
+
+    pcm = np.frombuffer(base64.b64decode(events[0]["pcm_s16le"]), "<i2")
+    heard = pipeline.transcribe(audio.to_mono_16k(pcm, events[0]["sample_rate"])).text
+    assert {"time", "up", "timer", "done"} <= set(normalize(heard))
