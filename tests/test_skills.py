@@ -8,6 +8,7 @@ a restart of the command line.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -184,9 +185,9 @@ def test_spoken_skills_through_the_pipeline(
     assert tokyo.strftime("%A") in ask("What is the date today?").reply
     assert "391" in ask("What is seventeen times twenty three?").reply
     assert "91.44" in ask("How many centimetres are in three feet?").reply
+    ask("My name is Ada and I am vegetarian.")
     set_timer = ask("Set a timer for two seconds.")
     assert set_timer.skill == "timers" and "2 seconds" in set_timer.reply
-    ask("My name is Ada and I am vegetarian.")
     time.sleep(2.5)
     remembered = ask("What do you remember about me?")
     assert remembered.reply.startswith("Time is up: your timer for 2 seconds is done.")
@@ -206,7 +207,8 @@ def test_a_timer_survives_a_restart_of_the_command_line(tmp_path: Path) -> None:
 
     assert "1 hour" in ask("Set a tea timer for one hour.")["reply"]
     left = ask("How much time is left on the tea timer?")["reply"]
-    assert "59 minutes" in left and "tea timer" in left
+    # under an hour, but not by much: the second process read the first one's timer
+    assert re.search(r"your tea timer has 5\d minutes", left, re.I), left
 
 
 def _env() -> dict[str, str]:
@@ -236,10 +238,11 @@ def test_the_api_announces_a_timer_as_an_event_with_its_audio(
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         assert listening.wait(30)
+        turn_events(url, text="Set a tea timer for one hour.", session="api")
+        running = httpx.get(f"{url}v1/voxloop/timers", params={"session": "api"}).json()
+        assert [(t["label"], t["seconds"]) for t in running["timers"]] == [("tea", 3600.0)]
         done = turn_events(url, text="Set a timer for three seconds.", session="api")[-1]
         assert done["skill"] == "timers" and "3 seconds" in done["reply"]
-        running = httpx.get(f"{url}v1/voxloop/timers", params={"session": "api"}).json()
-        assert [t["seconds"] for t in running["timers"]] == [3.0]
         listener.join(timeout=30)
     assert events and events[0]["type"] == "timer" and events[0]["seconds"] == 3.0
     import base64
