@@ -39,7 +39,12 @@ def skills_suite(settings: Settings) -> dict[str, Any]:
         )
 
     report: dict[str, Any] = {"false_fires": false_fires(), "tool_calling": tool_calling(settings)}
-    for split, phrasings in (("tune", data["skills"]), ("heldout", data["heldout"])):
+    splits = (
+        ("tune", data["skills"]),
+        ("revision", data["revision"]),
+        ("heldout", data["heldout"]),
+    )
+    for split, phrasings in splits:
         runs = {"typed": _run(phrasings, data["recall_facts"], lambda text: text)}
         for voice in DEFAULT_VOICES:
             runs[voice] = _run(phrasings, data["recall_facts"], hear(voice))

@@ -55,6 +55,8 @@ def skill(name: str) -> Callable[[Skill], Skill]:
 
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "×": " times ", "÷": " divided by "})
+# What transcripts split or spell otherwise, put back as the patterns expect them.
+_SPOKEN_FORMS = [(re.compile(r"\bto day\b"), "today"), (re.compile(r"\bper cent\b"), "percent")]
 _CONTRACTIONS = {"what's": "what is", "whats": "what is", "it's": "it is", "how's": "how is",
                  "what're": "what are", "there's": "there is", "i've": "i have",
                  "don't": "do not", "that's": "that is"}  # fmt: skip
@@ -69,8 +71,29 @@ def normalize(text: str) -> str:
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000
     text = _NOT_WORD.sub(" ", text)
     text = re.sub(r"\.(?!\d)", " ", text)  # a full stop, not a decimal point
-    words = [_CONTRACTIONS.get(word, word) for word in text.split()]
-    return numbers_to_digits(" ".join(words).strip(" '-"))
+    text = " ".join(_CONTRACTIONS.get(word, word) for word in text.split())
+    for pattern, replacement in _SPOKEN_FORMS:
+        text = pattern.sub(replacement, text)
+    return numbers_to_digits(text.strip(" '-"))
+
+
+# Words that carry no request of their own: politeness, the wake phrase, asking frames.
+FILLER = frozenset(
+    {
+        "hey", "hi", "ok", "okay", "computer", "please", "so", "well", "excuse", "me", "um", "uh",
+        "just", "now", "right", "currently", "quickly", "exactly", "at", "the", "moment", "what",
+        "what's", "which", "tell", "can", "could", "would", "you", "do", "does", "did", "know", "i",
+        "wonder", "any", "idea", "is", "it", "are", "we", "have", "has", "got", "us", "give", "say",
+        "let", "see", "a", "an", "by", "this", "point", "sorry", "oh", "and", "then", "hello",
+    }
+)  # fmt: skip
+
+
+def only_words(words: str, needed: set[str], allowed: set[str]) -> bool:
+    """Whether `words` has one of `needed` and nothing but `needed`, `allowed` and FILLER: a
+    request said any way, with no other content that would make it another question."""
+    said = set(words.split())
+    return bool(said & needed) and said <= needed | allowed | FILLER
 
 
 def now(timezone: str | None) -> datetime:

@@ -8,7 +8,7 @@ import operator
 import re
 from collections.abc import Callable
 
-from voxloop.skills import SkillContext, skill
+from voxloop.skills import FILLER, SkillContext, skill
 from voxloop.skills.numbers import format_number
 
 _LEAD = re.compile(
@@ -38,7 +38,8 @@ _OPERATORS = [  # spoken -> symbol, longest first
     ("multiplied by", "*"), ("divided by", "/"), ("to the power of", "**"),
     ("raised to the power of", "**"), ("percent of", "/ 100 *"), ("% of", "/ 100 *"),
     ("take away", "-"), ("plus", "+"), ("minus", "-"), ("times", "*"), ("x", "*"),
-    ("over", "/"), ("squared", "** 2"), ("cubed", "** 3"), ("and", "+"), ("less", "-"),
+    ("over", "/"), ("squared", "** 2"), ("cubed", "** 3"), ("cubes", "** 3"), ("and", "+"),
+    ("less", "-"),
     ("add", "+"),
 ]  # fmt: skip
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
@@ -49,6 +50,8 @@ _BINARY: dict[type, Callable[[float, float], float]] = {
     ast.Div: operator.truediv, ast.Pow: operator.pow,
 }  # fmt: skip
 _FUNCTIONS: dict[str, Callable[[float], float]] = {"sqrt": math.sqrt, "cbrt": math.cbrt}
+# Numbers a transcript writes as words when they follow an operator ("times for").
+_HOMOPHONES = {"for": "4", "to": "2", "too": "2", "won": "1", "ate": "8"}
 MAX_EXPONENT = 100  # beyond it the answer is not something to say aloud
 
 
@@ -62,6 +65,12 @@ def expression(words: str) -> str | None:
     for spoken, symbol in _OPERATORS:
         words = re.sub(rf"(?<![\w.]){re.escape(spoken)}(?![\w])", f" {symbol} ", words)
     tokens = words.replace("(", " ( ").replace(")", " ) ").split()
+    # Asking words around the sum ("what has 6 times 7", a misheard "what is") carry nothing.
+    tokens = [
+        _HOMOPHONES.get(t, t) if i and tokens[i - 1] in _OPERATOR_TOKENS else t
+        for i, t in enumerate(tokens)
+        if t not in FILLER
+    ]
     if not any(token in _OPERATOR_TOKENS for token in tokens):
         return None
     if not all(_NUMBER.match(token) or token in _SYMBOLS for token in tokens):

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import re
 
-from voxloop.skills import SkillContext, skill
+from voxloop.skills import FILLER, SkillContext, only_words, skill
 
-_ASK = re.compile(
-    r"^(?:(?:hey |ok |okay )?computer )?(?:please )?(?:(?:can|could) you )?"
-    r"(?:what (?:do|did) you (?:remember|know|recall|learn|have stored|keep|store|save)|"
-    r"what have you (?:remembered|learned|learnt|stored|saved|kept)|"
-    r"tell me what you (?:remember|know)|what is in your memory|"
-    r"what facts do you (?:have|know|remember)|"
-    r"what do you have (?:stored|saved|on file|in (?:your )?memory)(?: in (?:your )?memory)?|"
-    r"(?:do you )?remember anything|what information do you have)"
-    r"(?: about me| of me| on me| about myself| about the user)(?: so far)?$"
+# "What do you know about me?", said any way: a memory word, "me", and nothing else asked.
+MEMORY_WORDS = {
+    "remember", "know", "recall", "learn", "learned", "learnt", "stored", "store", "saved",
+    "save", "kept", "keep", "found", "find", "facts", "fact", "information", "memory", "told",
+    "remembered", "file", "info", "details", "detail", "data", "notes", "note",
+}  # fmt: skip
+ABOUT_ME = {"me", "myself"}
+ALLOWED = {
+    "about", "of", "on", "everything", "anything", "all", "things", "personal", "far", "from",
+    "your", "in", "you've", "youve", "out", "remind", "so", "me", "myself", "the", "user", "to",
+    "who", "am", "been", "list", "up", "there", "yet",
+}  # fmt: skip
+# "What do you have on me?", "What can you tell me about me?": no memory word, still recall.
+_ABOUT_ME_ONLY = re.compile(
+    r"^(?:.* )?(?:what (?:do|did) you have on|what can you tell me about|what do you have about"
+    r"|who am i to) (?:me|myself)$"
 )
+
+
+def asks_what_is_remembered(words: str) -> bool:
+    """Whether `words` asks what voxloop remembers or knows about the person."""
+    said = set(words.split())
+    if _ABOUT_ME_ONLY.match(words) and said <= MEMORY_WORDS | ALLOWED | FILLER:
+        return True
+    return bool(said & ABOUT_ME) and only_words(words, MEMORY_WORDS, ALLOWED)
+
+
 _FIRST_PERSON = [
     (r"^The user's\b", "your"),
     (r"^The user is\b", "you are"),
@@ -43,7 +60,7 @@ def to_second_person(fact: str) -> str:
 @skill("recall")
 def recall(words: str, context: SkillContext) -> str | None:
     """Read back what is remembered about the person."""
-    if not _ASK.match(words):
+    if not asks_what_is_remembered(words):
         return None
     if context.memory is None or context.session is None:
         return "I do not keep anything about you in this conversation: it is not stored."

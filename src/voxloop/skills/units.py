@@ -73,7 +73,7 @@ UNITS = _units()
 # Ambiguous as units in ordinary questions ("how many legs in a spider"): need a number.
 NEEDS_NUMBER = {"in", "m", "l", "g", "min", "mi", "sec", "hr"}
 _UNIT = "|".join(sorted((re.escape(name) for name in UNITS), key=len, reverse=True))
-_NUMBER = r"(?P<n>\d+(?:\.\d+)?|an?|one)"
+_NUMBER = r"(?P<n>\d+(?:\.\d+)?|an?|one|the)"
 _LEAD = (
     r"^(?:(?:can|could) you (?:please )?(?:tell me )?|please |do you know |tell me )?"
     r"(?:what is |how much is |how many |convert |change )?"
@@ -85,7 +85,7 @@ _PATTERNS = [
         rf"(?:a |an |one )?{_NUMBER}? ?(?P<from>{_UNIT})(?: are there| is there)?$"
     ),
     re.compile(
-        rf"{_LEAD}{_NUMBER} (?:degrees? )?(?P<from>{_UNIT}) (?:is |are )?(?:in|to|into|as) "
+        rf"{_LEAD}{_NUMBER} (?:degrees? )?(?P<from>{_UNIT}) (?:is |are )?(?:in|to|into|as|and) "
         rf"(?:degrees? )?(?P<to>{_UNIT})$"
     ),
     re.compile(
