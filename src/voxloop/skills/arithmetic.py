@@ -11,29 +11,37 @@ from collections.abc import Callable
 from voxloop.skills import FILLER, SkillContext, skill
 from voxloop.skills.numbers import format_number
 
-_LEAD = re.compile(
-    r"^(?:(?:hey |ok |okay )?computer )?(?:please )?(?:(?:can|could) you (?:please )?"
-    r"(?:tell me |work out |calculate |compute )?|do you know |tell me |i need to know )?"
-    r"(?:what is |what are |how much is |how much are |calculate |compute |work out |what do you "
-    r"get (?:if|when) you |what does |what do |quick maths? |quick math question )*"
-)
-_TAIL = re.compile(r"(?: equal| equals| make| makes| come to| is| are| please| for me| exactly)+$")
-# Phrases whose numbers come in another order than they are said.
+_N = r"(?P<{}>\d+(?:\.\d+)?)"
+A, B = _N.format("a"), _N.format("b")
+# Phrases whose numbers come in another order than they are said, found anywhere in the words.
 _REORDER = [
-    (re.compile(r"^add (?P<a>\S+) (?:and|to) (?P<b>\S+)$"), "{a} + {b}"),
-    (re.compile(r"^(?:subtract|take) (?P<a>\S+) (?:from|away from) (?P<b>\S+)$"), "{b} - {a}"),
-    (re.compile(r"^multiply (?P<a>\S+) (?:by|and|with) (?P<b>\S+)$"), "{a} * {b}"),
-    (re.compile(r"^divide (?P<a>\S+) (?:by|into) (?P<b>\S+)$"), "{a} / {b}"),
-    (re.compile(r"^(?:the )?(?:sum|total) of (?P<a>\S+) and (?P<b>\S+)$"), "{a} + {b}"),
-    (re.compile(r"^(?:the )?product of (?P<a>\S+) and (?P<b>\S+)$"), "{a} * {b}"),
-    (re.compile(r"^(?:the )?difference between (?P<a>\S+) and (?P<b>\S+)$"), "{a} - {b}"),
-    (re.compile(r"^half of (?P<a>\S+)$"), "{a} / 2"),
-    (re.compile(r"^(?:a |1 )?third of (?P<a>\S+)$"), "{a} / 3"),
-    (re.compile(r"^(?:a |1 )?quarter of (?P<a>\S+)$"), "{a} / 4"),
-    (re.compile(r"^double (?P<a>\S+)$"), "{a} * 2"),
-    (re.compile(r"^(?:the )?square root of (?P<a>\S+)$"), "sqrt({a})"),
-    (re.compile(r"^(?:the )?cube root of (?P<a>\S+)$"), "cbrt({a})"),
+    (rf"\badd {A} (?:and|to|plus) {B}", "{a} + {b}"),
+    (rf"\b(?:subtract|take|taking) {A} (?:from|away from|off) {B}", "{b} - {a}"),
+    (rf"\bmultiply {A} (?:by|and|with|times) {B}", "{a} * {b}"),
+    (rf"\bdivide {A} (?:by|into|over) {B}", "{a} / {b}"),
+    (rf"\b(?:sum|total) of {A} and {B}", "{a} + {b}"),
+    (rf"\bproduct of {A} and {B}", "{a} * {b}"),
+    (rf"\bdifference between {A} and {B}", "{a} - {b}"),
+    (rf"\bhalf of {A}", "{a} / 2"),
+    (rf"\b(?:a |1 )?third of {A}", "{a} / 3"),
+    (rf"\b(?:a |1 )?quarter of {A}", "{a} / 4"),
+    (rf"\b(?:double|twice) {A}", "{a} * 2"),
+    (rf"\btriple {A}", "{a} * 3"),
+    (rf"\bsquare root of {A}", "sqrt({a})"),
+    (rf"\bcube root of {A}", "cbrt({a})"),
+    (rf"\b{A} (?:to the power of|raised to) {B}", "{a} ** {b}"),
 ]
+REORDER = [(re.compile(pattern), template) for pattern, template in _REORDER]
+# Words a sum may be asked with; any other word makes it another question.
+ASKING = frozenset(
+    {
+        "how", "much", "many", "is", "are", "was", "equal", "equals", "make", "makes", "come",
+        "comes", "to", "get", "gets", "if", "when", "you", "answer", "result", "calculate",
+        "compute", "work", "out", "figure", "solve", "quick", "math", "maths", "question", "give",
+        "need", "number", "then", "be", "will", "would", "the", "of", "for", "me", "please",
+        "does", "do", "what's", "whats",
+    }
+)  # fmt: skip
 _OPERATORS = [  # spoken -> symbol, longest first
     ("multiplied by", "*"), ("divided by", "/"), ("to the power of", "**"),
     ("raised to the power of", "**"), ("percent of", "/ 100 *"), ("% of", "/ 100 *"),
@@ -57,10 +65,10 @@ MAX_EXPONENT = 100  # beyond it the answer is not something to say aloud
 
 def expression(words: str) -> str | None:
     """The arithmetic in `words` as a Python expression, or None if it is not only arithmetic."""
-    words = _TAIL.sub("", _LEAD.sub("", words)).strip()
-    for pattern, template in _REORDER:
-        if match := pattern.match(words):
-            words = template.format(**match.groupdict())
+    for pattern, template in REORDER:
+        if match := pattern.search(words):
+            said = template.format(**match.groupdict())
+            words = f"{words[: match.start()]} {said} {words[match.end() :]}"
             break
     for spoken, symbol in _OPERATORS:
         words = re.sub(rf"(?<![\w.]){re.escape(spoken)}(?![\w])", f" {symbol} ", words)
@@ -69,8 +77,8 @@ def expression(words: str) -> str | None:
     tokens = [
         _HOMOPHONES.get(t, t) if i and tokens[i - 1] in _OPERATOR_TOKENS else t
         for i, t in enumerate(tokens)
-        if t not in FILLER
     ]
+    tokens = [t for t in tokens if t not in FILLER and t not in ASKING]
     if not any(token in _OPERATOR_TOKENS for token in tokens):
         return None
     if not all(_NUMBER.match(token) or token in _SYMBOLS for token in tokens):

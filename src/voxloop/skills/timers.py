@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from voxloop.skills import SkillContext, skill
+from voxloop.skills import FILLER, SkillContext, skill
 
 if TYPE_CHECKING:
     from voxloop.memory import Timer
@@ -30,61 +30,36 @@ _FIXED = {
     "quarter of an hour": 900.0,
     "three quarters of an hour": 2700.0,
 }
-_SETTER = (
-    r"(?:(?:please |can you |could you |would you )*"
-    r"(?:set|start|make|create|put on|run|give me|i need|i want|add)(?: me)? )?"
-)
-_SET = [
-    re.compile(
-        rf"^{_SETTER}(?:a |an |the |my |one )?(?:(?P<label>[a-z]+(?: [a-z]+)?) )??"
-        rf"(?:timer|countdown) (?:for|of|on) (?P<duration>{DURATION})"
-        rf"(?: (?:for|called|named) (?:the |my )?(?P<label2>[a-z ]+?))?(?: please| now)?$"
-    ),
-    re.compile(
-        rf"^{_SETTER}(?:a |an |one )?(?P<duration>{DURATION.replace('s?', '')}s?) "
-        rf"(?:(?P<label>[a-z]+) )?(?:timer|countdown)(?: please| now)?$"
-    ),
-    re.compile(rf"^(?:please )?(?:set (?:a )?timer|timer|count down) (?P<duration>{DURATION})$"),
+TIMER_WORDS = {"timer", "timers", "countdown", "countdowns", "alarm", "alarms"}
+REMINDER_WORDS = {"reminder", "reminders", "remind"}
+CANCEL_WORDS = {
+    "cancel", "stop", "delete", "remove", "clear", "kill", "end", "forget", "dismiss", "silence",
+    "reset", "scrap", "drop", "abort", "nevermind",
+}  # fmt: skip
+CANCEL_PHRASES = re.compile(r"\b(?:turn|switch|shut) (?:\w+ )*off\b|\bnever mind\b")
+LEFT_WORDS = {"left", "remaining", "remain", "longer", "until", "till", "before", "when"}
+# A question about the time left may name no timer ("how long is left?"), so it may only be
+# said with these words (and a timer's name before "timer"): "how many days are left until
+# Christmas" is not about a timer.
+LEFT_VOCABULARY = {
+    "how", "much", "long", "longer", "many", "minutes", "seconds", "hours", "time", "left",
+    "remaining", "remain", "until", "till", "before", "when", "will", "go", "goes", "going",
+    "off", "ring", "rings", "end", "ends", "done", "finish", "finishes", "up", "on", "my", "the",
+    "for", "of", "still", "more", "to", "be", "there", "am", "shall", "should", "wait",
+}  # fmt: skip
+LIST_WORDS = {"list", "show", "running", "active", "going", "set", "on", "have", "got", "any"}
+# A request about time, not timers, in these words ("how long is left") still asks the timers.
+LEFT_PHRASES = re.compile(r"\b(?:how (?:much|long)|time left|time remaining|go(?:es)? off)\b")
+NOT_A_TIMER_REQUEST = re.compile(r"\b(?:how (?:do|does|to|can|should)|what is an? )\b")
+_REMINDER_TASK = [
+    re.compile(rf"remind me (?:to|that|about) (?P<task>.+?)(?: (?:in|after) {DURATION})?$"),
+    re.compile(rf"remind me (?:in|after) {DURATION},? (?:to|that|about) (?P<task>.+)$"),
+    re.compile(rf"reminder (?:for|in) {DURATION} (?:to|that|about) (?P<task>.+)$"),
+    re.compile(rf"reminder (?:to|that|about) (?P<task>.+?)(?: (?:in|for) {DURATION})?$"),
 ]
-_REMIND = [
-    re.compile(
-        rf"^(?:please )?remind me (?:in|after) (?P<duration>{DURATION}) (?:to|that|about) "
-        rf"(?P<label>.+)$"
-    ),
-    re.compile(
-        rf"^(?:please )?remind me (?:to|that|about) (?P<label>.+) in (?P<duration>{DURATION})$"
-    ),
-    re.compile(rf"^in (?P<duration>{DURATION}),? remind me (?:to|that|about) (?P<label>.+)$"),
-    re.compile(
-        rf"^{_SETTER}(?:a )?reminder (?:for|in) (?P<duration>{DURATION}) (?:to|that|about) "
-        rf"(?P<label>.+)$"
-    ),
-]
-_TIMER_WORD = r"(?:(?P<label>[a-z]+) )?(?:timers?|reminders?|countdowns?)"
-_LIST = re.compile(
-    r"^(?:what|which) (?:timers|reminders|timers and reminders) (?:do i have|are (?:running|set|on|"
-    r"there|active)|have i (?:got|set))(?: right now| now)?$|"
-    r"^(?:please )?(?:list|show me|show|tell me|read me|read out) (?:all )?(?:my |the |all )?"
-    r"(?:timers|reminders|running timers|active timers)$|"
-    r"^(?:do i have|are there|have i got|is there) (?:any|a) (?:timers?|reminders?)"
-    r"(?: running| set| on| going| active)?$|^timers$|^my timers$"
-)
-_LEFT = re.compile(
-    r"^(?:how (?:much|many) (?:more )?(?:time|minutes|seconds) (?:is |are |do i have )?"
-    r"(?:left|remaining|to go)|how long (?:is |do i have )?(?:left|remaining|to go)|"
-    r"how much longer|how long until|how long till|how long before|when (?:does|will|is)|"
-    r"what is the time left|time left|how much time is on|how long is left|is the time up|"
-    r"has the timer (?:gone off|finished|ended|run out))"
-    r"(?: on| for| of| until| till| before)?(?: the| my)?"
-    rf"(?: {_TIMER_WORD})?(?: go(?:es|ing)? off| ends?| rings?| finish(?:es)?| done| be done| due|"
-    r" is up)?"
-    r"(?: left| now)?$"
-)
-_CANCEL = re.compile(
-    r"^(?:please )?(?:can you |could you )?(?:cancel|stop|delete|remove|clear|turn off|kill|end|"
-    r"switch off|forget|never mind|nevermind|reset|silence|dismiss)(?: all)?(?: of)?"
-    rf"(?: the| my| all| that| this)* (?:{_TIMER_WORD}|it)(?: please| now)?$"
-)
+_LABEL = re.compile(r"(?:^| )(?P<label>[a-z]+) (?:timer|countdown|alarm)\b")
+# "a timer for 6 minutes for the eggs" (the duration taken out first), "a timer called tea"
+_NAMED = re.compile(r"\b(?:for|called|named) (?:the |my )?(?P<label>[a-z]+)$")
 
 
 def parse_duration(words: str) -> float | None:
@@ -133,30 +108,53 @@ def alert_text(timer: Timer) -> str:
 @skill("timers")
 def timers(words: str, context: SkillContext) -> str | None:
     """Set, list, query and cancel the person's timers."""
-    for command in (_set_timer, _set_reminder, _list, _left, _cancel):
-        if (reply := command(words, context)) is not None:
-            return reply
+    said = set(words.split())
+    if NOT_A_TIMER_REQUEST.search(words):
+        return None
+    duration = re.search(DURATION, words)
+    asks_timers = bool(said & (TIMER_WORDS | REMINDER_WORDS))
+    if (said & CANCEL_WORDS or CANCEL_PHRASES.search(words)) and asks_timers and not duration:
+        return _cancel(words, context)
+    if (said & LEFT_WORDS or LEFT_PHRASES.search(words)) and not duration:
+        return _left(words, context) if _only_about_time_left(words) else None
+    if asks_timers and said & LIST_WORDS and not duration and _asks_for_several(words, said):
+        return _list(context)
+    if duration and said & REMINDER_WORDS:
+        return _set_reminder(words, duration.group(0), context)
+    if duration and said & TIMER_WORDS:
+        return _set_timer(words, duration.group(0), context)
+    return None
+
+
+def _only_about_time_left(words: str) -> bool:
+    named = {match["label"] for match in _LABEL.finditer(words)}
+    return set(words.split()) <= LEFT_VOCABULARY | TIMER_WORDS | REMINDER_WORDS | FILLER | named
+
+
+def _asks_for_several(words: str, said: set[str]) -> bool:
+    """'What timers do I have?', 'any timers running?': the list, not one timer."""
+    return bool(said & {"timers", "reminders", "alarms", "countdowns", "any", "list", "show"})
+
+
+def _set_timer(words: str, duration: str, context: SkillContext) -> str:
+    rest = " ".join(words.replace(duration, " ").split())
+    named = _NAMED.search(rest)
+    label = named["label"] if named else ""
+    if not label and (match := _LABEL.search(rest)):
+        label = match["label"]
+    return _start(context, "timer", _label(label), parse_duration(duration))
+
+
+def _set_reminder(words: str, duration: str, context: SkillContext) -> str | None:
+    for pattern in _REMINDER_TASK:
+        if match := pattern.search(words):
+            task = re.sub(r"\bmy\b", "your", match["task"].strip(" ,"))
+            task = re.sub(r"\bme\b", "you", task)
+            return _start(context, "reminder", task, parse_duration(duration))
     return None
 
 
 NO_STORE = "I can only keep timers in a conversation that I remember; this one is not stored."
-
-
-def _set_timer(words: str, context: SkillContext) -> str | None:
-    for pattern in _SET:
-        if match := pattern.match(words):
-            seconds = parse_duration(match["duration"])
-            label = _label(match.groupdict().get("label") or match.groupdict().get("label2"))
-            return _start(context, "timer", label, seconds)
-    return None
-
-
-def _set_reminder(words: str, context: SkillContext) -> str | None:
-    for pattern in _REMIND:
-        if match := pattern.match(words):
-            task = re.sub(r"\bmy\b", "your", match["label"].strip())
-            return _start(context, "reminder", task, parse_duration(match["duration"]))
-    return None
 
 
 def _start(context: SkillContext, kind: str, label: str, seconds: float | None) -> str:
@@ -189,9 +187,7 @@ def _running(context: SkillContext, words: str) -> list[Timer] | None:
     return named or running
 
 
-def _list(words: str, context: SkillContext) -> str | None:
-    if not _LIST.match(words):
-        return None
+def _list(context: SkillContext) -> str:
     running = _running(context, "")
     if running is None:
         return NO_STORE
@@ -203,9 +199,7 @@ def _list(words: str, context: SkillContext) -> str | None:
     return f"You have {count}: " + "; ".join(items) + "."
 
 
-def _left(words: str, context: SkillContext) -> str | None:
-    if not _LEFT.match(words):
-        return None
+def _left(words: str, context: SkillContext) -> str:
     running = _running(context, words)
     if running is None:
         return NO_STORE
@@ -216,19 +210,15 @@ def _left(words: str, context: SkillContext) -> str | None:
     return ". ".join(said) + "."
 
 
-def _cancel(words: str, context: SkillContext) -> str | None:
-    if not (match := _CANCEL.match(words)):
-        return None
+def _cancel(words: str, context: SkillContext) -> str:
     running = _running(context, words)
     if running is None:
         return NO_STORE
     if not running:
         return "There is no timer to cancel."
-    every = " all" in f" {words}" or "timers" in words or "reminders" in words
-    label = match["label"]
-    chosen = running if every else [t for t in running if t.label == label] or running[:1]
-    if len(running) > 1 and not every and not label:
-        chosen = running[:1]  # the one that would go off next
+    every = bool(set(words.split()) & {"all", "every", "timers", "reminders", "alarms"})
+    named = [t for t in running if t.label and re.search(rf"\b{re.escape(t.label)}\b", words)]
+    chosen = running if every else named or running[:1]  # else the one due next
     assert context.memory is not None and context.session is not None
     context.memory.cancel_timers(context.session, [t.id for t in chosen])
     if len(chosen) > MAX_NAMED:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from voxloop.skills import SkillContext, skill
+from voxloop.skills import FILLER, SkillContext, skill
 from voxloop.skills.numbers import format_number
 
 
@@ -73,26 +73,33 @@ UNITS = _units()
 # Ambiguous as units in ordinary questions ("how many legs in a spider"): need a number.
 NEEDS_NUMBER = {"in", "m", "l", "g", "min", "mi", "sec", "hr"}
 _UNIT = "|".join(sorted((re.escape(name) for name in UNITS), key=len, reverse=True))
-_NUMBER = r"(?P<n>\d+(?:\.\d+)?|an?|one|the)"
-_LEAD = (
-    r"^(?:(?:can|could) you (?:please )?(?:tell me )?|please |do you know |tell me )?"
-    r"(?:what is |how much is |how many |convert |change )?"
+_MENTION = re.compile(
+    rf"(?:(?P<n>\d+(?:\.\d+)?|an?|one|the) )?(?:degrees? )?(?<![\w.])(?P<unit>{_UNIT})(?![\w])"
 )
-_PATTERNS = [
-    re.compile(
-        rf"^(?:(?:can|could) you tell me |do you know |tell me )?how many (?P<to>{_UNIT}) "
-        rf"(?:are |is )?(?:there )?(?:in|to|make|makes|is|are|per) "
-        rf"(?:a |an |one )?{_NUMBER}? ?(?P<from>{_UNIT})(?: are there| is there)?$"
-    ),
-    re.compile(
-        rf"{_LEAD}{_NUMBER} (?:degrees? )?(?P<from>{_UNIT}) (?:is |are )?(?:in|to|into|as|and) "
-        rf"(?:degrees? )?(?P<to>{_UNIT})$"
-    ),
-    re.compile(
-        rf"{_LEAD}{_NUMBER} (?:degrees? )?(?P<from>{_UNIT}) (?:is |are )?how many "
-        rf"(?:degrees? )?(?P<to>{_UNIT})$"
-    ),
-]
+_TARGET_FIRST = re.compile(rf"\bhow (?:many|much) (?:degrees? )?(?P<unit>{_UNIT})\b")
+# Words a conversion may be asked with; any other word makes it another question.
+ASKING = {
+    "how", "many", "much", "convert", "change", "turn", "in", "into", "to", "as", "is", "are",
+    "make", "makes", "equal", "equals", "there", "per", "degrees", "degree", "from", "and",
+    "of", "be", "would", "that", "express", "go", "goes", "get", "one", "the", "if", "i",
+    "have", "roughly", "about", "approximately", "exactly", "metric", "imperial", "units",
+}  # fmt: skip
+
+
+def _mentions(words: str) -> list[re.Match[str]]:
+    """The units named in `words`; a short ambiguous one ('in', 'm') only after a number."""
+    return [
+        mention
+        for mention in _MENTION.finditer(words)
+        if mention["unit"] not in NEEDS_NUMBER or (mention["n"] or "")[:1].isdigit()
+    ]
+
+
+def _only_conversion_words(words: str, mentions: list[re.Match[str]]) -> bool:
+    rest = words
+    for mention in reversed(mentions):
+        rest = rest[: mention.start()] + " " + rest[mention.end() :]
+    return set(rest.split()) <= ASKING | FILLER
 
 
 def convert(value: float, source: Unit, target: Unit) -> float:
@@ -120,17 +127,20 @@ def _amount(value: float, unit: Unit) -> str:
 
 @skill("units")
 def units(words: str, context: SkillContext) -> str | None:
-    """A conversion between two units of the same kind."""
-    for pattern in _PATTERNS:
-        if not (match := pattern.match(words)):
-            continue
-        source, target = UNITS[match["from"]], UNITS[match["to"]]
-        number = match["n"]
-        if source.kind != target.kind or source == target:
-            return None
-        if number is None and (match["from"] in NEEDS_NUMBER or match["to"] in NEEDS_NUMBER):
-            return None
-        value = float(number) if number and number[0].isdigit() else 1.0
-        result = convert(value, source, target)
-        return f"{_amount(value, source)} is {_amount(result, target)}."
-    return None
+    """A conversion between two units of the same kind, however it is asked."""
+    mentions = _mentions(words)
+    if len(mentions) != 2 or not _only_conversion_words(words, mentions):
+        return None
+    first, second = mentions
+    target_first = _TARGET_FIRST.search(words)
+    source, target = (second, first) if target_first else (first, second)
+    if source["n"] is None and target["n"] is not None:
+        source, target = target, source  # "how many feet is 3 metres", said the other way
+    if UNITS[source["unit"]].kind != UNITS[target["unit"]].kind or source["unit"] == target["unit"]:
+        return None
+    number = source["n"]
+    if number is None and {source["unit"], target["unit"]} & NEEDS_NUMBER:
+        return None
+    value = float(number) if number and number[0].isdigit() else 1.0
+    result = convert(value, UNITS[source["unit"]], UNITS[target["unit"]])
+    return f"{_amount(value, UNITS[source['unit']])} is {_amount(result, UNITS[target['unit']])}."
