@@ -69,11 +69,21 @@ class HandsFreeSettings(Section):
     )
     wake_second_opinion: str = Field(
         "whisper",
-        description="Wake mode: engine that listens again to the opening of an utterance whose "
-        "transcript does not open with the phrase ('' for none).",
+        description="Wake mode: Whisper engine that listens again to the opening of an utterance "
+        "whose transcript does not open with the phrase ('' for none).",
     )
     wake_window_seconds: float = Field(
         2.5, description="Wake mode: seconds of an utterance's opening the second opinion hears."
+    )
+    wake_ask_within: float = Field(
+        1.0,
+        description="Wake mode: ask the second opinion only when the transcript's opening is "
+        "within this share of the phrase's sounds of it.",
+    )
+    wake_confidence: float = Field(
+        0.15,
+        description="Wake mode: the least probability (0-1) the second opinion may give the "
+        "phrase at an utterance's opening for it to wake (see docs/benchmarks.md).",
     )
     echo_overlap: float = Field(
         0.6, description="Drop a transcript sharing this share of words with the last reply."
@@ -85,9 +95,12 @@ class STTSettings(Section):
 
     engine: str = Field(
         "moonshine",
-        description="Final transcripts: 'moonshine' (English; fastest, and the most accurate "
-        "on our real recordings, see docs/benchmarks.md), 'whisper', or 'auto' (any "
-        "language: detected by Whisper base; English then goes to Moonshine).",
+        description="Final transcripts: 'moonshine' (English; fastest), 'whisper' (Whisper "
+        "tiny.en: about 40% fewer errors over 5 sources and 15 speakers, but first audio "
+        "~0.27 s later: see docs/benchmarks.md, `voxloop bench stt`), "
+        "'checked' (Moonshine, Whisper where Moonshine made up a word), 'pick' (both; Whisper "
+        "unless unsure), or 'auto' (any language: detected by Whisper base; English then goes "
+        "to Moonshine).",
     )
     partial_engine: str = Field("moonshine", description="Live partial transcripts.")
     whisper_model: str = Field(
@@ -100,6 +113,11 @@ class STTSettings(Section):
     language: str | None = Field(None, description="Force a language code; None detects it.")
     beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")
     threads: int = Field(2, description="CPU threads for speech to text.")
+    conversation_prompt: bool = Field(
+        True,
+        description="Whisper engines: give the conversation's last words as Whisper's initial "
+        "prompt, so names and recent words are heard (see docs/benchmarks.md).",
+    )
 
 
 class LLMSettings(Section):
@@ -107,9 +125,10 @@ class LLMSettings(Section):
 
     backend: str = Field("llamacpp", description="'llamacpp' (in-process) or 'openai' (HTTP).")
     model: str = Field(
-        "qwen2.5-0.5b",
-        description="llamacpp: 'qwen2.5-0.5b', 'smollm2-135m' or a .gguf path; "
-        "openai: the server's model name.",
+        "qwen2.5-1.5b",
+        description="llamacpp: 'qwen2.5-1.5b' (answers right most often), 'qwen2.5-0.5b' "
+        "(faster, wrong far more often: see docs/benchmarks.md), 'smollm2-135m' or a .gguf "
+        "path; openai: the server's model name.",
     )
     context_tokens: int = Field(2048, description="Context window for the in-process model.")
     threads: int = Field(2, description="CPU threads for the in-process model.")
@@ -199,26 +218,28 @@ class LongformSettings(Section):
         30.0, description="A segment is cut after this long even without a pause."
     )
     model: str | None = Field(
-        "qwen2.5-1.5b",
-        description="The in-process model (llm.backend 'llamacpp') that writes summaries, loaded "
-        "beside llm.model on the first summary: a larger one keeps more of the events (see "
-        "docs/benchmarks.md). None: llm.model. With the openai backend, llm.model writes them.",
+        None,
+        description="An in-process model (llm.backend 'llamacpp') for summaries only, loaded "
+        "beside llm.model on the first summary (see docs/benchmarks.md, summaries). None: "
+        "llm.model writes them (also always with the openai backend).",
     )
-    temperature: float = Field(
-        0.0, description="Sampling temperature of summaries (0: the likeliest words, no guesses)."
+    temperature: float | None = Field(
+        None,
+        description="Sampling temperature of summaries; None: llm.temperature (the same loaded "
+        "model then writes them; another value loads a second copy).",
     )
     chunk_tokens: int = Field(
         1200,
         description="Transcript per summary call, in (estimated) tokens; shrunk to fit "
         "llm.context_tokens.",
     )
-    chunk_summary_tokens: int = Field(120, description="Longest summary of one chunk, in tokens.")
-    summary_tokens: int = Field(160, description="Longest spoken summary, in tokens.")
+    chunk_summary_tokens: int = Field(160, description="Longest summary of one chunk, in tokens.")
+    summary_tokens: int = Field(220, description="Longest spoken summary, in tokens.")
     summary_sentences: int = Field(
-        4, description="The spoken summary keeps at most this many sentences."
+        5, description="The spoken summary keeps at most this many sentences."
     )
     summary_words: int = Field(
-        80,
+        120,
         description="The spoken summary keeps whole sentences up to this many words (its first "
         "sentence is always kept).",
     )
@@ -263,8 +284,12 @@ class SkillsSettings(Section):
 
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
-    "one to three short, plain sentences. No markdown, no lists, no emoji."
+    "You are voxloop, a helpful voice assistant. Your words are spoken aloud: say the answer "
+    "first, in one to three short, plain sentences. No markdown, no lists, no emoji. You know "
+    "nothing about the user's own life, things, family or plans, nor about the future: when "
+    "asked about those, say briefly that you cannot know. Examples: 'How many wheels does a "
+    "bicycle have?' A bicycle has two wheels. 'What is the capital of Portugal?' Lisbon. "
+    "'What did I eat last night?' I can't know that."
 )
 
 

@@ -269,9 +269,9 @@ class HandsFree:
     def _second_opinion(self, text: str, audio: list[np.ndarray], final: bool) -> Wake | None:
         """The wake phrase as the second recognizer hears this utterance's opening: asked once
         per utterance, when its opening is all there or the utterance has ended."""
-        if not self.wake.second_opinion:
-            return None
         if self._opening_heard is None:
+            if not self.wake.worth_asking(text):
+                return None
             samples = np.concatenate(audio)
             if not final and len(samples) < self.wake.window_seconds * SAMPLE_RATE:
                 return None

@@ -274,11 +274,12 @@ def summarize(
 
 def summary_settings(settings: Settings) -> Settings:
     """`settings` with the language model that writes summaries: `longform.model` (on the
-    in-process backend) at `longform.temperature`."""
+    in-process backend) at `longform.temperature`; by default the conversation's own model."""
     longform = settings.longform
     in_process = settings.llm.backend == IN_PROCESS_BACKEND
     model = longform.model if longform.model and in_process else settings.llm.model
-    llm = settings.llm.model_copy(update={"model": model, "temperature": longform.temperature})
+    temperature = settings.llm.temperature if longform.temperature is None else longform.temperature
+    llm = settings.llm.model_copy(update={"model": model, "temperature": temperature})
     return settings.model_copy(update={"llm": llm})
 
 

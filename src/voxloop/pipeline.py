@@ -47,6 +47,7 @@ Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply te
 WORKER_JOIN_SECONDS = 2.0
 LLM_APOLOGY = "Sorry, I cannot reach my language model right now. Please try again in a moment."
 SECONDS_PER_MINUTE = 60
+PROMPT_MESSAGES = 2  # stt.conversation_prompt: the last question and reply prime Whisper
 
 
 @dataclass
@@ -196,15 +197,22 @@ class Pipeline:
         return longform.is_long_recording(path, self.settings)
 
     def transcribe(
-        self, audio: np.ndarray, engine: str | None = None, language: str | None = None
+        self,
+        audio: np.ndarray,
+        engine: str | None = None,
+        language: str | None = None,
+        prompt: str | None = None,
     ) -> Transcript:
-        """Final transcript of a recording (in `language`, if given); NoSpeech if none was said."""
+        """Final transcript of a recording (in `language`, if given); NoSpeech if none was said.
+
+        `prompt`: the conversation so far, which a Whisper engine takes as its initial prompt.
+        """
         transcriber = get_transcriber(self.settings, engine, language)  # a bad name fails first
         speech_ms, speech = vad.find_speech(audio, self.settings.vad)
         if speech_ms < self.settings.audio.min_speech_ms:
             raise NoSpeech("No speech heard. Please speak closer to the microphone.")
         # Silence around the words costs recognition time and invites made-up words.
-        transcript = transcriber.transcribe(speech)
+        transcript = transcriber.transcribe(speech, prompt)
         if not transcript.text.strip():
             raise NoSpeech("No words recognized in the recording. Please try again.")
         return transcript
@@ -264,7 +272,7 @@ class Pipeline:
             turn.user_text = request.text.strip()
             stamp("stt")  # nothing to transcribe: zero
         elif request.audio is not None:
-            transcript = self.transcribe(request.audio)
+            transcript = self.transcribe(request.audio, prompt=self._conversation_prompt(request))
             turn.user_text, turn.language = transcript.text, transcript.language
             stamp("stt")
         elif request.recording is not None:
@@ -353,6 +361,16 @@ class Pipeline:
         turn.reply += delta
         yield ReplyText(delta)
         yield from self._say(LLM_APOLOGY, turn, speed, cancel, stamp, threading.Lock())
+
+    def _conversation_prompt(self, request: TurnRequest) -> str | None:
+        """The conversation's last exchange, for Whisper to expect its words (when enabled)."""
+        if not self.settings.stt.conversation_prompt:
+            return None
+        history = request.history
+        if self.memory is not None and request.session is not None:
+            history = self.memory.recall(request.session).history
+        recent = [message["content"] for message in history[-PROMPT_MESSAGES:]]
+        return " ".join(recent) or None
 
     def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
         history, notes = request.history, request.notes

@@ -4,12 +4,15 @@ A live transcript often mishears a wake phrase ("Hey computer" comes back as "Th
 "Fake computer", "Thank you, Peter"), so exact words are too brittle. Two checks, cheapest first:
 
 1. The transcript's opening words are compared with the phrase by their sounds: both are turned
-   into phonemes by espeak-ng and a phrase within `wake_tolerance` edits of the phrase's sounds
-   wakes. ("They computer" is one sound away from "hey computer"; "a computer" and "the
-   computer" are two, so they do not.)
-2. While asleep, when the transcript does not open with the phrase, a second recognizer
-   (Whisper tiny.en by default) listens to the utterance's first `wake_window_seconds` and the
-   same check runs on what it heard. The question is then the transcript's words after the
+   into phonemes by espeak-ng, and an opening within `wake_tolerance` x the phrase's sounds of
+   it wakes. An edit that touches a vowel counts double, so "They computer" is 1 from "hey
+   computer" (of 10 sounds) and wakes, while "her computer" is 2 and "a computer" 3.
+2. While asleep, when the transcript's opening is not the phrase but not far from it either
+   (within `wake_ask_within`: "Thank you, Peter" is 0.9 of the phrase's sounds away, most
+   sentences more), Whisper (tiny.en by default) is asked how likely the utterance's first
+   `wake_window_seconds` open with the phrase: the probability of the phrase's own tokens given
+   that audio, forced, not a free transcript (where a robotic "Hey" comes back as "A"). At
+   `wake_confidence` or more it wakes, and the question is the transcript's words after the
    opening that sounds most like the phrase.
 
 The phrase must open the utterance: "computer" in the middle of a sentence never wakes.
@@ -23,11 +26,13 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings
+from voxloop.errors import ConfigError
 from voxloop.recordings import normalize
 
 log = logging.getLogger("voxloop.wake")
@@ -43,6 +48,7 @@ _PROSODY = re.compile(r"[ˈˌːˑ.\-_|\s]")
 # Sounds that espeak writes with two letters, compared as one.
 _COMPOUND_SOUNDS = ("eɪ", "aɪ", "aʊ", "oʊ", "ɔɪ", "əʊ", "tʃ", "dʒ", "ɪə", "eə", "ʊə")
 _CACHE_SIZE = 4096
+_TINY = 1e-9  # the least probability counted: log(0) is no number
 _VOWELS = frozenset("aeiouyæɐɑɒɔəɘɚɛɜɝɞɤɨɪʉʊʌʏøœɵ")
 VOWEL_COST = 2
 
@@ -52,7 +58,7 @@ class Opening:
     """How closely the first `words` words of a transcript sound like the phrase."""
 
     words: int  # how many words of the transcript the phrase spans
-    distance: int  # edits between their sounds and the phrase's
+    distance: int  # edits between their sounds and the phrase's (weighted: edit_distance)
     phrase_sounds: int  # how many sounds the phrase has
 
     def within(self, tolerance: float) -> bool:
@@ -78,6 +84,8 @@ class WakeMatcher:
         self.tolerance = hands_free.wake_tolerance
         self.window_seconds = hands_free.wake_window_seconds
         self.second_opinion = hands_free.wake_second_opinion
+        self.confidence = hands_free.wake_confidence
+        self.ask_within = hands_free.wake_ask_within
 
     def in_transcript(self, text: str) -> Wake | None:
         """The wake, when `text` opens with (something that sounds like) the phrase."""
@@ -88,7 +96,7 @@ class WakeMatcher:
         """The wake from the transcript, else from the second recognizer on the audio's opening."""
         if wake := self.in_transcript(text):
             return wake
-        if not self.second_opinion or not self.heard_in_audio(audio):
+        if not self.worth_asking(text) or not self.heard_in_audio(audio):
             return None
         return self.heard_wake(text)
 
@@ -99,25 +107,64 @@ class WakeMatcher:
         opening = best_opening(words, self.phrase)
         return Wake(" ".join(words[opening.words if opening else 0 :]), self.second_opinion)
 
+    def worth_asking(self, text: str) -> bool:
+        """Whether the transcript's opening is near enough the phrase (within `ask_within` x its
+        sounds) for a second opinion: most other speech is further, and is not worth the CPU."""
+        opening = best_opening(normalize(text), self.phrase)
+        return bool(self.second_opinion) and opening is not None and opening.within(self.ask_within)
+
     def heard_in_audio(self, audio: np.ndarray) -> bool:
-        """Whether the second recognizer hears the phrase open `audio` (16 kHz mono float32)."""
-        return self.in_transcript(self.hear_opening(audio)) is not None
+        """Whether the second recognizer finds the phrase opening `audio` likely enough."""
+        return self.opening_probability(audio) >= self.confidence
 
-    def hear_opening(self, audio: np.ndarray) -> str:
-        """What the second recognizer hears in the first `window_seconds` of `audio`."""
-        from voxloop.stt import get_transcriber
+    def opening_probability(self, audio: np.ndarray) -> float:
+        """How likely Whisper finds it that `audio` (16 kHz mono float32) opens with the phrase:
+        the geometric mean of the probabilities of the phrase's tokens, each given the audio
+        and the tokens before it, for the likeliest way of writing the phrase."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
 
-        window = audio[: round(self.window_seconds * SAMPLE_RATE)]
-        heard = get_transcriber(self.settings, self.second_opinion).transcribe(window).text
-        log.debug("second opinion on the wake phrase: %r", heard)
-        return heard
+        model = self._whisper()
+        features = model.feature_extractor(audio[: round(self.window_seconds * SAMPLE_RATE)])
+        encoded = model.encode(pad_or_trim(features))
+        multilingual = model.model.is_multilingual
+        tokenizer = Tokenizer(model.hf_tokenizer, multilingual, "transcribe", "en")
+        best = 0.0
+        for written in _ways_to_write(self.phrase):
+            tokens = tokenizer.encode(" " + written)
+            result = model.model.align(
+                encoded, tokenizer.sot_sequence, [tokens], features.shape[-1]
+            )
+            probabilities = np.maximum(np.asarray(result[0].text_token_probs), _TINY)
+            best = max(best, float(np.exp(np.mean(np.log(probabilities)))))
+        log.debug("the wake phrase's probability at the opening: %.3f", best)
+        return best
 
     def prepare(self) -> None:
         """Load the second recognizer now, so the first wake is not slowed by loading it."""
+        if self.second_opinion:
+            self._whisper()
+
+    def _whisper(self) -> Any:
+        """The second recognizer's faster-whisper model."""
         from voxloop.stt import get_transcriber
 
-        if self.second_opinion:
-            get_transcriber(self.settings, self.second_opinion)
+        model = getattr(get_transcriber(self.settings, self.second_opinion), "model", None)
+        if model is None or not hasattr(model, "feature_extractor"):
+            raise ConfigError(
+                f"handsfree.wake_second_opinion must name a Whisper engine ('whisper' or ''), "
+                f"not '{self.second_opinion}'."
+            )
+        return model
+
+
+def _ways_to_write(phrase: list[str]) -> list[str]:
+    """The phrase as a transcript may begin with it: "Hey computer", "Hey, computer", ..."""
+    plain = " ".join(phrase)
+    ways = [plain.capitalize(), plain]
+    if len(phrase) > 1:
+        ways.append(f"{phrase[0].capitalize()}, {' '.join(phrase[1:])}")
+    return ways
 
 
 def rest_after(text: str, phrase: str | list[str], tolerance: float) -> str | None:
@@ -159,10 +206,13 @@ def sounds_of_many(texts: list[str]) -> list[tuple[str, ...]]:
 def _sounds(texts: list[str]) -> list[tuple[str, ...]]:
     if len(_known) > _CACHE_SIZE:
         _known.clear()
-    unknown = [t for t in dict.fromkeys(texts) if t not in _known]
+    found = {text: _known[text] for text in texts if text in _known}  # (sessions share it)
+    unknown = [text for text in dict.fromkeys(texts) if text not in found]
     if unknown:
-        _known.update(zip(unknown, _phonemize(unknown), strict=True))
-    return [_known[text] for text in texts]
+        heard = dict(zip(unknown, _phonemize(unknown), strict=True))
+        _known.update(heard)
+        found.update(heard)
+    return [found[text] for text in texts]
 
 
 _known: dict[str, tuple[str, ...]] = {}

@@ -25,7 +25,7 @@ from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 
 STT_ENGINES = ("moonshine", "whisper")
-LLM_MODELS = ("qwen2.5-0.5b", "smollm2-135m")
+LLM_MODELS = ("qwen2.5-1.5b", "qwen2.5-0.5b", "smollm2-135m")
 TTS_VOICES = ("joe", "jf_alpha", "espeak-en-f")
 LLM_PROMPTS = (
     "What is the capital of France?",
@@ -573,8 +573,10 @@ def _tts(settings: Settings, voice: str) -> dict[str, Any]:
 
 
 # Suites in their own modules register themselves when imported (after `suite` is defined).
-from voxloop.bench import answers  # noqa: E402, F401
-from voxloop.bench import skills  # noqa: E402, F401
-from voxloop.bench import stt  # noqa: E402, F401
-from voxloop.bench import summaries  # noqa: E402, F401
-from voxloop.bench import wake  # noqa: E402, F401
+from voxloop.bench import (  # noqa: E402
+    answers,  # noqa: F401
+    skills,  # noqa: F401
+    speech_to_text,  # noqa: F401
+    summaries,  # noqa: F401
+    wake,  # noqa: F401
+)

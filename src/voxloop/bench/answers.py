@@ -8,8 +8,9 @@ right when it contains one accepted word of every answer group (see `judge`).
 Knobs: the model, system prompt and temperature come from the settings (VOXLOOP_LLM__MODEL,
 VOXLOOP_SYSTEM_PROMPT, VOXLOOP_LLM__TEMPERATURE) or the arguments of `measure`; the suite reads
 what to run from VOXLOOP_BENCH_ANSWERS_MODES ("typed,spoken"), VOXLOOP_BENCH_ANSWERS_VOICES
-(e.g. "flite-slt,flite-awb,festival-ked"), VOXLOOP_BENCH_ANSWERS_SPLIT ("tune" or "heldout") and
-VOXLOOP_BENCH_ANSWERS_REPLY_VOICE (the voice that speaks the replies).
+(e.g. "flite-slt,flite-awb,festival-ked"), VOXLOOP_BENCH_ANSWERS_SPLIT ("tune" or "heldout"),
+VOXLOOP_BENCH_ANSWERS_REPLY_VOICE (the voice that speaks the replies) and
+VOXLOOP_BENCH_ANSWERS_ROTATE=1 (each question spoken by one of the voices in turn, not by all).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,8 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
     for index, word in enumerate(words):
         following = words[index + 1] if index + 1 < len(words) else ""
         starts_scale = word == "a" and following in _SCALES and not run
-        joins = word == "and" and bool(run) and (following in _SMALL or following in _SCALES)
+        # "two hundred and six" is one number; "ninety and six" is two
+        joins = word == "and" and bool(run) and run[-1] in _SCALES and following in _SMALL
         if word in _SMALL or word in _SCALES or starts_scale or joins:
             run.append(word)
             continue
@@ -256,8 +258,13 @@ def measure(
     voices: Sequence[str] = DEFAULT_VOICES,
     split: str | None = None,
     reply_voice: str | None = None,
+    rotate_voices: bool = False,
 ) -> dict[str, Any]:
-    """Ask every question (typed and/or spoken) through the pipeline; figures and every turn."""
+    """Ask every question (typed and/or spoken) through the pipeline; figures and every turn.
+
+    Spoken, each question is asked by every voice, or with `rotate_voices` by one voice in
+    turn, evenly over categories and splits: a third of the time with three voices.
+    """
     from voxloop.pipeline import Pipeline
 
     settings = _configured(settings, model, system_prompt, temperature)
@@ -266,17 +273,22 @@ def measure(
     pipeline.warm_up(reply_voice)
     turns: list[dict[str, Any]] = []
     if "typed" in modes:
-        turns += _ask_all(pipeline, questions, None, reply_voice)
-    if "spoken" in modes:
+        turns += _ask_all(pipeline, [(q, None) for q in questions], reply_voice)
+    if "spoken" in modes and rotate_voices:
+        turns += _ask_all(pipeline, _rotated(questions, voices), reply_voice)
+    elif "spoken" in modes:
         for voice in voices:
-            turns += _ask_all(pipeline, questions, voice, reply_voice)
+            turns += _ask_all(pipeline, [(q, voice) for q in questions], reply_voice)
     return {
         "config": {
             "model": settings.llm.model,
             "temperature": settings.llm.temperature,
             "system_prompt": settings.system_prompt,
             "reply_voice": reply_voice or settings.tts.voice,
+            "stt_engine": settings.stt.engine,
             "split": split or "all",
+            "voices": list(voices) if "spoken" in modes else [],
+            "rotate_voices": rotate_voices,
         },
         "questions": len(questions),
         **{mode: _report(turns, mode) for mode in modes},
@@ -299,17 +311,29 @@ def _configured(
     return settings.model_copy(update=update)
 
 
+def _rotated(questions: list[Question], voices: Sequence[str]) -> list[tuple[Question, str]]:
+    """Each question with one voice, the voices taking turns within every category."""
+    seen: Counter[str] = Counter()
+    pairs = []
+    for question in questions:
+        n = seen[question.category]
+        # shifted every round, so the voices also take turns on every third (held-out) question
+        pairs.append((question, voices[(n + n // len(voices)) % len(voices)]))
+        seen[question.category] += 1
+    return pairs
+
+
 def _ask_all(
-    pipeline: Any, questions: list[Question], voice: str | None, reply_voice: str | None
+    pipeline: Any, asks: Sequence[tuple[Question, str | None]], reply_voice: str | None
 ) -> list[dict[str, Any]]:
     turns = []
     started = time.monotonic()
-    for number, question in enumerate(questions, start=1):
+    for number, (question, voice) in enumerate(asks, start=1):
         turns.append(_ask(pipeline, question, voice, reply_voice))
-        if number % PROGRESS_EVERY == 0 or number == len(questions):
+        if number % PROGRESS_EVERY == 0 or number == len(asks):
             right = sum(t["right"] for t in turns)
             sys.stderr.write(
-                f"answers {voice or 'typed'}: {number}/{len(questions)}, {right} right, "
+                f"answers {voice or 'typed'}: {number}/{len(asks)}, {right} right, "
                 f"{time.monotonic() - started:.0f} s\n"
             )
     return turns
@@ -346,6 +370,7 @@ def _ask(
         "heard": turn.user_text,
         "reply": turn.reply,
         "right": question.is_right(turn.reply),
+        "skill": turn.skill,  # a skill answered instead of the model
         "timings_ms": {k: round(v, 1) for k, v in turn.timings_ms.items()},
     }
 
@@ -391,7 +416,12 @@ def _report(turns: list[dict[str, Any]], mode: str) -> dict[str, Any]:
     from voxloop.recordings import wer
 
     mine = [t for t in turns if t["mode"] == mode]
-    report = {**_accuracy(mine), **_timings(mine), "errors": sum("error" in t for t in mine)}
+    report = {
+        **_accuracy(mine),
+        **_timings(mine),
+        "errors": sum("error" in t for t in mine),
+        "answered_by_skills": dict(Counter(t["skill"] for t in mine if t.get("skill"))),
+    }
     if mode == "spoken":
         report["wer"] = round(wer([(t["question"], t["heard"]) for t in mine]), 4)
         report["by_voice"] = {
@@ -426,4 +456,5 @@ def answers(settings: Settings) -> dict[str, Any]:
         voices=_env_list("VOICES", DEFAULT_VOICES),
         split=split,
         reply_voice=os.environ.get(ENV_PREFIX + "REPLY_VOICE") or None,
+        rotate_voices=os.environ.get(ENV_PREFIX + "ROTATE", "") not in ("", "0"),
     )

@@ -22,6 +22,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -54,14 +55,18 @@ VOICES = {
     "flite-slt": ("flite", "slt"),
     "flite-rms": ("flite", "rms"),
     "flite-awb": ("flite", "awb"),
-    "festival-kal": ("festival", "voice_kal_diphone"),
+    "festival-ked": ("festival", "voice_ked_diphone"),
 }
 # Tolerance and window are chosen on these; the others are held out.
 TUNING_VOICES = ("joe", "jf_alpha", "jf_nezumi", "jm_kumo", "espeak-en-m", "flite-kal", "flite-slt")
 TOLERANCES = (0.0, 0.1, 0.2, 0.3)
-ORDINARY_VOICES_PER_SENTENCE = 4  # each everyday sentence is said by this many voices, in turn
+CONFIDENCES = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+ORDINARY_VOICES_PER_SENTENCE = 2  # each everyday sentence is said by this many voices, in turn
 LEAD_SILENCE_SECONDS = 0.5
 GAP_SECONDS = 1.2  # after each utterance: more than the VAD's end-of-turn silence
+PROCESSES = 6  # the machine is shared: more processes, a bigger share of it
+ORDINARY_VOICE_STEP = 3  # the second voice of a sentence is this many voices further on
+DUTCH_EVERY = 10  # a tenth of the game's Dutch lines (about 9 minutes): a language apart
 FILLETS_SOUND = recordings.FILLETS_SOUND  # Debian fillets-ng-data: real voice acting
 # Variants of the real recordings (ffmpeg filters at 16 kHz): other channels, paces and voices.
 REAL_VARIANTS = {
@@ -81,25 +86,124 @@ DRAIN_TIMEOUT_SECONDS = 120.0
 @suite("wake")
 def wake(settings: Settings) -> dict[str, Any]:
     """Wake phrases from 13 voices, false wakes per hour of speech without it, near misses."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    jobs = [("wake", voice) for voice in VOICES]
+    jobs += [("real", name) for name in [*REAL_VARIANTS, "dutch"]]
+    jobs += [("near_misses", voice) for voice in VOICES]
+    jobs += [("ordinary", voice) for voice in VOICES]
+    # Jobs in parallel processes (one after another they take hours on two busy cores); each
+    # job's results are kept, so a run that was stopped goes on where it was.
+    with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
+        for future in [pool.submit(_kept_job, settings, kind, name) for kind, name in jobs]:
+            future.result()
+    return report_kept(settings)
+
+
+def report_kept(settings: Settings) -> dict[str, Any]:
+    """The report of the jobs done so far with these settings (all, after a whole run)."""
+    results: dict[str, Any] = {"wake": {}, "near_misses": {}, "false_wakes": {}}
+    for path in sorted(_kept_dir(settings).glob("*.json")):
+        kind, name = path.stem.split(":", 1)
+        group = kind if kind in results else "false_wakes"
+        key = f"{kind}-{name}" if group == "false_wakes" else name
+        results[group][key] = json.loads(path.read_text())
+    return _report(settings, results)
+
+
+def _kept_dir(settings: Settings) -> Path:
+    """Where the jobs' results are kept, one folder per set of hands-free settings."""
+    import hashlib
+
+    key = json.dumps(settings.handsfree.model_dump(), sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return settings.cache_dir / "bench-wake" / f"results-{digest}"
+
+
+def _kept_job(settings: Settings, kind: str, name: str) -> None:
+    path = _kept_dir(settings) / f"{kind}:{name}.json"
+    if not path.exists():
+        results = _job(settings, kind, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".part").write_text(json.dumps(results))
+        path.with_suffix(".part").rename(path)
+
+
+def _job(settings: Settings, kind: str, name: str) -> list[dict[str, Any]]:
+    """One voice's wake phrases or near misses through hands-free sessions; one source of
+    speech without the phrase through the session's matcher."""
     data = json.loads(data_file("wake/wake.json").read_text())
     folder = settings.cache_dir / "bench-wake"
-    phrase = settings.handsfree.wake_phrase
-    pipeline = Pipeline(settings)
-    wakes = {v: _wake_utterances(settings, folder, v, phrase, data["questions"]) for v in VOICES}
-    near = {v: _near_misses(settings, folder, v, data["near_misses"]) for v in VOICES}
-    ordinary = _ordinary_speech(settings, folder, data["ordinary"])
-    real = _real_speech(settings, folder)
-    results = {
-        "phrase": phrase,
-        "settings": settings.handsfree.model_dump(),
-        "wake": {v: _run(pipeline, "wake", v, items) for v, items in wakes.items()},
-        "near_misses": {v: _run(pipeline, "near", v, items) for v, items in near.items()},
-        "false_wakes": {
-            **{v: _run(pipeline, "ordinary", v, items) for v, items in ordinary.items()},
-            **{name: _run(pipeline, "ordinary", name, items) for name, items in real.items()},
-        },
-    }
-    return _report(results, WakeMatcher(settings))
+    matcher = WakeMatcher(settings)
+    if kind in ("wake", "near_misses"):
+        if kind == "wake":
+            phrase = settings.handsfree.wake_phrase
+            items = _wake_utterances(settings, folder, name, phrase, data["questions"])
+        else:
+            items = _near_misses(settings, folder, name, data["near_misses"])
+        return _complete(_run(Pipeline(settings), kind, name, items), matcher)
+    if kind == "ordinary":
+        items = _ordinary_speech(settings, folder, name, data["ordinary"])
+        return _complete(_judge(settings, matcher, f"ordinary {name}", items), matcher)
+    results = _judge(settings, matcher, f"real {name}", _real_source(settings, folder, name))
+    for item in results:
+        item.pop("_openings")  # the real recordings are long: no second opinion for all
+    return results
+
+
+def _judge(
+    settings: Settings, matcher: WakeMatcher, name: str, items: list[Item]
+) -> list[dict[str, Any]]:
+    """Speech without the phrase, cut into turns by the VAD as hands-free does, each turn's
+    transcript (the live engine's) and audio given to the session's matcher."""
+    from voxloop.stt import get_transcriber
+    from voxloop.vad import TurnDetector
+
+    transcriber = get_transcriber(settings, settings.stt.partial_engine)
+    detector = TurnDetector(settings.vad)
+    silence = np.zeros(round(LEAD_SILENCE_SECONDS * audio.SAMPLE_RATE), np.float32)
+    gap = np.zeros(round(GAP_SECONDS * audio.SAMPLE_RATE), np.float32)
+    started = time.monotonic()
+    results = []
+    for item in items:
+        decisions = []
+        for event in detector.feed(np.concatenate([silence, item.samples, gap])):
+            if event.kind == "end" and event.audio is not None:
+                decisions.append(_decide(matcher, transcriber, event.audio))
+        results.append(_result(item, decisions))
+    seconds = sum(len(i.samples) for i in items) / audio.SAMPLE_RATE
+    took = time.monotonic() - started
+    _progress(f"{name}: {len(items)} items, {seconds:.0f} s, took {took:.0f} s")
+    return results
+
+
+def _decide(matcher: WakeMatcher, transcriber: Any, turn: np.ndarray) -> Decision:
+    """The session's decision while asleep: the transcript's opening, else the second opinion
+    when the transcript is near enough the phrase to ask it."""
+    stream = transcriber.stream()
+    stream.add(turn)
+    text = stream.finish().text.strip()
+    window = audio.to_int16(turn[: round(matcher.window_seconds * audio.SAMPLE_RATE)])
+    if matcher.in_transcript(text) is not None:
+        return Decision(text, window, None, [text], True)
+    if not matcher.worth_asking(text):
+        return Decision(text, window, None, [], False)
+    probability = matcher.opening_probability(turn)
+    woke = probability >= matcher.confidence
+    return Decision(text, window, probability, [text] if woke else [], woke)
+
+
+def _complete(items: list[dict[str, Any]], matcher: WakeMatcher) -> list[dict[str, Any]]:
+    """Ask the second opinion where the session did not (the transcript matched, or was too far
+    from the phrase to ask), for the ablation; then drop the audio."""
+    for item in items:
+        openings = item.pop("_openings")
+        for number, probability in enumerate(item["probabilities"]):
+            if probability is None and openings[number] is not None:
+                samples = openings[number].astype(np.float32) / 32768.0
+                item["probabilities"][number] = matcher.opening_probability(samples)
+    return items
 
 
 @dataclass
@@ -118,7 +222,7 @@ class Decision:
 
     transcript: str = ""
     opening: np.ndarray | None = None  # int16, the second opinion's window
-    heard: str | None = None  # what the second opinion heard, when asked
+    probability: float | None = None  # the second opinion's, when asked
     answers: list[str] = field(default_factory=list)
     woke: bool = False
 
@@ -185,10 +289,10 @@ class _RecordingMatcher(WakeMatcher):
         super().__init__(session.settings)
         self.session = session
 
-    def hear_opening(self, audio: np.ndarray) -> str:
-        heard = super().hear_opening(audio)
-        self.session.decisions[-1].heard = heard
-        return heard
+    def opening_probability(self, audio: np.ndarray) -> float:
+        probability = super().opening_probability(audio)
+        self.session.decisions[-1].probability = probability
+        return probability
 
 
 def _run(pipeline: Pipeline, kind: str, name: str, items: list[Item]) -> list[dict[str, Any]]:
@@ -206,9 +310,13 @@ def _run(pipeline: Pipeline, kind: str, name: str, items: list[Item]) -> list[di
         results.append(_result(item, decisions))
     session.close()
     seconds = sum(len(i.samples) for i in items) / audio.SAMPLE_RATE
-    print(f"{kind} {name}: {len(items)} utterances, {seconds:.0f} s", flush=True)
-    print(f"  took {time.monotonic() - started:.0f} s", flush=True)
+    _progress(f"{kind} {name}: {len(items)} utterances, {seconds:.0f} s")
+    _progress(f"  took {time.monotonic() - started:.0f} s")
     return results
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)  # stdout is the suite's JSON
 
 
 def _result(item: Item, decisions: list[Decision]) -> dict[str, Any]:
@@ -222,7 +330,7 @@ def _result(item: Item, decisions: list[Decision]) -> dict[str, Any]:
         "woke": any(d.woke for d in decisions),
         "answers": answers,
         "transcripts": [d.transcript for d in decisions],
-        "heard": [d.heard for d in decisions],
+        "probabilities": [d.probability for d in decisions],
         "_openings": [d.opening for d in decisions],
     }
 
@@ -261,15 +369,18 @@ def _near_misses(settings: Settings, folder: Path, voice: str, texts: list[str])
     return [Item(_speak(settings, folder, voice, text), text) for text in texts]
 
 
-def _ordinary_speech(settings: Settings, folder: Path, texts: list[str]) -> dict[str, list[Item]]:
-    """Each sentence said by ORDINARY_VOICES_PER_SENTENCE voices, taking turns."""
+def _ordinary_speech(settings: Settings, folder: Path, voice: str, texts: list[str]) -> list[Item]:
+    """The everyday sentences this voice says: each sentence is said by
+    ORDINARY_VOICES_PER_SENTENCE voices, taking turns."""
     names = list(VOICES)
-    by_voice: dict[str, list[Item]] = defaultdict(list)
-    for number, text in enumerate(texts):
-        for turn in range(ORDINARY_VOICES_PER_SENTENCE):
-            voice = names[(number + turn * 3) % len(names)]
-            by_voice[voice].append(Item(_speak(settings, folder, voice, text), text))
-    return {f"synthetic-{voice}": items for voice, items in by_voice.items()}
+    return [
+        Item(_speak(settings, folder, voice, text), text)
+        for number, text in enumerate(texts)
+        if any(
+            names[(number + turn * ORDINARY_VOICE_STEP) % len(names)] == voice
+            for turn in range(ORDINARY_VOICES_PER_SENTENCE)
+        )
+    ]
 
 
 def _speak(settings: Settings, folder: Path, voice: str, text: str) -> np.ndarray:
@@ -308,20 +419,16 @@ def _slug(text: str) -> str:
     return re.sub(r"\W+", "-", text.lower()).strip("-")[:80]
 
 
-def _real_speech(settings: Settings, folder: Path) -> dict[str, list[Item]]:
-    """Real recordings without the phrase: the English ones in every variant (REAL_VARIANTS),
-    the Dutch ones as they are; grouped by variant."""
-    english = _real_english(settings)
-    streams = {
-        f"real-english-{variant}": [
-            Item(_variant(folder, name, samples, variant, afilter), name)
-            for name, samples in english
-        ]
-        for variant, afilter in REAL_VARIANTS.items()
-    }
-    dutch = sorted(FILLETS_SOUND.glob("*/nl/*.ogg"))
-    streams["real-dutch"] = [Item(audio.load(path), path.stem) for path in dutch]
-    return streams
+def _real_source(settings: Settings, folder: Path, name: str) -> list[Item]:
+    """Real recordings without the phrase: the English ones in a variant (REAL_VARIANTS), or
+    a share of the Dutch ones as they are."""
+    if name == "dutch":
+        dutch = sorted(FILLETS_SOUND.glob("*/nl/*.ogg"))[::DUTCH_EVERY]
+        return [Item(audio.load(path), path.stem) for path in dutch]
+    return [
+        Item(_variant(folder, clip, samples, name, REAL_VARIANTS[name]), clip)
+        for clip, samples in _real_english(settings)
+    ]
 
 
 def _real_english(settings: Settings) -> list[tuple[str, np.ndarray]]:
@@ -367,21 +474,17 @@ def _variant(
 # --- the report ---
 
 
-def _report(results: dict[str, Any], matcher: WakeMatcher) -> dict[str, Any]:
+def _report(settings: Settings, results: dict[str, Any]) -> dict[str, Any]:
     """Figures per voice and source, the ablation, and the raw decisions."""
-    ablation = _ablation(results, matcher)
-    for runs in (results["wake"], results["near_misses"], results["false_wakes"]):
-        for items in runs.values():
-            for item in items:
-                item.pop("_openings")
+    ablation = _ablation(results, WakeMatcher(settings))
     wake = results["wake"]
     return {
-        "phrase": results["phrase"],
-        "settings": results["settings"],
+        "phrase": settings.handsfree.wake_phrase,
+        "settings": settings.handsfree.model_dump(),
         "wake": {
             "all": _woken(wake.values()),
-            "tuning_voices": _woken(wake[v] for v in TUNING_VOICES),
-            "held_out_voices": _woken(wake[v] for v in VOICES if v not in TUNING_VOICES),
+            "tuning_voices": _woken(wake.get(v, []) for v in TUNING_VOICES),
+            "held_out_voices": _woken(wake.get(v, []) for v in VOICES if v not in TUNING_VOICES),
             "by_voice": {voice: _woken([items]) for voice, items in wake.items()},
             "by_form": _by_form(wake),
         },
@@ -444,7 +547,11 @@ def _false_wakes(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "turns": sum(item["turns"] for item in items),
             "false_wakes": woke,
             "per_hour": round(woke / max(hours, 1e-9), 2),
-            "woken_by": [item["transcripts"] for item in items if item["woke"]],
+            "woken_by": [
+                [item["text"], item["transcripts"], item["probabilities"]]
+                for item in items
+                if item["woke"]
+            ],
         }
 
     real = [name for name in runs if name.startswith("real-")]
@@ -457,48 +564,64 @@ def _false_wakes(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 def _ablation(results: dict[str, Any], matcher: WakeMatcher) -> dict[str, Any]:
-    """Each way of deciding, on the same transcripts (and openings) the sessions had."""
+    """Each way of deciding, on the same transcripts (and openings) the sessions had: how many
+    utterances of each group it would wake."""
     groups = {
-        "wake_tuning": [i for v in TUNING_VOICES for i in results["wake"][v]],
-        "wake_held_out": [i for v in VOICES if v not in TUNING_VOICES for i in results["wake"][v]],
-        "near_misses": [i for items in results["near_misses"].values() for i in items],
-        "false_wakes": [i for items in results["false_wakes"].values() for i in items],
-    }
-    _complete_second_opinions(groups, matcher)
+        "wake_tuning": [i for v in TUNING_VOICES for i in results["wake"].get(v, [])],
+        "wake_held_out": [
+            i for v in VOICES if v not in TUNING_VOICES for i in results["wake"].get(v, [])
+        ],
+        "near_misses_tuning": [i for v in TUNING_VOICES for i in results["near_misses"].get(v, [])],
+        "near_misses_held_out": [
+            i for v in VOICES if v not in TUNING_VOICES for i in results["near_misses"].get(v, [])
+        ],
+        "ordinary_synthetic": [
+            i for name, items in results["false_wakes"].items() if not name.startswith("real")
+            for i in items
+        ],
+        "ordinary_real": [
+            i for name, items in results["false_wakes"].items() if name.startswith("real")
+            for i in items
+        ],
+    }  # fmt: skip
     phrase = matcher.phrase
-    ways: dict[str, Any] = {"exact_words_anywhere": lambda t, h: _exact_anywhere(t, phrase)}
+    ways: dict[str, Any] = {"exact_words_anywhere": lambda t, p: _exact_anywhere(t, phrase)}
     for tolerance in TOLERANCES:
-        ways[f"sounds_{tolerance}"] = lambda t, h, tol=tolerance: (
+        ways[f"sounds_{tolerance}"] = lambda t, p, tol=tolerance: (
             rest_after(t, phrase, tol) is not None
         )
-        ways[f"sounds_{tolerance}+second_opinion"] = lambda t, h, tol=tolerance: (
-            rest_after(t, phrase, tol) is not None or rest_after(h, phrase, tol) is not None
+    tolerance = matcher.tolerance
+    for confidence in CONFIDENCES:
+        ways[f"second_opinion_{confidence}"] = lambda t, p, c=confidence: p >= c
+        ways[f"sounds_{tolerance}+second_opinion_{confidence}"] = lambda t, p, c=confidence: (
+            rest_after(t, phrase, tolerance) is not None or p >= c
         )
-    ways["second_opinion_only_0.1"] = lambda t, h: rest_after(h, phrase, 0.1) is not None
-    table = {}
+        # What the sessions do: the second opinion only for transcripts near the phrase.
+        ways[
+            f"sounds_{tolerance}+asked_within_{matcher.ask_within}+second_opinion_{confidence}"
+        ] = lambda t, p, c=confidence: (
+            rest_after(t, phrase, tolerance) is not None or (matcher.worth_asking(t) and p >= c)
+        )
+    table: dict[str, Any] = {}
     for way, decide in ways.items():
         table[way] = {
             group: sum(
-                any(decide(t, h or "") for t, h in zip(i["transcripts"], i["heard"], strict=True))
+                any(
+                    decide(t, p or 0.0)
+                    for t, p in zip(i["transcripts"], i["probabilities"], strict=True)
+                )
                 for i in items
             )
+            # The real recordings' turns far from the phrase were never given a second opinion.
+            if group != "ordinary_real" or "asked_within" in way or "second_opinion" not in way
+            else None
             for group, items in groups.items()
         }
     table["utterances"] = {group: len(items) for group, items in groups.items()}
+    table["hours"] = {
+        group: round(sum(i["seconds"] for i in items) / 3600, 3) for group, items in groups.items()
+    }
     return table
-
-
-def _complete_second_opinions(
-    groups: dict[str, list[dict[str, Any]]], matcher: WakeMatcher
-) -> None:
-    """Ask the second opinion where the session did not need to (the transcript matched)."""
-    for items in groups.values():
-        for item in items:
-            for number, heard in enumerate(item["heard"]):
-                opening = item["_openings"][number]
-                if heard is None and opening is not None:
-                    samples = opening.astype(np.float32) / 32768.0
-                    item["heard"][number] = matcher.hear_opening(samples)
 
 
 def _exact_anywhere(text: str, phrase: list[str]) -> bool:

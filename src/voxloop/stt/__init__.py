@@ -40,8 +40,9 @@ class PartialTranscriber(Protocol):
 class Transcriber(Protocol):
     """A speech-to-text engine working on 16 kHz mono float32 audio."""
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe a whole recording."""
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
+        """Transcribe a whole recording; `prompt` (the conversation so far) helps engines that
+        take one (Whisper) hear names and recent words, and is ignored by the others."""
         ...
 
     def stream(self) -> PartialTranscriber:

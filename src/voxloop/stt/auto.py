@@ -25,12 +25,12 @@ class AutoTranscriber:
         self.english = engines.get("moonshine", settings, cache_dir)
         self.forced = settings.language
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """Transcribe a recording in whatever language it is spoken."""
         language = self.forced or self.whisper.detect_language(audio)
         if language == ENGLISH:
-            return self.english.transcribe(audio)
-        return self.whisper.transcribe(audio, language=language)
+            return self.english.transcribe(audio, prompt)
+        return self.whisper.transcribe(audio, language=language, prompt=prompt)
 
     def stream(self) -> PartialTranscriber:
         """Live partial transcripts (English: Moonshine's streaming decoder)."""

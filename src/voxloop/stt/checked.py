@@ -24,9 +24,10 @@ from voxloop.stt.whisper import WhisperTranscriber
 
 FAST, CAREFUL = "moonshine", "whisper"
 WORD_START = "\u0120"  # how GPT-2's byte-level vocabulary (Whisper's) marks a word's start
-# Below this mean token log-probability Whisper is often wrong (measured on the tuning split
-# of `voxloop bench stt`); above it, it is right far more often than Moonshine.
-UNSURE_LOGPROB = -0.6
+# Below this mean token log-probability Whisper tiny.en is unsure: chosen on the tuning split
+# of `voxloop bench stt` (swept -0.2 to -1.5; -0.4 and -0.5 did best, -0.5 asks Moonshine
+# less often). A quarter of the utterances fall below it.
+UNSURE_LOGPROB = -0.5
 
 
 class CheckedTranscriber:
@@ -39,14 +40,13 @@ class CheckedTranscriber:
         self.careful = careful
         self.vocabulary = vocabulary(assets.whisper_dir(settings.whisper_model, cache_dir))
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """Moonshine's transcript, or Whisper's where it has fewer unknown words."""
-        first = self.fast.transcribe(audio)
-        unknown = unknown_words(first.text, self.vocabulary)
-        if not unknown:
-            return first
-        second = self.careful.transcribe(audio)
-        return second if unknown_words(second.text, self.vocabulary) <= unknown else first
+        fast = self.fast.transcribe(audio)
+        if not needs_second_opinion(fast.text, self.vocabulary):
+            return fast
+        careful = self.careful.transcribe(audio, prompt=prompt)
+        return careful if prefer_careful(fast.text, careful, self.vocabulary) else fast
 
     def stream(self) -> PartialTranscriber:
         """Live partials from Moonshine's streaming decoder."""
@@ -56,14 +56,28 @@ class CheckedTranscriber:
 class PickTranscriber(CheckedTranscriber):
     """Both engines on every utterance; Whisper's transcript unless Whisper is unsure."""
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """Whisper's transcript when it is sure, else the one with fewer unknown words."""
-        careful = self.careful.transcribe(audio)
-        if careful.logprob is not None and careful.logprob >= UNSURE_LOGPROB:
+        careful = self.careful.transcribe(audio, prompt=prompt)
+        if is_sure(careful):
             return careful
         fast = self.fast.transcribe(audio)
-        fast_unknown = unknown_words(fast.text, self.vocabulary)
-        return careful if unknown_words(careful.text, self.vocabulary) <= fast_unknown else fast
+        return careful if prefer_careful(fast.text, careful, self.vocabulary) else fast
+
+
+def needs_second_opinion(fast_text: str, known: frozenset[str]) -> bool:
+    """'checked': whether Moonshine's transcript has a word outside the vocabulary."""
+    return unknown_words(fast_text, known) > 0
+
+
+def is_sure(careful: Transcript) -> bool:
+    """'pick': whether Whisper's own confidence is high enough to keep its transcript."""
+    return careful.logprob is not None and careful.logprob >= UNSURE_LOGPROB
+
+
+def prefer_careful(fast_text: str, careful: Transcript, known: frozenset[str]) -> bool:
+    """Whisper's transcript over Moonshine's unless it has more unknown words."""
+    return unknown_words(careful.text, known) <= unknown_words(fast_text, known)
 
 
 @cache

@@ -62,8 +62,8 @@ class MoonshineTranscriber:
             self.transcribe(np.zeros(SAMPLE_RATE, np.float32))  # starts the worker threads
             _lower_priority(_thread_ids() - before)
 
-    def transcribe(self, audio: np.ndarray) -> Transcript:
-        """Transcribe a whole recording (16 kHz mono float32)."""
+    def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
+        """Transcribe a whole recording (16 kHz mono float32); Moonshine takes no prompt."""
         samples = np.asarray(audio, dtype=np.float32).tolist()
         with self._busy:
             result = self.model.transcribe_without_streaming(samples, SAMPLE_RATE)

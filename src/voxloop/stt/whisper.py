@@ -32,7 +32,7 @@ class WhisperTranscriber:
         )
 
     def transcribe(
-        self, audio: np.ndarray, language: str | None = None, prompt: str | None = None
+        self, audio: np.ndarray, prompt: str | None = None, language: str | None = None
     ) -> Transcript:
         """Transcribe a whole recording (16 kHz mono float32), in `language` if given.
 

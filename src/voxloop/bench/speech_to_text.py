@@ -36,8 +36,14 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "pick": ("pick", {}, False),
     "whisper-tiny-prompted": ("whisper", {}, True),
 }
-# A comma-separated subset of CANDIDATES, to measure only some (all by default).
+# A comma-separated subset of CANDIDATES, to measure only some (default: DEFAULT_RUN).
 CANDIDATES_ENV = "VOXLOOP_BENCH_STT_CANDIDATES"
+# 'checked' and 'pick' decide between the Moonshine and Whisper tiny.en transcripts: their
+# figures are derived from those two runs with the engines' own rules (what each would have
+# kept, and its time: one engine or both), so the slow machine decodes each clip once per model.
+DERIVED = {"checked": ("moonshine", "whisper-tiny"), "pick": ("moonshine", "whisper-tiny")}
+DEFAULT_RUN = [name for name in CANDIDATES if name not in DERIVED]
+QUESTION_SECONDS = 3.5  # a typical spoken question: what a slower final transcript adds to it
 ORIGINAL, TELEPHONE, NOISY = "original", "telephone-8k", "noise-10db"
 TELEPHONE_OPTIONS = ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw"]
 REAL, SYNTHETIC = "real", "synthetic"
@@ -54,12 +60,30 @@ def stt(settings: Settings) -> dict[str, Any]:
     items = prepare(settings, data)
     names = _chosen_candidates()
     runs = {name: _isolated(run_candidate, settings, name, items) for name in names}
+    runs.update(derive(settings, runs))
+    return report(data, items, runs)
+
+
+def report(
+    data: dict[str, Any], items: list[dict[str, Any]], runs: dict[str, Any]
+) -> dict[str, Any]:
+    """The suite's JSON: the set, a summary per candidate, every transcript."""
+    summary = {name: summarize(items, run) for name, run in runs.items()}
+    fastest = summary.get("moonshine", {}).get("rtf")
+    for figures in summary.values():
+        if fastest is not None and figures["rtf"] is not None:
+            added = (figures["rtf"] - fastest) * QUESTION_SECONDS
+            figures["added_ms_per_question_vs_moonshine"] = _ms(added)
     return {
-        "clips": len(data["clips"]),
-        "speakers": len({(c["source"], c["speaker"]) for c in data["clips"]}),
+        "clips": len([clip for clip in data["clips"] if not clip.get("excluded")]),
+        "excluded": len([clip for clip in data["clips"] if clip.get("excluded")]),
+        "speakers": len(
+            {(item["source"], item["speaker"]) for item in items if item["column"] == REAL}
+        ),
+        "held_out_speakers": data["held_out_speakers"],
         "items": len(items),
         "audio_seconds": round(sum(item["seconds"] for item in items), 1),
-        "summary": {name: summarize(items, run) for name, run in runs.items()},
+        "summary": summary,
         "runs": runs,
     }
 
@@ -69,7 +93,7 @@ def _chosen_candidates() -> list[str]:
     unknown = set(chosen) - set(CANDIDATES)
     if unknown:
         raise VoxloopError(f"Unknown STT candidates {sorted(unknown)}: see {sorted(CANDIDATES)}.")
-    return chosen or list(CANDIDATES)
+    return chosen or DEFAULT_RUN
 
 
 def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,6 +103,8 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
     noises = [_load(path) for path in data["noise"]["paths"]]
     items = []
     for clip in data["clips"]:
+        if clip.get("excluded"):  # its source's text is not what is said (see clips.json)
+            continue
         original = out / f"{clip['id']}.{ORIGINAL}.wav"
         if not original.exists():
             _write_wav(original, _load(clip["path"]))
@@ -141,8 +167,8 @@ def _speak(voice: str, text: str, out: Path) -> None:
     if engine == "flite":
         command = ["flite", "-voice", name, "-t", text, "-o", str(out)]
         subprocess.run(command, check=True, capture_output=True)
-    else:  # festival's text2wave, its default voice
-        command = ["text2wave", "-o", str(out)]
+    else:  # festival's text2wave with one of its diphone voices ('ked': festvox-kdlpc16k)
+        command = ["text2wave", "-eval", f"(voice_{name}_diphone)", "-o", str(out)]
         subprocess.run(command, input=text.encode(), check=True, capture_output=True)
 
 
@@ -173,7 +199,6 @@ def run_candidate(settings: Settings, name: str, items: list[dict[str, Any]]) ->
     """Transcribe every item with one candidate (run in a fresh process: its own memory)."""
     from voxloop import audio
     from voxloop.stt import get_transcriber
-    from voxloop.stt.whisper import WhisperTranscriber
 
     engine, changes, prompted = CANDIDATES[name]
     stt_settings = settings.stt.model_copy(update=changes)
@@ -188,11 +213,7 @@ def run_candidate(settings: Settings, name: str, items: list[dict[str, Any]]) ->
             continue  # the prompt candidate is measured on the dialogue lines only
         samples = audio.load(item["path"])
         started = time.perf_counter()
-        if prompted:
-            assert isinstance(transcriber, WhisperTranscriber)
-            transcript = transcriber.transcribe(samples, prompt=item["context"])
-        else:
-            transcript = transcriber.transcribe(samples)
+        transcript = transcriber.transcribe(samples, item["context"] if prompted else None)
         busy = time.perf_counter() - started
         results.append(
             {
@@ -206,6 +227,39 @@ def run_candidate(settings: Settings, name: str, items: list[dict[str, Any]]) ->
     return {"load_ms": _ms(load), "peak_rss_mb": _peak_rss_mb(), "results": results}
 
 
+def derive(settings: Settings, runs: dict[str, Any]) -> dict[str, Any]:
+    """The runs of the combined engines, from the runs of the two engines they combine."""
+    from voxloop import assets
+    from voxloop.stt import Transcript
+    from voxloop.stt.checked import is_sure, needs_second_opinion, prefer_careful, vocabulary
+
+    known = vocabulary(assets.whisper_dir(settings.stt.whisper_model, settings.cache_dir))
+    derived = {}
+    for name, (fast_name, careful_name) in DERIVED.items():
+        if name in runs or fast_name not in runs or careful_name not in runs:
+            continue
+        careful_by_key = {(r["id"], r["variant"]): r for r in runs[careful_name]["results"]}
+        results = []
+        for fast in runs[fast_name]["results"]:
+            careful = careful_by_key[(fast["id"], fast["variant"])]
+            heard = Transcript(careful["text"], logprob=careful["logprob"])
+            if name == "checked":
+                both = needs_second_opinion(fast["text"], known)
+                first_busy = fast["busy_s"]
+            else:
+                both = not is_sure(heard)
+                first_busy = careful["busy_s"]
+            kept = careful if not both and name == "pick" else fast
+            if both:
+                kept = careful if prefer_careful(fast["text"], heard, known) else fast
+            busy = fast["busy_s"] + careful["busy_s"] if both else first_busy
+            results.append({**kept, "busy_s": round(busy, 4), "both": both})
+        load = runs[fast_name]["load_ms"] + runs[careful_name]["load_ms"]
+        rss = runs[fast_name]["peak_rss_mb"] + runs[careful_name]["peak_rss_mb"]
+        derived[name] = {"load_ms": load, "peak_rss_mb": rss, "results": results, "derived": True}
+    return derived
+
+
 def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
     """Pooled WER overall, per split, source, variant and voice; worst source; RTF."""
     from voxloop.recordings import wer
@@ -214,7 +268,9 @@ def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)
     busy = heard = 0.0
     for result in run["results"]:
-        item = by_key[(result["id"], result["variant"])]
+        item = by_key.get((result["id"], result["variant"]))
+        if item is None:  # a clip left out of the set since that run
+            continue
         pair = (item["text"], result["text"])
         if item["column"] == SYNTHETIC:
             groups["synthetic"].append(pair)
@@ -233,8 +289,10 @@ def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any
     rates = {group: round(wer(pairs), 4) for group, pairs in sorted(groups.items())}
     sources = {g: r for g, r in rates.items() if g.startswith("source:") and "/" not in g}
     worst = max(sources, key=lambda g: sources[g]) if sources else None
+    both = [r["both"] for r in run["results"] if "both" in r]
     return {
         "wer": rates,
+        "both_engines_share": round(sum(both) / len(both), 3) if both else None,
         "worst_source": worst,
         "worst_source_wer": sources.get(worst) if worst else None,
         "rtf": round(busy / heard, 4) if heard else None,
