@@ -13,7 +13,7 @@ from voxloop.errors import ConfigError
 def test_defaults_are_local_and_offline() -> None:
     settings = Settings()
     assert settings.server.host == "127.0.0.1"
-    assert settings.llm.backend == "llamacpp" and settings.llm.model == "qwen2.5-1.5b"
+    assert settings.llm.backend == "llamacpp" and settings.llm.model == "qwen2.5-0.5b"
     assert settings.stt.engine == "moonshine" and settings.tts.voice == "joe"
 
 

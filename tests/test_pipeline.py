@@ -68,10 +68,8 @@ def test_abandoning_the_stream_stops_the_worker(pipeline: Pipeline) -> None:
     stream.close()
     assert not any(t.name == "voxloop-llm" and t.is_alive() for t in threading.enumerate())
     # the next turn runs normally
-    assert (
-        "four"
-        in _events(pipeline, TurnRequest(text="What is two plus two?"))[-1].turn.reply.lower()
-    )  # type: ignore[union-attr]
+    next_turn = _events(pipeline, TurnRequest(text="What is the capital of France?"))[-1]
+    assert "paris" in next_turn.turn.reply.lower()  # type: ignore[union-attr]
 
 
 def test_history_is_given_to_the_model(pipeline: Pipeline) -> None:

@@ -133,4 +133,7 @@ def test_pipeline_gives_the_conversation_to_whisper(
     assert prompt is not None and clip["context"] in prompt
     transcript = pipeline.transcribe(clip["samples"], prompt=prompt)
     assert wer([(clip["transcript"], transcript.text)]) <= PROMPTED_MAX_WER
-    assert Pipeline(settings)._conversation_prompt(request) is None  # off by default
+    unprompted = settings.model_copy(
+        update={"stt": settings.stt.model_copy(update={"conversation_prompt": False})}
+    )
+    assert Pipeline(unprompted)._conversation_prompt(request) is None  # it can be turned off

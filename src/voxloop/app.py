@@ -299,6 +299,7 @@ class VoiceChat:
         summary is the reply, and later questions can be about it.
         """
         out = self.outputs
+        self.link_page(client_id, session or client_id)  # its timers' alerts come to this page
         turn_number, cancel = self.live.begin_turn(client_id)
         to_socket = self.settings.server.playback == "websocket" and self.live.connected(client_id)
         chat = list(chat or [])

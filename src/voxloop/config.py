@@ -125,9 +125,9 @@ class LLMSettings(Section):
 
     backend: str = Field("llamacpp", description="'llamacpp' (in-process) or 'openai' (HTTP).")
     model: str = Field(
-        "qwen2.5-1.5b",
-        description="llamacpp: 'qwen2.5-1.5b' (answers right most often), 'qwen2.5-0.5b' "
-        "(faster, wrong far more often: see docs/benchmarks.md), 'smollm2-135m' or a .gguf "
+        "qwen2.5-0.5b",
+        description="llamacpp: 'qwen2.5-0.5b' (fast), 'qwen2.5-1.5b' (right far more often, "
+        "~150 ms slower: see docs/benchmarks.md, right answers), 'smollm2-135m' or a .gguf "
         "path; openai: the server's model name.",
     )
     context_tokens: int = Field(2048, description="Context window for the in-process model.")
@@ -284,12 +284,8 @@ class SkillsSettings(Section):
 
 
 DEFAULT_SYSTEM_PROMPT = (
-    "You are voxloop, a helpful voice assistant. Your words are spoken aloud: say the answer "
-    "first, in one to three short, plain sentences. No markdown, no lists, no emoji. You know "
-    "nothing about the user's own life, things, family or plans, nor about the future: when "
-    "asked about those, say briefly that you cannot know. Examples: 'How many wheels does a "
-    "bicycle have?' A bicycle has two wheels. 'What is the capital of Portugal?' Lisbon. "
-    "'What did I eat last night?' I can't know that."
+    "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
+    "one to three short, plain sentences. No markdown, no lists, no emoji."
 )
 
 

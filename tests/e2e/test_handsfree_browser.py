@@ -153,5 +153,5 @@ def test_a_misheard_wake_phrase_wakes_it_and_gets_an_answer(
         )
         browser.wait_for_event("playback_ended")
         asked, answer = browser.chat()[:2]
-        assert asked.lower().startswith("how many "), asked
+        assert "how many " in asked.lower(), asked
         assert answer.strip()
