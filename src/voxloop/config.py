@@ -253,6 +253,16 @@ class LongformSettings(Section):
     )
 
 
+def check_timezone(name: str) -> None:
+    """ValueError unless `name` is a time zone this machine knows (an IANA name)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise ValueError(f"unknown time zone '{name}' (e.g. 'Europe/Paris')") from err
+
+
 class SkillsSettings(Section):
     """What voxloop answers itself, before the model: time, timers, arithmetic, memory."""
 
@@ -273,13 +283,8 @@ class SkillsSettings(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError) as err:
-                raise ValueError(f"unknown time zone '{value}' (e.g. 'Europe/Paris')") from err
+            check_timezone(value)
         return value
 
 
