@@ -53,7 +53,7 @@ from voxloop.guard import (
     check_api_key,
     error_body,
 )
-from voxloop.llm import Message
+from voxloop.llm import Message, chat_model_loaded
 from voxloop.metrics import Metrics
 from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, TurnRequest
 from voxloop.prompts import LANGUAGE_NAMES
@@ -431,16 +431,23 @@ def models(request: Request) -> dict[str, Any]:
 
 @ops.get("/health")
 def health(request: Request) -> dict[str, Any]:
-    """Whether the server is up, what it runs, and how busy it is."""
+    """Whether the language model answers ('degraded' after it failed, until it answers again),
+    whether it is loaded, the turns served by outcome, and the worker queue."""
     state = _state(request)
-    llm = state.pipeline.settings.llm
+    pipeline, admission = state.pipeline, state.admission
+    llm = pipeline.settings.llm
     return {
-        "status": "ok",
+        "status": "degraded" if pipeline.llm_problem else "ok",
         "version": __version__,
-        "llm": {"backend": llm.backend, "model": llm.model},
-        "working": state.admission.working,
-        "waiting": state.admission.waiting,
-    }
+        "llm": {
+            "backend": llm.backend, "model": llm.model,
+            "loaded": chat_model_loaded(pipeline.settings), "problem": pipeline.llm_problem,
+        },
+        "turns": dict(pipeline.metrics.turn_counts),
+        "working": admission.working,
+        "waiting": admission.waiting,
+        "workers": admission.workers,
+    }  # fmt: skip
 
 
 @ops.get("/metrics", dependencies=[Depends(authorized)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -24,6 +25,7 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        self.turn_counts: Tally[str] = Tally()  # by outcome, for /health
         self.registry = CollectorRegistry()  # one per app, so several apps in a process agree
         self.stage_latency = Histogram(
             "voxloop_stage_latency_seconds",
@@ -60,6 +62,7 @@ class Metrics:
     def record_turn(self, timings_ms: dict[str, float], outcome: str) -> None:
         """Count a finished turn and observe each stage it reached."""
         self.turns.labels(outcome).inc()
+        self.turn_counts[outcome] += 1
         for stage, ms in timings_ms.items():
             self.stage_latency.labels(stage).observe(ms / MS_PER_SECOND)
 

@@ -148,6 +148,7 @@ class Pipeline:
         self.memory = memory
         self.prime_after_turn = prime_after_turn  # worth it in a server, not in a one-shot CLI
         self.metrics = Metrics()
+        self.llm_problem: str | None = None  # why the model last failed, until it answers again
         self._upkeep: threading.Thread | None = None
 
     @property
@@ -162,6 +163,7 @@ class Pipeline:
         try:
             self.prime(build_messages(system_prompt or self.settings.system_prompt, [], "Hello."))
         except BackendDown as err:  # a model server may start later; turns apologize until then
+            self.llm_problem = str(err)
             log.warning("%s Turns will apologize until it answers.", err)
         for _chunk in synthesize(
             "Ready.", voice or self.settings.tts.voice, cache_dir=self.settings.cache_dir
@@ -301,7 +303,7 @@ class Pipeline:
         except BackendDown as err:  # the model server went away: say so, keep the person's words
             log.warning("the language model failed: %s", err)
             self.metrics.record_error(type(err).__name__)
-            turn.failed = str(err)
+            turn.failed = self.llm_problem = str(err)
             yield from self._apologize(turn, speed, cancel, stamp)
         turn.cancelled = cancel.is_set()
         stamp("total")
@@ -425,7 +427,15 @@ class Pipeline:
             if turn.kind is Utterance.DETAIL
             else self.settings.llm.max_tokens
         )
-        return lambda stop: model.stream(messages, max_tokens=max_tokens, cancel=stop)
+        return lambda stop: self._model_wrote(
+            model.stream(messages, max_tokens=max_tokens, cancel=stop)
+        )
+
+    def _model_wrote(self, pieces: Iterator[str]) -> Iterator[str]:
+        """The model's reply pieces; one arriving shows the model works (again)."""
+        for piece in pieces:
+            self.llm_problem = None
+            yield piece
 
     def _remember(self, request: TurnRequest, turn: Turn) -> None:
         """Store the turn in the session's memory; then summarize and prime, in the background.

@@ -33,6 +33,11 @@ class Registry(Generic[T]):
         """Registered backend names, sorted."""
         return sorted(self._factories)
 
+    def built(self, name: str, *args: Hashable) -> bool:
+        """Whether `name`'s instance for `args` has been built (a model loaded)."""
+        with self._lock:
+            return (name, args) in self._instances
+
     def get(self, name: str, *args: Hashable) -> T:
         """The shared instance built by `name`'s factory from `args` (built on first call)."""
         if name not in self._factories:

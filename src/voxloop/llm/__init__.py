@@ -35,4 +35,9 @@ def get_chat_model(settings: Settings) -> ChatModel:
     return backends.get(settings.llm.backend, settings.llm, settings.cache_dir)
 
 
+def chat_model_loaded(settings: Settings) -> bool:
+    """Whether the chat model of `settings` has been loaded in this process."""
+    return backends.built(settings.llm.backend, settings.llm, settings.cache_dir)
+
+
 from voxloop.llm import llamacpp, openai_compat  # noqa: E402,F401  (registers the backends)
