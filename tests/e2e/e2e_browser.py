@@ -15,7 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from playwright.sync_api import Page, sync_playwright
+
+from voxloop import audio
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -153,3 +156,26 @@ def report(name: str, **figures: Any) -> None:
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     with REPORT.open("a") as f:
         f.write(json.dumps({"test": name, **figures}) + "\n")
+
+
+def microphone_wav(path: Path, parts: list[float | Path]) -> Path:
+    """A fake-microphone WAV: silences (seconds) and recordings, one after the other."""
+    pieces = [
+        np.zeros(int(p * audio.SAMPLE_RATE), np.float32) if isinstance(p, float) else audio.load(p)
+        for p in parts
+    ]
+    path.write_bytes(audio.wav_bytes(audio.to_int16(np.concatenate(pieces)), audio.SAMPLE_RATE))
+    return path
+
+
+def loud_stretches(envelope: list[tuple[float, float]], gap_ms: float = 400) -> list[list[float]]:
+    """[start, end] page times of the loud stretches of an RMS envelope."""
+    segments: list[list[float]] = []
+    for t, rms in envelope:
+        if rms <= LOUD_RMS:
+            continue
+        if segments and t - segments[-1][1] <= gap_ms:
+            segments[-1][1] = t
+        else:
+            segments.append([t, t])
+    return [s for s in segments if s[1] - s[0] >= 100]

@@ -6,20 +6,39 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import Page
 
 from e2e_browser import LOUD_RMS, open_browser, report
 from servers import running_server
 from voxloop import audio
+from voxloop.app import SEGMENTS
 
 QUESTION = "What is the capital of France?"
 LONG_QUESTION = "Tell me about the city of Paris in five sentences."
-STOP_WITHIN_MS = 300
+# Stop is about time: the sound must stop at once. The bound is generous for a shared 2-core
+# machine; the measured figure goes to build/e2e-latency.jsonl (the benchmarks' page figures).
+STOP_WITHIN_MS = 1500
+PLAYING_BEFORE_CLICK_MS = 250  # loud output this close before the click: it was playing then
+# Magic 8 Ball's rule for a question it will not answer; the default assistant answers it.
+ORACLE_QUESTION = "Is the moon made of cheese?"
+ORACLE_REPLY = "foolish questions get foolish answers"
 
 
-def _silent_after(sound: list[tuple[float, float]], since: float) -> float | None:
-    """Page time from `since` until the output went quiet for good (None if it never did)."""
+def _silent_after(sound: list[tuple[float, float]], since: float) -> float:
+    """Page time from `since` until the output went quiet for good (0 if it was quiet)."""
     loud = [t for t, rms in sound if rms > LOUD_RMS]
-    return (max(loud) - since) if loud else 0.0
+    return max(0.0, max(loud) - since) if loud else 0.0
+
+
+def _playing_at(sound: list[tuple[float, float]], at: float) -> bool:
+    """Whether the page was playing audible sound just before page time `at`."""
+    return any(at - PLAYING_BEFORE_CLICK_MS <= t <= at and rms > LOUD_RMS for t, rms in sound)
+
+
+def _plotted_bars(page: Page) -> list[str]:
+    """The latency plot's bars, as Vega labels them ('turn: 1; ms: 180; stage: ...')."""
+    bars = page.query_selector_all("#latency_plot svg [aria-roledescription='bar']")
+    return [bar.get_attribute("aria-label") or "" for bar in bars]
 
 
 def _played_ms(sound: list[tuple[float, float]]) -> float:
@@ -54,7 +73,13 @@ def test_upload_is_answered_in_text_and_streamed_speech(server: str, question_wa
         )
         latency = browser.page.inner_text("#latency")
         assert "STT" in latency and "first token" in latency and "total" in latency
-        assert browser.page.query_selector("#latency_plot canvas, #latency_plot svg")
+        # the plot has this turn's bar: one segment per stage of the turn
+        browser.page.wait_for_selector("#latency_plot svg [aria-roledescription='bar']")
+        bars = _plotted_bars(browser.page)
+        assert all("turn: 1" in bar for bar in bars), bars
+        assert {stage for stage in SEGMENTS.values() if any(stage in bar for bar in bars)} == set(
+            SEGMENTS.values()
+        ), bars
         assert browser.external == [], "the page tried to reach the internet"
         pipeline_ms = _first_audio_ms(latency)
         report(
@@ -92,9 +117,11 @@ def test_stop_silences_the_answer_and_the_app_keeps_working(
         stop_at = browser.now()
         browser.page.click("#stop")
         browser.wait_for_status("Stopped.")
-        browser.page.wait_for_timeout(1500)
-        went_quiet = _silent_after(browser.sound(heard_at), stop_at)
-        assert went_quiet is not None and went_quiet < STOP_WITHIN_MS, went_quiet
+        browser.page.wait_for_timeout(STOP_WITHIN_MS + 1500)
+        sound = browser.sound(heard_at)
+        assert _playing_at(sound, stop_at), "the answer was no longer playing at the click"
+        went_quiet = _silent_after(sound, stop_at)
+        assert went_quiet < STOP_WITHIN_MS, went_quiet
         report("stop", silent_after_click_ms=round(went_quiet))
         # a new question works normally afterwards
         browser.upload(question_wav)
@@ -109,13 +136,12 @@ def test_bad_upload_gets_a_readable_message(
     not_audio = tmp_path / "shopping.wav"
     not_audio.write_text("eggs, milk, bread\n" * 40)
     with open_browser(server) as browser:
-        browser.page.click("#audio_in button[aria-label='Upload file']")
-        browser.page.set_input_files("#audio_in input[type=file]", str(not_audio))
-        browser.page.wait_for_timeout(1000)
+        browser.upload(not_audio)  # it is in the page's input, as any file
         browser.page.click("#send")
         browser.wait_for_status("⚠️")
         status = browser.page.inner_text("#status")
-        assert "not audio" in status or "Record or upload" in status, status
+        # the server read the file and said what is wrong with it (not "record or upload first")
+        assert "not audio" in status, status
         assert "Traceback" not in browser.page.content()
         browser.upload(question_wav)
         browser.page.click("#send")
@@ -123,7 +149,7 @@ def test_bad_upload_gets_a_readable_message(
         assert "paris" in browser.chat()[-1].lower()
 
 
-def test_voice_and_persona_choices(server: str, question_wav: Path) -> None:
+def test_voice_and_persona_choices(server: str, spoken) -> None:  # type: ignore[no-untyped-def]
     with open_browser(server) as browser:
         browser.page.click("#persona input")
         browser.page.get_by_role("option", name="Magic 8 Ball").click()
@@ -132,12 +158,12 @@ def test_voice_and_persona_choices(server: str, question_wav: Path) -> None:
         )
         browser.page.click("#voice input")
         browser.page.get_by_role("option", name="jf_alpha (female").click()
-        browser.upload(question_wav)
+        browser.upload(spoken(ORACLE_QUESTION))
         browser.page.click("#send")
         browser.wait_for_turn(1)
         replies = [e[2] for e in browser.events() if e[1] == "reply"]
         assert replies and replies[-1]["sample_rate"] == 24000, "Kokoro speaks at 24 kHz"
-        assert len(browser.chat()[-1].split()) <= 25, "the 8 ball answers briefly"
+        assert ORACLE_REPLY in browser.chat()[-1].lower(), "the persona did not reach the model"
 
 
 def test_gradio_streamed_player_delay(tmp_path: Path, question_wav: Path) -> None:

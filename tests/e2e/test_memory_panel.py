@@ -16,6 +16,7 @@ TOLD = "My name is Ada. I am vegetarian."
 NAME_FACT = "The user's name is Ada."
 DIET_FACT = "The user is vegetarian."
 CORRECTED = "The user is vegan."
+STRANGER_FACT = "The user likes tea."
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +81,22 @@ def test_memory_panel_lists_edits_and_deletes_facts(served, spoken) -> None:  # 
         _wait_for_facts(ada, f"!facts.includes({NAME_FACT!r})")
         assert _stored_facts(data_dir) == [CORRECTED]
 
-        # Another browser is another person: nothing of Ada's shows.
+        # Another browser is another person: its page, loaded again now that Ada has spoken,
+        # shows nothing of hers, and the facts the server lists for it are its own only.
+        stranger.page.reload()
+        stranger.page.wait_for_function(
+            "window.voxloop && window.voxloop.events.some(e => e[1] === 'connected')"
+        )
         _open_panel(stranger)
-        assert _facts(stranger) == []
+        stranger.page.fill("#fact_text textarea", STRANGER_FACT)
+        stranger.page.click("#fact_save")
+        _wait_for_facts(stranger, f"facts.includes({STRANGER_FACT!r})")
+        assert _facts(stranger) == [STRANGER_FACT]
         assert stranger.chat() == []
         assert "Ada" not in stranger.page.inner_text("#conversations")
 
-        # Forget everything.
+        # Forget everything: Ada's memory only.
         ada.page.click("#forget")
         _wait_for_facts(ada, "facts.length === 0")
-        assert _stored_facts(data_dir) == []
+        assert _stored_facts(data_dir) == [STRANGER_FACT]
         assert ada.chat() == []
