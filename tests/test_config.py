@@ -55,7 +55,19 @@ def test_named_config_file_must_exist(tmp_path: Path) -> None:
 
 
 def test_sections_are_hashable_for_engine_caching() -> None:
-    assert hash(Settings().llm) == hash(Settings().llm)
+    from voxloop.registry import Registry
+
+    built: list[object] = []
+    registry: Registry[object] = Registry("test engine")
+    registry.register("engine")(lambda section: built.append(section) or object())
+    # Two sections read separately, both alive: equal settings are one cache key.
+    first = Settings().llm
+    second = first.model_copy()
+    assert first is not second and hash(first) == hash(second)
+    assert registry.get("engine", first) is registry.get("engine", second)
+    other = first.model_copy(update={"model": "smollm2-135m"})
+    assert registry.get("engine", other) is not registry.get("engine", first)
+    assert built == [first, other]  # each distinct setting built its engine once
 
 
 def test_printed_config_is_valid_toml_that_reads_back_the_same(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -131,8 +131,27 @@ def test_page_and_its_audio_socket_need_a_login(protected: str) -> None:
         assert browser.post("/login", data={"username": "voxloop", "password": KEY}).is_success
         assert browser.get("/gradio_api/login_check").status_code == 200
         cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    before = _active_sessions(protected)  # the refused socket was never counted
     with websockets.sync.client.connect(ws_url, additional_headers={"Cookie": cookie}) as socket:
         socket.send('{"type": "handsfree", "on": false}')
+        # The logged-in page's socket was taken in: it is a live page the server counts.
+        _wait_for(lambda: _active_sessions(protected) == before + 1)
+    _wait_for(lambda: _active_sessions(protected) == before)
+
+
+def _active_sessions(url: str) -> float:
+    """The server's `voxloop_active_sessions` gauge (open page sockets, API work)."""
+    for line in httpx.get(f"{url}/metrics", headers=AUTH).text.splitlines():
+        if line.startswith("voxloop_active_sessions "):
+            return float(line.split()[1])
+    raise AssertionError("no voxloop_active_sessions in /metrics")
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def test_upload_over_the_limit_without_a_length_is_refused(protected: str) -> None:

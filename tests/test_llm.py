@@ -14,7 +14,9 @@ from voxloop import assets
 from voxloop.config import Settings, load_settings
 from voxloop.errors import BackendDown, ConfigError, ModelUnavailable
 from voxloop.llm import get_chat_model
+from voxloop.llm.llamacpp import LlamaCppChat
 from voxloop.prompts import build_messages
+from voxloop.recordings import normalize
 
 QUESTION = "What is the capital of France?"
 
@@ -47,8 +49,13 @@ def test_cancel_stops_generation_early(settings: Settings) -> None:
 
 
 def test_small_model_loads_and_replies() -> None:
-    pieces = _ask(load_settings(llm={"model": "smollm2-135m"}), "Say hello.", max_tokens=20)
-    assert "".join(pieces).strip()
+    # Greedy: a 135M model's sampled replies wander; its most likely reply here is the word.
+    small = load_settings(llm={"model": "smollm2-135m", "temperature": 0.0})
+    model = get_chat_model(small)
+    # The model asked for is the one answering (GGUF metadata), not the default one.
+    assert isinstance(model, LlamaCppChat) and model.llama.metadata["general.size_label"] == "135M"
+    reply = "".join(_ask(small, "Reply with one word: hello.", max_tokens=20))
+    assert {"hello", "hi"} & set(normalize(reply)), reply
 
 
 def test_user_gguf_path_is_checked(tmp_path: Path) -> None:

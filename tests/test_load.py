@@ -6,17 +6,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from servers import serve_process
+from voxloop import assets
 from voxloop.bench import measure_load
+from voxloop.config import Settings
 
 CLIENTS = 8
 SECONDS = 20
+WORKERS = 2
+WAITING = 4
+BYTES_PER_MB = 1024 * 1024
 
 
-def test_eight_clients_at_once_get_answers_or_busy(spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_eight_clients_at_once_get_answers_or_busy(
+    settings: Settings,
+    spoken,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
     questions = [spoken(q).read_bytes() for q in ("What is two plus two?", "Name a colour.")]
-    with serve_process(tmp_path, VOXLOOP_SERVER__MAX_WAITING="4") as (url, process):
+    limits = {"VOXLOOP_SERVER__WORKERS": str(WORKERS), "VOXLOOP_SERVER__MAX_WAITING": str(WAITING)}
+    with serve_process(tmp_path, **limits) as (url, process):
         report = measure_load(url.rstrip("/"), questions, CLIENTS, SECONDS, process.pid)
     assert report["errors"] == 0, report["error_messages"]
-    assert report["turns_answered"] >= CLIENTS, report
+    # Every request the server took in is answered, however slow the machine: at least the
+    # first wave's workers and waiting room (how many more fit in the time is a benchmark's).
+    assert report["turns_answered"] >= WORKERS + WAITING, report
     assert report["busy"] > 0, "2 workers + 4 waiting cannot take 8 clients: some hear busy"
-    assert report["server_peak_rss_mb"] > 100
+    # The server's own memory was measured: it holds the language model it answered with.
+    model = assets.gguf_path(settings.llm.model, settings.cache_dir)
+    assert report["server_peak_rss_mb"] > model.stat().st_size / BYTES_PER_MB, report

@@ -61,8 +61,9 @@ def test_streaming_partials_grow_while_speech_arrives(
     partials = [stream.add(samples[i : i + step]) for i in range(0, len(samples), step)]
     final = stream.finish()
     lengths = [len(p.split()) for p in partials]
-    assert lengths[len(lengths) // 2] > 0, "no partial text half-way through the speech"
-    assert lengths == sorted(lengths) or max(lengths) > lengths[len(lengths) // 2]
+    quarter, half = lengths[len(lengths) // 4], lengths[len(lengths) // 2]
+    # The partial grows all through the speech (a step back is allowed: it may be revised).
+    assert 0 < quarter < half < lengths[-1], lengths
     assert wer([(recording.text, final.text)]) <= 0.10
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from resources import require_package
 from voxloop import audio
 from voxloop.bench import data_file
 from voxloop.bench import speech_to_text as bench_stt
@@ -27,6 +28,7 @@ MIN_WORDS = 4  # shorter clips swing the WER by a third per word
 MAX_WORDS = 30  # longer ones (a 44 s reading) cost the test time, not coverage
 ENGINE_MAX_WER = 0.15  # each option, on the same few clips (a smoke bound, not the target)
 PROMPTED_MAX_WER = 0.35
+NOISE_PACKAGE = "fillets-ng-data"  # Fish Fillets' sound effects (benchmarks/stt/clips.json)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,16 @@ def clips() -> list[dict[str, Any]]:
         if len(chosen[clip["source"]]) < CLIPS_PER_SOURCE:
             chosen[clip["source"]].append(clip)
     picked = [clip for source_clips in chosen.values() for clip in source_clips]
+    for clip in picked:  # each source but Python packages' is the Debian package of its name
+        require_package(clip["source"], _installed(clip["path"]))
     return [{**clip, "samples": bench_stt._load(clip["path"])} for clip in picked]
+
+
+def _installed(path: str) -> bool:
+    """Whether a clip's file is there (`python:` files come with the Python packages)."""
+    if path.startswith("python:"):
+        return True
+    return Path(path.removeprefix("zip:").partition("!")[0]).is_file()
 
 
 def _wer_by_source(transcribe: Any, clips: list[dict[str, Any]]) -> dict[str, float]:
@@ -105,6 +116,7 @@ def test_whisper_reports_confidence_and_takes_a_prompt(
 
 def test_noise_is_mixed_at_the_asked_level(clips: list[dict[str, Any]]) -> None:
     data = json.loads(data_file(bench_stt.CLIPS).read_text(encoding="utf-8"))
+    require_package(NOISE_PACKAGE, Path(data["noise"]["paths"][0]).is_file())
     noise = bench_stt._load(data["noise"]["paths"][0])
     speech = clips[0]["samples"]
     mixed = bench_stt.mix(speech, noise, 10.0, offset=0)
