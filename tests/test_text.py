@@ -81,6 +81,13 @@ def test_sentences() -> None:
     assert sentences("One. Two!\nThree? ") == ["One.", "Two!", "Three?"]
 
 
+def test_a_title_does_not_end_a_sentence() -> None:
+    text = "The mayor blamed Mr. Bell. Dr. Lee and Mrs. Hay agreed. It rang."
+    expected = ["The mayor blamed Mr. Bell.", "Dr. Lee and Mrs. Hay agreed.", "It rang."]
+    assert sentences(text) == expected
+    assert _stream(SpeechChunker(first_min_words=20, first_max_words=30), text) == expected
+
+
 def test_a_reply_that_opens_with_a_list_still_starts_with_a_short_piece() -> None:
     text = "1. Create a relaxing environment with soft lighting and comfortable bedding.\n"
     pieces = _stream(SpeechChunker(first_max_words=4), text)

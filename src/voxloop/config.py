@@ -218,28 +218,42 @@ class LongformSettings(Section):
         30.0, description="A segment is cut after this long even without a pause."
     )
     model: str | None = Field(
-        None,
+        "qwen2.5-1.5b",
         description="An in-process model (llm.backend 'llamacpp') for summaries only, loaded "
-        "beside llm.model on the first summary (see docs/benchmarks.md, summaries). None: "
+        "beside llm.model on the first summary: summaries wait for no one, and the larger "
+        "model keeps more of the recording's events (docs/benchmarks.md, summaries). None: "
         "llm.model writes them (also always with the openai backend).",
     )
     temperature: float | None = Field(
-        None,
+        0.0,
         description="Sampling temperature of summaries; None: llm.temperature (the same loaded "
         "model then writes them; another value loads a second copy).",
     )
     chunk_tokens: int = Field(
-        1200,
-        description="Transcript per summary call, in (estimated) tokens; shrunk to fit "
-        "llm.context_tokens.",
+        150,
+        description="Transcript per retelling call, in (estimated) tokens (about 45 s of "
+        "speech); shrunk to fit llm.context_tokens. Smaller parts keep more of their events.",
     )
-    chunk_summary_tokens: int = Field(160, description="Longest summary of one chunk, in tokens.")
-    summary_tokens: int = Field(220, description="Longest spoken summary, in tokens.")
+    note_sentences: int = Field(
+        8,
+        description="Most sentences one part of the transcript is retold in (the summary's "
+        "sentences are shared evenly along the recording, up to this many per part).",
+    )
+    chunk_summary_tokens: int = Field(
+        160, description="Longest retelling of one part of the transcript, in tokens."
+    )
+    summary_tokens: int = Field(
+        320,
+        description="Longest retelling of several parts' notes together, in tokens (long "
+        "recordings, whose notes are more than the summary holds).",
+    )
     summary_sentences: int = Field(
-        5, description="The spoken summary keeps at most this many sentences."
+        24,
+        description="The spoken summary keeps at most this many sentences: one on what the "
+        "recording is, then its events in order.",
     )
     summary_words: int = Field(
-        120,
+        240,
         description="The spoken summary keeps whole sentences up to this many words (its first "
         "sentence is always kept).",
     )

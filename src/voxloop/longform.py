@@ -39,26 +39,28 @@ CONTEXT_MARGIN_TOKENS = 64  # chat-template tokens around the messages, and slac
 MIN_CHUNK_TOKENS = 200  # a context with less room than this for transcript is too small
 MS_PER_SECOND = 1000
 IN_PROCESS_BACKEND = "llamacpp"  # the backend whose model `longform.model` names
-MIN_SUMMARIES_PER_CALL = 2  # fewer, and combining summaries in rounds would never end
 
 SYSTEM_PROMPT = (
     "You write short, plain notes about recordings, using only what the recording says. "
     "No lists, no markdown."
 )
-# The request comes after the text: small models follow what they read last. Both ask for the
-# events in order, with their names and numbers: asked for "what it is about", a model restates
-# the opening and drops what happens later.
-CHUNK_REQUEST = (
-    "In at most four short sentences, tell what happens or is said in this part, in the order "
-    "it comes: who did what, with every name, number, decision and result. Use only what the "
-    "transcript says."
+# Asked to summarize a whole text, small models restate its opening and drop what comes later
+# (docs/benchmarks.md, summaries). So the transcript is retold in small parts, a few sentences
+# each, with the names and numbers; the retellings are the summary, in order, after one
+# sentence that says what the recording is. The request comes after the text: small models
+# follow what they read last.
+RETELL_REQUEST = (
+    "Retell this part in at most {sentences} short sentences, in the order it comes, one event "
+    "or fact per sentence: who did what, with every name, number, amount, day, time, place, "
+    "decision and result as the transcript gives them. Leave out greetings and small talk. Use "
+    "only what the transcript says."
 )
-SUMMARY_REQUEST = (
-    "In at most five short sentences meant to be spoken aloud, summarize the whole recording "
-    "from its beginning to its end: first what it is, then its main events or points in the "
-    "order they come, with names and numbers, and how it ends. Use only what it says."
+INTRO_REQUEST = (
+    "In one short sentence, say what kind of recording this is and what it is about, for "
+    'example "A story about ...", "A talk about ...", "A meeting about ...".'
 )
-NOTE_SENTENCES = 4  # what CHUNK_REQUEST asks for
+INTRO_TOKENS = 60  # one short sentence
+PART_GROWTH = 1.2  # larger parts, step by step, until each part has a sentence of the summary
 TRANSCRIPT_LABEL = "Transcript"
 NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
 NOTE_HEADER = "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
@@ -233,43 +235,49 @@ def summarize(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> str:
-    """A short spoken summary of a transcript of any length: each chunk that fits the model's
-    context is summarized, then the chunk summaries together (in rounds, if they do not fit).
+    """A spoken summary of a transcript of any length, from its beginning to its end: one
+    sentence on what the recording is, then its events and facts in order.
 
-    `progress` is called after each model call; setting `cancel` stops early and returns "".
+    The transcript is retold in parts of `chunk_tokens` (larger for long recordings, so that
+    each part has a sentence), up to `note_sentences` sentences each; while the retellings are
+    more than the summary holds (very long recordings), consecutive ones are retold together
+    in rounds. `progress` is called after each model call; `cancel` stops early and returns "".
     """
-    budget = chunk_budget(settings)
-    chunks = chunk_text((segment.text for segment in transcript.segments), budget)
+    longform = settings.longform
+    room = longform.summary_sentences - 1  # the first sentence says what the recording is
+    chunks = _parts(transcript, settings)
     if not chunks:
         raise NoSpeech("There is nothing in the recording to summarize.")
-    longform = settings.longform
-    per_call = max(MIN_SUMMARIES_PER_CALL, budget // longform.chunk_summary_tokens)
-    writer = _Writer(settings, _planned_calls(len(chunks), per_call), progress, cancel)
-    label = TRANSCRIPT_LABEL
-    while len(chunks) > 1:
-        summaries = [
-            writer.write(
-                f"{label}, part {number} of {len(chunks)}:\n{chunk}\n\n{CHUNK_REQUEST}",
-                longform.chunk_summary_tokens,
-                f"Summarized part {number} of {len(chunks)}",
-            )
-            for number, chunk in enumerate(chunks, start=1)
-        ]
+    # The summary's sentences shared evenly along the recording: events late in it count
+    # as much as the opening.
+    most = max(1, min(longform.note_sentences, room // len(chunks)))
+    writer = _Writer(settings, _planned_calls(len(chunks), most, settings), progress, cancel)
+    notes = writer.retell(chunks, TRANSCRIPT_LABEL, most, longform.chunk_summary_tokens)
+    while (fitting := _fitting_sentences(notes, room, longform.summary_words)) < len(notes):
         if writer.cancelled:
-            return ""
-        numbered = [f"Part {n}: {text}" for n, text in enumerate(summaries, start=1) if text]
-        packed = chunk_text(numbered, budget)
-        if len(packed) >= len(chunks):
+            break
+        groups = chunk_text(notes, _room(settings))
+        most = max(1, fitting // len(groups))
+        retold = writer.retell(groups, NOTES_LABEL, most, longform.summary_tokens)
+        if len(retold) >= len(notes) and not writer.cancelled:
             raise ConfigError(_too_small(settings))
-        chunks, label = packed, NOTES_LABEL
-    request = f"{label}:\n{chunks[0]}\n\n{SUMMARY_REQUEST}"
-    summary = writer.write(request, longform.summary_tokens, "Summary ready", final=True)
+        notes = retold
+    intro = writer.write(
+        f"{TRANSCRIPT_LABEL} (its beginning):\n{chunks[0]}\n\n{INTRO_REQUEST}",
+        INTRO_TOKENS,
+        "Summary ready",
+        final=True,
+    )
     if writer.cancelled:
         return ""
-    spoken = whole_sentences(summary, longform.summary_sentences, longform.summary_words)
-    if not spoken:
+    summary = whole_sentences(
+        " ".join([*sentences(speakable(intro))[:1], *notes]),
+        longform.summary_sentences,
+        longform.summary_words,
+    )
+    if not summary:
         raise VoxloopError("The language model wrote no summary of the recording.")
-    return spoken
+    return summary
 
 
 def summary_settings(settings: Settings) -> Settings:
@@ -284,16 +292,21 @@ def summary_settings(settings: Settings) -> Settings:
 
 
 def chunk_budget(settings: Settings) -> int:
-    """Transcript tokens per summary call: `longform.chunk_tokens`, within the model's context."""
+    """Transcript tokens per retelling call: `longform.chunk_tokens`, within the model's context."""
+    return min(settings.longform.chunk_tokens, _room(settings))
+
+
+def _room(settings: Settings) -> int:
+    """Tokens of text one summary call can be given, beside its request and its answer."""
     longform = settings.longform
     prompt = estimate_tokens(SYSTEM_PROMPT) + max(
-        estimate_tokens(CHUNK_REQUEST), estimate_tokens(SUMMARY_REQUEST)
+        estimate_tokens(RETELL_REQUEST), estimate_tokens(INTRO_REQUEST)
     )
-    answer = max(longform.chunk_summary_tokens, longform.summary_tokens)
+    answer = max(longform.chunk_summary_tokens, longform.summary_tokens, INTRO_TOKENS)
     room = settings.llm.context_tokens - prompt - answer - CONTEXT_MARGIN_TOKENS
     if room < MIN_CHUNK_TOKENS:
         raise ConfigError(_too_small(settings))
-    return min(longform.chunk_tokens, room)
+    return room
 
 
 def _too_small(settings: Settings) -> str:
@@ -324,13 +337,36 @@ def _fitting(pieces: Iterable[str], max_tokens: int) -> Iterator[str]:
         yield from textwrap.wrap(piece, width=width)  # also collapses runs of whitespace
 
 
-def _planned_calls(chunks: int, per_call: int) -> int:
-    """Model calls to summarize `chunks` chunks when `per_call` summaries fit one call."""
-    calls = 1  # the final summary
-    while chunks > 1:
-        calls += chunks
-        chunks = math.ceil(chunks / per_call)
-    return calls
+def _fitting_sentences(notes: list[str], room: int, max_words: int) -> int:
+    """How many sentences of the notes' length the summary holds: at most `room`, and (with
+    sentences as long as theirs) at most `max_words` words."""
+    words = sum(len(note.split()) for note in notes)
+    return min(room, len(notes) * max_words // max(words, 1))
+
+
+def _parts(transcript: LongTranscript, settings: Settings) -> list[str]:
+    """The transcript in parts of `chunk_tokens`, or larger ones when the recording has more
+    such parts than the summary has sentences (within the model's context): then each part
+    still gets a sentence, and no round of retelling is needed."""
+    room = _room(settings)
+    sentences_for_parts = settings.longform.summary_sentences - 1
+    size = max(
+        chunk_budget(settings), math.ceil(estimate_tokens(transcript.text) / sentences_for_parts)
+    )
+    while True:
+        # Parts end at segment ends, so they come out a little smaller than `size`.
+        parts = chunk_text((segment.text for segment in transcript.segments), min(size, room))
+        if len(parts) <= sentences_for_parts or size >= room:
+            return parts
+        size = math.ceil(size * PART_GROWTH)
+
+
+def _planned_calls(chunks: int, most: int, settings: Settings) -> int:
+    """Model calls to summarize `chunks` parts of a transcript retold in `most` sentences
+    each (a round more or less)."""
+    notes_tokens = chunks * settings.longform.chunk_summary_tokens
+    rounds = 0 if chunks * most < settings.longform.summary_sentences else 1
+    return chunks + rounds * math.ceil(notes_tokens / _room(settings)) + 1  # + the first sentence
 
 
 class _Writer:
@@ -353,6 +389,19 @@ class _Writer:
         """Whether the work was stopped."""
         return self.cancel is not None and self.cancel.is_set()
 
+    def retell(self, parts: list[str], label: str, most: int, max_tokens: int) -> list[str]:
+        """Each part retold in at most `most` sentences: all the sentences, in order."""
+        told: list[str] = []
+        for number, part in enumerate(parts, start=1):
+            request = f"{label}, part {number} of {len(parts)}:\n{part}\n\n"
+            answer = self.write(
+                request + RETELL_REQUEST.format(sentences=most),
+                max_tokens,
+                f"Summarized part {number} of {len(parts)}",
+            )
+            told += sentences(whole_sentences(answer, most))
+        return told
+
     def write(self, request: str, max_tokens: int, message: str, final: bool = False) -> str:
         """The model's answer to one request ("" once cancelled); `final`: the last one."""
         if self.cancelled:
@@ -366,7 +415,7 @@ class _Writer:
         # The plan may be off by a round; only the final summary reports completion.
         fraction = 1.0 if final else min(self.done, self.planned - 1) / self.planned
         self.report(fraction, message)
-        return text if final else whole_sentences(text, NOTE_SENTENCES)
+        return text
 
 
 def whole_sentences(text: str, max_sentences: int, max_words: int | None = None) -> str:

@@ -27,12 +27,16 @@ _EMOJI = re.compile(
     "\ufe0f\u200d\u20e3"  # variation selector, zero-width joiner, keycap
     "]+"
 )
-_SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+|\n+")
+# A title's full stop ends no sentence: "Mr. Bell kept his job" is one sentence, not two.
+TITLES = ("Mr", "Mrs", "Ms", "Dr", "St", "Prof", "Mt")
+_NOT_A_TITLE = "".join(rf"(?<!\b{title})" for title in TITLES)
+_SENTENCE_END = re.compile(rf"{_NOT_A_TITLE}[.!?…]+[\"')\]]*\s+|\n+")
 _CLAUSE_END = re.compile(r"[,;:—–]\s+")
 _SPACES = re.compile(r"[ \t]+")
 _LIST_NUMBER = re.compile(r"\s*\d+")
 _WORD_START = re.compile(r"(?<!\S)\S")
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|\n+")
+_NOT_AFTER_A_TITLE = "".join(rf"(?<!\b{title}\.)" for title in TITLES)
+_SENTENCE_SPLIT = re.compile(rf"(?<=[.!?…]){_NOT_AFTER_A_TITLE}\s+|\n+")
 
 
 def speakable(text: str) -> str:
