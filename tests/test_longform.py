@@ -383,6 +383,16 @@ def test_follow_up_notes_hold_the_summary_and_passages_within_budget() -> None:
     assert LongRecording.from_json(recording.to_json()) == recording
 
 
+def test_a_long_summary_leaves_room_for_the_passages() -> None:
+    summary = " ".join(f"Event number {n} of the reading happened then." for n in range(60))
+    recording = LongRecording(LongTranscript(SEGMENTS, 130.0), summary)
+    settings = load_settings().longform
+    notes = longform.follow_up_notes("Which clubs, and who was Dashwood?", recording, settings)
+    assert "[2:05] Ten of clubs." in notes  # the passage that answers is there
+    assert "Event number 0 of" in notes[0] and "Event number 59" not in notes[0]
+    assert estimate_tokens("\n".join(notes)) <= settings.follow_up_tokens
+
+
 # A whole story, through the real engines
 
 

@@ -41,7 +41,8 @@ def replicas(
 
 def test_every_replica_answers_through_the_shared_model(replicas: list[str]) -> None:
     for url in replicas:
-        assert httpx.get(f"{url}/health").json()["llm"] == {"backend": "openai", "model": "qwen"}
+        llm = httpx.get(f"{url}/health").json()["llm"]
+        assert (llm["backend"], llm["model"], llm["problem"]) == ("openai", "qwen", None)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="-", max_retries=0)
         reply = client.chat.completions.create(
             model="voxloop",

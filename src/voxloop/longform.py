@@ -442,9 +442,9 @@ def follow_up_notes(
 ) -> list[str]:
     """Notes for a question about a recording (for `TurnRequest.notes`): its summary and the
     transcript passages that best match the question, within `follow_up_tokens`."""
-    header = NOTE_HEADER.format(
-        length=_clock(recording.transcript.duration), summary=recording.summary
-    )
+    # The summary takes at most half the room: the passages are what answer a detail.
+    summary = _within(recording.summary, settings.follow_up_tokens // 2)
+    header = NOTE_HEADER.format(length=_clock(recording.transcript.duration), summary=summary)
     room = settings.follow_up_tokens - estimate_tokens(header) - estimate_tokens(PASSAGES_INTRO)
     chosen: list[Segment] = []
     for segment in rank_passages(question, recording.transcript.segments):
@@ -457,6 +457,16 @@ def follow_up_notes(
         return [header]
     in_order = sorted(chosen, key=lambda segment: segment.start)
     return [header, PASSAGES_INTRO, *(_passage(segment) for segment in in_order)]
+
+
+def _within(text: str, max_tokens: int) -> str:
+    """The first sentences of `text` that fit in `max_tokens` (at least its first sentence)."""
+    kept: list[str] = []
+    for sentence in sentences(text):
+        if kept and estimate_tokens(" ".join([*kept, sentence])) > max_tokens:
+            break
+        kept.append(sentence)
+    return " ".join(kept)
 
 
 def _passage(segment: Segment) -> str:
