@@ -46,20 +46,16 @@ SYSTEM_PROMPT = (
 )
 # Asked to summarize a whole text, small models restate its opening and drop what comes later
 # (docs/benchmarks.md, summaries). So the transcript is retold in small parts, a few sentences
-# each, with the names and numbers; the retellings are the summary, in order, after one
-# sentence that says what the recording is. The request comes after the text: small models
-# follow what they read last.
+# each, with the names and numbers; the retellings are the summary, in order. (An opening
+# sentence on "what the recording is" was dropped: it was where the model interpreted, and a
+# small model answering a follow-up question took it for the recording's words.) The request
+# comes after the text: small models follow what they read last.
 RETELL_REQUEST = (
     "Retell this part in at most {sentences} short sentences, in the order it comes, one event "
     "or fact per sentence: who did what, with every name, number, amount, day, time, place, "
     "decision and result as the transcript gives them. Leave out greetings and small talk. Use "
     "only what the transcript says."
 )
-INTRO_REQUEST = (
-    "In one short sentence, say what kind of recording this is and what it is about, for "
-    'example "A story about ...", "A talk about ...", "A meeting about ...".'
-)
-INTRO_TOKENS = 60  # one short sentence
 PART_GROWTH = 1.2  # larger parts, step by step, until each part has a sentence of the summary
 TRANSCRIPT_LABEL = "Transcript"
 NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
@@ -235,8 +231,8 @@ def summarize(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> str:
-    """A spoken summary of a transcript of any length, from its beginning to its end: one
-    sentence on what the recording is, then its events and facts in order.
+    """A spoken summary of a transcript of any length, from its beginning to its end: its
+    events and facts in order.
 
     The transcript is retold in parts of `chunk_tokens` (larger for long recordings, so that
     each part has a sentence), up to `note_sentences` sentences each; while the retellings are
@@ -244,7 +240,7 @@ def summarize(
     in rounds. `progress` is called after each model call; `cancel` stops early and returns "".
     """
     longform = settings.longform
-    room = longform.summary_sentences - 1  # the first sentence says what the recording is
+    room = longform.summary_sentences
     chunks = _parts(transcript, settings)
     if not chunks:
         raise NoSpeech("There is nothing in the recording to summarize.")
@@ -262,19 +258,10 @@ def summarize(
         if len(retold) >= len(notes) and not writer.cancelled:
             raise ConfigError(_too_small(settings))
         notes = retold
-    intro = writer.write(
-        f"{TRANSCRIPT_LABEL} (its beginning):\n{chunks[0]}\n\n{INTRO_REQUEST}",
-        INTRO_TOKENS,
-        "Summary ready",
-        final=True,
-    )
     if writer.cancelled:
         return ""
-    summary = whole_sentences(
-        " ".join([*sentences(speakable(intro))[:1], *notes]),
-        longform.summary_sentences,
-        longform.summary_words,
-    )
+    writer.finish()
+    summary = whole_sentences(" ".join(notes), longform.summary_sentences, longform.summary_words)
     if not summary:
         raise VoxloopError("The language model wrote no summary of the recording.")
     return summary
@@ -300,9 +287,9 @@ def _room(settings: Settings) -> int:
     """Tokens of text one summary call can be given, beside its request and its answer."""
     longform = settings.longform
     prompt = estimate_tokens(SYSTEM_PROMPT) + max(
-        estimate_tokens(RETELL_REQUEST), estimate_tokens(INTRO_REQUEST)
+        estimate_tokens(RETELL_REQUEST), estimate_tokens(NOTES_LABEL)
     )
-    answer = max(longform.chunk_summary_tokens, longform.summary_tokens, INTRO_TOKENS)
+    answer = max(longform.chunk_summary_tokens, longform.summary_tokens)
     room = settings.llm.context_tokens - prompt - answer - CONTEXT_MARGIN_TOKENS
     if room < MIN_CHUNK_TOKENS:
         raise ConfigError(_too_small(settings))
@@ -349,7 +336,7 @@ def _parts(transcript: LongTranscript, settings: Settings) -> list[str]:
     such parts than the summary has sentences (within the model's context): then each part
     still gets a sentence, and no round of retelling is needed."""
     room = _room(settings)
-    sentences_for_parts = settings.longform.summary_sentences - 1
+    sentences_for_parts = settings.longform.summary_sentences
     size = max(
         chunk_budget(settings), math.ceil(estimate_tokens(transcript.text) / sentences_for_parts)
     )
@@ -366,7 +353,7 @@ def _planned_calls(chunks: int, most: int, settings: Settings) -> int:
     each (a round more or less)."""
     notes_tokens = chunks * settings.longform.chunk_summary_tokens
     rounds = 0 if chunks * most < settings.longform.summary_sentences else 1
-    return chunks + rounds * math.ceil(notes_tokens / _room(settings)) + 1  # + the first sentence
+    return chunks + rounds * math.ceil(notes_tokens / _room(settings))
 
 
 class _Writer:
@@ -402,8 +389,12 @@ class _Writer:
             told += sentences(whole_sentences(answer, most))
         return told
 
-    def write(self, request: str, max_tokens: int, message: str, final: bool = False) -> str:
-        """The model's answer to one request ("" once cancelled); `final`: the last one."""
+    def finish(self) -> None:
+        """Report the summary ready (the plan may have been off by a round)."""
+        self.report(1.0, "Summary ready")
+
+    def write(self, request: str, max_tokens: int, message: str) -> str:
+        """The model's answer to one request ("" once cancelled)."""
         if self.cancelled:
             return ""
         messages = [
@@ -412,8 +403,8 @@ class _Writer:
         ]
         text = "".join(self.model.stream(messages, max_tokens=max_tokens, cancel=self.cancel))
         self.done += 1
-        # The plan may be off by a round; only the final summary reports completion.
-        fraction = 1.0 if final else min(self.done, self.planned - 1) / self.planned
+        # The plan may be off by a round; only `finish` reports completion.
+        fraction = min(self.done, self.planned - 1) / self.planned
         self.report(fraction, message)
         return text
 
