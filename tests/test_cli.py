@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
         assert message in lines[0], (name, lines[0])
         assert "Traceback" not in result.stderr
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading_models(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = voxloop("serve", "--port", port, data_dir=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert lines == [lines[0]] and f"Cannot listen on 127.0.0.1:{port}" in lines[0], lines
+    assert "Loading models" not in result.stdout

@@ -7,21 +7,25 @@ import json
 import logging
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.routing import Mount
 
 from voxloop import __version__, api
 from voxloop.audio import ffmpeg_exe
 from voxloop.config import Settings
+from voxloop.errors import ConfigError
 from voxloop.guard import check_bind
 from voxloop.live import LiveSessions
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("voxloop.server")
 POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
+LISTEN_BACKLOG = 2048  # uvicorn's own default
 PAGE_USER = "voxloop"  # the page's login name when server.api_key is set (the key is the password)
 
 
@@ -142,13 +146,41 @@ def create_app(settings: Settings) -> FastAPI:
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Load the models, then serve until interrupted."""
-    import uvicorn
-
     host = host or settings.server.host
     port = port or settings.server.port
     check_bind(host, settings.server.api_key)
+    listener = listening_socket(host, port)
     app = create_app(settings)
     print("Loading models…", flush=True)
     app.state.pipeline.warm_up()
-    print(f"voxloop is ready: http://{host}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = _AnnouncingServer(uvicorn.Config(app, log_level="warning"))
+    server.ready_message = f"voxloop is ready: http://{host}:{port}/"
+    server.run(sockets=[listener])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the models load: a port in use is said at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as err:
+        listener.close()
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} ({err.strerror}). Another program may be using "
+            "that port: choose another with --port."
+        ) from err
+    listener.listen(LISTEN_BACKLOG)
+    return listener
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """Says "voxloop is ready" only once requests are served (the page's startup is done)."""
+
+    ready_message = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.ready_message, flush=True)
