@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
-from servers import LlamaServer, free_port
-from voxloop import assets
+from servers import LlamaServer, free_port, serve_in_thread, turn_events
+from voxloop import api, assets
 from voxloop.config import Settings, load_settings
 from voxloop.pipeline import LLM_APOLOGY, Done, Pipeline, ReplyText, Speech, Turn, TurnRequest
 
@@ -119,3 +120,21 @@ def test_bad_model_file_is_reported_at_start(tmp_path: Path, name: str) -> None:
     message = result.stderr.strip().splitlines()[-1]
     assert "model.gguf" in message and all(w in message for w in words), message
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_mid_turn_ends_the_stream_with_an_error_and_the_server_goes_on(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> str:
+        raise RuntimeError("injected fault")
+
+    app = FastAPI()
+    api.install(app, pipeline, lambda: 0)
+    with serve_in_thread(app) as url:
+        monkeypatch.setattr(pipeline, "_skill_answer", broken)
+        failed = turn_events(url, text="What is the capital of France?")
+        monkeypatch.undo()
+        answered = turn_events(url, text="What is the capital of France?")
+    assert failed[0]["type"] == "transcript" and failed[-1]["type"] == "error"
+    assert failed[-1]["code"] == "internal_error" and "Traceback" not in failed[-1]["message"]
+    assert answered[-1]["type"] == "done" and "paris" in answered[-1]["reply"].lower()

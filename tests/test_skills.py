@@ -41,6 +41,19 @@ ORDINARY = [
     "Remind me what we talked about.",
     "My name is Ada.",
     "How do I set up a timer on my oven?",
+    "How can I keep my teeth healthy?",
+    "How many bones are in my hand?",
+    "What does it mean when my dog wags its tail?",
+    "What will happen if I mix red and blue paint?",
+    "What did I just say?",
+]
+NOT_KNOWABLE = [
+    "What colour is my car?",
+    "Where did I leave my keys?",
+    "What's my neighbour's name?",
+    "What am I holding in my hand right now?",
+    "How much money is in my bank account?",
+    "Who will win the lottery next week?",
 ]
 
 
@@ -94,6 +107,41 @@ def test_skills_answer_what_a_model_cannot_know(question: str, expected: str) ->
 @pytest.mark.parametrize("question", ORDINARY)
 def test_skills_leave_ordinary_questions_to_the_model(question: str, memory: Memory) -> None:
     assert _answer(question, memory) is None
+
+
+@pytest.mark.parametrize("question", NOT_KNOWABLE)
+def test_what_only_the_person_or_the_future_knows_is_not_made_up(question: str) -> None:
+    assert "know that" in (_answer(question) or "")
+
+
+def test_a_thing_told_before_goes_to_the_model_and_a_persona_may_play() -> None:
+    def answer(question: str, **context: Any) -> str | None:
+        told = skills.SkillContext(MONDAY_MORNING, **context)
+        return skills.unknowable.unknowable(skills.normalize(question), told)
+
+    assert answer("How old is my sister?", told="my sister is 12") is None
+    assert (
+        answer("What's my neighbor's name?", told="the user's neighbours are Tom and Ann") is None
+    )
+    assert answer("What is my neighbour's name?", told="my brother is called tom")
+    assert answer("What colour is my car?", persona=True) is None
+
+
+def test_the_model_answers_what_it_was_told_and_says_it_cannot_know_the_rest(
+    memory: Memory, pipeline: Pipeline
+) -> None:
+    own = Pipeline(pipeline.settings, memory)
+
+    def ask(text: str, **request: Any) -> Any:
+        return _done(own, TurnRequest(text=text, session="me", **request))
+
+    not_told = ask("What colour is my car?")
+    assert not_told.skill == "unknowable" and "don't know" in not_told.reply
+    ask("My car is blue.")
+    told = ask("What colour is my car?")
+    assert told.skill is None and "blue" in told.reply.lower()
+    magic = "You are a Magic 8 Ball. Answer every question with a mysterious prophecy."
+    assert ask("Who will win the lottery next week?", system_prompt=magic).skill is None
 
 
 def test_timers_are_set_listed_asked_about_and_cancelled(memory: Memory) -> None:

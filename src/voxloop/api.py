@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from voxloop.alarms import StreamDoor
 
 log = logging.getLogger("voxloop.api")
+INTERNAL_ERROR = "voxloop failed on this request (a bug: the server's log has the details)."
 
 # OpenAI's voice names: clients send them by habit; they get voxloop's default voice.
 OPENAI_VOICES = frozenset(
@@ -282,6 +283,10 @@ class _Completion:
             status, code = _status(err)
             yield _sse(error_body(status, str(err), code))
             return
+        except Exception:  # a bug: end the stream with an error the client can show
+            log.exception("The chat completion failed")
+            yield _sse(error_body(500, INTERNAL_ERROR, "internal_error"))
+            return
         yield _sse(self._chunk({}, finish_reason="stop"))
         yield SSE_DONE
 
@@ -355,6 +360,9 @@ def _turn_events(events: Iterator[Any]) -> Iterator[str]:
                 )  # fmt: skip
     except VoxloopError as err:
         yield _sse({"type": "error", "message": str(err), "code": _status(err)[1]})
+    except Exception:  # a bug: the client still gets an ending it can show, the log the trace
+        log.exception("The turn failed")
+        yield _sse({"type": "error", "message": INTERNAL_ERROR, "code": "internal_error"})
 
 
 def _check_timezone(name: str) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 from voxloop import audio as audio_files
 from voxloop import longform, skills, vad
 from voxloop.audio import AudioChunk
-from voxloop.config import Settings
+from voxloop.config import DEFAULT_SYSTEM_PROMPT, Settings
 from voxloop.errors import BackendDown, BadText, NoSpeech, VoxloopError
 from voxloop.llm import ChatModel, Message, get_chat_model
 from voxloop.metrics import Metrics
@@ -290,7 +290,7 @@ class Pipeline:
 
         self.wait_for_upkeep()
         messages = self._messages(request, turn)
-        skill_answer = self._skill_answer(request, turn)
+        skill_answer = self._skill_answer(request, turn, messages)
         if not skill_answer:
             turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
@@ -392,11 +392,19 @@ class Pipeline:
         """The time now in the person's time zone (`timezone`, settings, or the machine's)."""
         return skills.now(timezone or self.settings.skills.timezone)
 
-    def _skill_answer(self, request: TurnRequest, turn: Turn) -> str:
+    def _skill_answer(self, request: TurnRequest, turn: Turn, messages: list[Message]) -> str:
         """A skill's answer to the person's words ('' when the model should answer)."""
         if not self.settings.skills.enabled or turn.recording is not None:
             return ""
-        context = skills.SkillContext(self.now(request.timezone), request.session, self.memory)
+        persona = request.system_prompt or self.settings.system_prompt
+        told = [
+            messages[0]["content"].removeprefix(persona),
+            *(m["content"] for m in messages[1:-1]),
+        ]
+        context = skills.SkillContext(
+            self.now(request.timezone), request.session, self.memory,
+            told=skills.normalize(" ".join(told)), persona=persona != DEFAULT_SYSTEM_PROMPT,
+        )  # fmt: skip
         answered = skills.answer(turn.user_text, context)
         if answered is None:
             return ""

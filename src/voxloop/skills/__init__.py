@@ -28,6 +28,8 @@ class SkillContext:
     now: datetime  # aware, in the person's time zone
     session: str | None = None
     memory: Memory | None = None
+    told: str = ""  # what the model is given of the conversation: turns, notes, facts
+    persona: bool = False  # a custom system prompt speaks: it may play at knowing
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class SkillAnswer:
 Skill = Callable[[str, SkillContext], str | None]  # normalized words -> answer, or None
 SKILLS: dict[str, Skill] = {}  # name -> skill
 # Timers before units ("a timer for 5 minutes" is not a conversion), units before arithmetic.
-ORDER = ("timers", "clock", "recall", "units", "arithmetic")
+# "I don't know" last: every other skill knows better.
+ORDER = ("timers", "clock", "recall", "units", "arithmetic", "unknowable")
 
 
 def skill(name: str) -> Callable[[Skill], Skill]:
@@ -112,4 +115,4 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
     return None
 
 
-from voxloop.skills import arithmetic, clock, recall, timers, units  # noqa: E402,F401
+from voxloop.skills import arithmetic, clock, recall, timers, units, unknowable  # noqa: E402,F401

@@ -1,0 +1,105 @@
+"""Questions only the person, or the future, can answer: voxloop says it cannot know.
+
+Asked "What colour is my car?", a small model invents one ("Your car is red."): it answered
+5% of such questions honestly (`voxloop bench answers`). When a question asks about the
+person's own things or doings and nothing the conversation holds (its turns, notes and stored
+facts) mentions the thing asked about, or asks what will happen, voxloop says so itself. It
+stays quiet for a persona (a custom system prompt may play at knowing) and for advice
+("How can I keep my teeth healthy?").
+"""
+
+from __future__ import annotations
+
+import re
+
+from voxloop.skills import SkillContext, skill
+
+NOT_TOLD = "I don't know that: you haven't told me."
+FUTURE = "I can't know that: nobody can tell the future for sure, and I have no live news."
+
+QUESTION_WORDS = {"what", "where", "who", "whom", "whose", "when", "which", "how"}
+# "How old is my sister?" asks a fact; "How do I..." and "How can I..." ask for advice.
+HOW_FACTS = {"old", "much", "many", "tall", "big", "far", "long", "heavy"}
+ADVICE = {
+    "should", "can", "could", "would", "might", "must", "shall", "ought", "why", "if", "mean",
+    "means", "happen", "happens", "cause", "causes", "normal", "usually",
+}  # fmt: skip
+# "What did I...", "What am I...", "What will I...": the person's own doings.
+MY_DOINGS = re.compile(r"\b(?:did|was|were|am|will|have|had) i\b|\bdo i (?:have|own|like|live)\b")
+# What the conversation itself holds: "What did I just say?" is the model's to answer.
+CONVERSATION_VERBS = {"say", "said", "ask", "asked", "tell", "told", "mention", "mentioned"}
+# "How many bones are in my body?" asks about everyone's body, which the model knows.
+BODY = {
+    "body", "bone", "bones", "teeth", "tooth", "heart", "blood", "brain", "skin", "lung",
+    "lungs", "stomach", "mouth", "eye", "eyes", "ear", "ears", "muscle", "muscles", "liver",
+    "kidney", "kidneys", "nose", "tongue", "finger", "fingers", "toe", "toes", "hair", "nail",
+    "nails", "cell", "cells", "head", "leg", "legs", "arm", "arms", "foot", "feet", "back",
+    "hand", "hands",
+}  # fmt: skip
+# What voxloop keeps itself (timers) or another skill answers (the clock).
+KEPT = {"timer", "timers", "alarm", "alarms", "reminder", "reminders", "time", "date", "day"}
+# Words before the thing owned: "my best friend's", "my first pet".
+QUALIFIERS = {
+    "best", "first", "own", "little", "big", "older", "younger", "old", "new", "favourite",
+    "favorite", "current", "last", "next", "dear", "whole", "2",
+}  # fmt: skip
+STOPWORDS = {
+    "a", "an", "the", "of", "in", "on", "for", "to", "at", "about", "with", "from", "my", "i",
+    "me", "is", "are", "was", "were", "be", "been", "will", "did", "do", "does", "am", "have",
+    "had", "has", "what", "where", "who", "when", "which", "how", "right", "now", "today",
+    "tonight", "tomorrow", "yesterday", "this", "that", "morning", "evening", "just", "going",
+    "last", "night", "week", "ago",
+}  # fmt: skip
+# "Who will win the lottery next week?": will + a time to come, or a forecast.
+FUTURE_WORDS = re.compile(
+    r"\b(?:will|going to|gonna)\b.*\b(?:tomorrow|tonight|next (?:week|month|year|weekend|time)"
+    r"|this weekend|in the future|someday|weather|rain|snow|win|winner|lottery|stock)\b"
+)
+KNOWN_FUTURES = {"sun", "sunrise", "sunset", "moon", "birthday"}  # the calendar knows these
+
+
+def _stem(word: str) -> str:
+    """'neighbour's' and 'neighbors' -> 'neighbor': the same thing, spelled any way."""
+    word = word.removesuffix("'s").removesuffix("'").replace("our", "or")
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+
+
+def _is_fact_question(words: list[str]) -> bool:
+    """Whether the words ask for a fact (not advice): 'what is...', 'how old is...'."""
+    if not words or words[0] not in QUESTION_WORDS or set(words) & ADVICE:
+        return False
+    return words[0] != "how" or (len(words) > 1 and words[1] in HOW_FACTS)
+
+
+def _things_asked_about(words: list[str]) -> list[str] | None:
+    """The thing a question about the person's own life asks about, or None if it is not one."""
+    text = " ".join(words)
+    if "my" in words:
+        owned = [w for w in words[words.index("my") + 1 :] if w not in QUALIFIERS]
+        if owned and _stem(owned[0]) not in {_stem(b) for b in BODY}:
+            return owned[:1]
+    if (doing := MY_DOINGS.search(text)) and not set(words) & CONVERSATION_VERBS:
+        after = text[doing.end() :].split()
+        return [w for w in after if w not in STOPWORDS and w not in BODY] or after
+    return None
+
+
+def asks_the_unknowable(words: str, told: str) -> str | None:
+    """The reply to a question voxloop cannot know the answer to, or None."""
+    said = words.split()
+    if not _is_fact_question(said) or set(said) & KEPT:
+        return None
+    things = _things_asked_about(said)
+    if things is not None and {_stem(t) for t in things} & {_stem(w) for w in told.split()}:
+        return None  # told before: the model has it in the conversation
+    if FUTURE_WORDS.search(words) and not set(said) & KNOWN_FUTURES:
+        return FUTURE
+    return NOT_TOLD if things is not None else None
+
+
+@skill("unknowable")
+def unknowable(words: str, context: SkillContext) -> str | None:
+    """Say 'I don't know' to what only the person, or the future, could tell."""
+    if context.persona:
+        return None
+    return asks_the_unknowable(words, context.told)
