@@ -24,6 +24,7 @@ import pytest
 from servers import running_server, turn_events
 from voxloop import audio, skills
 from voxloop.alarms import Alarms
+from voxloop.bench.skills import false_fires, unknowable_questions
 from voxloop.config import Settings, load_settings
 from voxloop.memory import Memory, Timer
 from voxloop.pipeline import Done, Pipeline, Speech, TurnRequest
@@ -125,6 +126,15 @@ def test_a_thing_told_before_goes_to_the_model_and_a_persona_may_play() -> None:
     )
     assert answer("What is my neighbour's name?", told="my brother is called tom")
     assert answer("What colour is my car?", persona=True) is None
+
+
+def test_unknowable_questions_written_apart_from_the_rule_are_caught() -> None:
+    report = unknowable_questions()  # figures in docs/benchmarks.md (Skills)
+    for split in ("tune", "heldout"):
+        assert report[split]["unknowable"]["share_fired"] >= 0.75, report[split]
+        assert report[split]["answerable"]["share_fired"] <= 0.1, report[split]
+    ordinary = false_fires()  # the answers suite: skills stay quiet outside sums and time units
+    assert [f["question"] for f in ordinary["which"] if not f["right"]] == []
 
 
 def test_the_model_answers_what_it_was_told_and_says_it_cannot_know_the_rest(

@@ -37,6 +37,8 @@ from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 
 QUESTIONS_FILE = "answers/questions.json"
+# Questions about the person and the future, unknowable or not (written apart from the rule).
+PERSONAL_FILE = "answers/personal.json"
 UNKNOWABLE = "unknowable"  # the category whose right reply says it cannot know
 UNKNOWABLE_MAX_WORDS = 40  # "says so briefly": a longer reply is not brief
 MODES = ("typed", "spoken")
@@ -188,9 +190,10 @@ class Question:
         return judge(reply, self.answers, brief)
 
 
-def load_questions(split: str | None = None) -> list[Question]:
-    """The questions of benchmarks/answers/questions.json (of one split, if given)."""
-    data = json.loads(data_file(QUESTIONS_FILE).read_text())
+def load_questions(split: str | None = None, name: str = QUESTIONS_FILE) -> list[Question]:
+    """The questions of benchmarks/answers/questions.json, or of `name` (of one split, if
+    given)."""
+    data = json.loads(data_file(name).read_text())
     questions = [
         Question(q["id"], q["category"], q["question"], q["answers"], q["split"])
         for q in data["questions"]

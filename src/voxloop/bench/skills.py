@@ -17,7 +17,12 @@ from typing import Any, cast
 
 from voxloop import skills
 from voxloop.bench import data_file, suite
-from voxloop.bench.answers import DEFAULT_VOICES, load_questions, spoken_question
+from voxloop.bench.answers import (
+    DEFAULT_VOICES,
+    PERSONAL_FILE,
+    load_questions,
+    spoken_question,
+)
 from voxloop.config import Settings
 from voxloop.recordings import normalize
 
@@ -38,7 +43,11 @@ def skills_suite(settings: Settings) -> dict[str, Any]:
             pipeline.transcribe(spoken_question(text, voice, settings.cache_dir)).text
         )
 
-    report: dict[str, Any] = {"false_fires": false_fires(), "tool_calling": tool_calling(settings)}
+    report: dict[str, Any] = {
+        "false_fires": false_fires(),
+        "unknowable": unknowable_questions(),
+        "tool_calling": tool_calling(settings),
+    }
     splits = (
         ("tune", data["skills"]),
         ("revision", data["revision"]),
@@ -136,6 +145,30 @@ def false_fires() -> dict[str, Any]:
         "fired_wrongly": len(wrong),
         "share_wrongly": round(len(wrong) / max(len(questions), 1), 4),
         "which": fired,
+    }
+
+
+def unknowable_questions() -> dict[str, Any]:
+    """Per split of benchmarks/answers/personal.json: the share of unknowable questions that
+    the `unknowable` skill answers, and of answerable ones that it (wrongly) answers."""
+    context = skills.SkillContext(skills.now(None))
+    report: dict[str, Any] = {}
+    for question in load_questions(name=PERSONAL_FILE):
+        answered = skills.answer(question.text, context)
+        fired = answered is not None and answered.skill == "unknowable"
+        shares = report.setdefault(question.split, {}).setdefault(question.category, [])
+        shares.append({"question": question.text, "fired": fired})
+    return {
+        split: {
+            category: {
+                "share_fired": round(sum(r["fired"] for r in rs) / len(rs), 3),
+                "missed" if category == "unknowable" else "fired": [
+                    r["question"] for r in rs if r["fired"] != (category == "unknowable")
+                ],
+            }
+            for category, rs in by_category.items()
+        }
+        for split, by_category in report.items()
     }
 
 

@@ -62,7 +62,9 @@ _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "×": " times ", "÷": " d
 _SPOKEN_FORMS = [(re.compile(r"\bto day\b"), "today"), (re.compile(r"\bper cent\b"), "percent")]
 _CONTRACTIONS = {"what's": "what is", "whats": "what is", "it's": "it is", "how's": "how is",
                  "what're": "what are", "there's": "there is", "i've": "i have",
-                 "don't": "do not", "that's": "that is"}  # fmt: skip
+                 "don't": "do not", "that's": "that is", "where's": "where is",
+                 "who's": "who is", "when's": "when is", "who'll": "who will",
+                 "what'll": "what will", "i'm": "i am", "i'll": "i will"}  # fmt: skip
 _NOT_WORD = re.compile(r"[^\w\s.+*/%'-]")
 _LETTER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
 

@@ -18,6 +18,13 @@ NOT_TOLD = "I don't know that: you haven't told me."
 FUTURE = "I can't know that: nobody can tell the future for sure, and I have no live news."
 
 QUESTION_WORDS = {"what", "where", "who", "whom", "whose", "when", "which", "how"}
+# "Is my flight going to be late?", "Will my team win?": yes-or-no questions about a fact.
+YES_NO = {"is", "are", "was", "will"}
+# How people open a question: "Hey, can you tell me where...", "Do you know who...".
+OPENINGS = re.compile(
+    r"^(?:(?:hey|hi|ok|okay|so|well|um|uh|computer|please) )*"
+    r"(?:(?:can|could|would) you (?:please )?tell me |do you know |tell me )?"
+)
 # "How old is my sister?" asks a fact; "How do I..." and "How can I..." ask for advice.
 HOW_FACTS = {"old", "much", "many", "tall", "big", "far", "long", "heavy"}
 ADVICE = {
@@ -25,19 +32,24 @@ ADVICE = {
     "means", "happen", "happens", "cause", "causes", "normal", "usually",
 }  # fmt: skip
 # "What did I...", "What am I...", "What will I...": the person's own doings.
-MY_DOINGS = re.compile(r"\b(?:did|was|were|am|will|have|had) i\b|\bdo i (?:have|own|like|live)\b")
+MY_DOINGS = re.compile(
+    r"\b(?:did|was|were|am|will|have|had) i\b|^(?:what|where|who|when|which) i\b|\bi \w+ed\b"
+    r"|\bdo i (?:have(?! to)|own|like|love|live|work|support|prefer|want|use|drive|play|study"
+    r"|eat|drink|keep|owe|take)\b"
+)
 # What the conversation itself holds: "What did I just say?" is the model's to answer.
 CONVERSATION_VERBS = {"say", "said", "ask", "asked", "tell", "told", "mention", "mentioned"}
-# "How many bones are in my body?" asks about everyone's body, which the model knows.
+# "How many bones are in my body?", "How many legs does my cat have?": what every body of a
+# kind has, which the model knows.
 BODY = {
     "body", "bone", "bones", "teeth", "tooth", "heart", "blood", "brain", "skin", "lung",
     "lungs", "stomach", "mouth", "eye", "eyes", "ear", "ears", "muscle", "muscles", "liver",
     "kidney", "kidneys", "nose", "tongue", "finger", "fingers", "toe", "toes", "hair", "nail",
     "nails", "cell", "cells", "head", "leg", "legs", "arm", "arms", "foot", "feet", "back",
-    "hand", "hands",
+    "hand", "hands", "whiskers", "tail", "paws", "fur", "wings", "feathers", "claws",
 }  # fmt: skip
-# What voxloop keeps itself (timers) or another skill answers (the clock).
-KEPT = {"timer", "timers", "alarm", "alarms", "reminder", "reminders", "time", "date", "day"}
+# What voxloop keeps itself: the timers skill answers.
+KEPT = {"timer", "timers", "alarm", "alarms", "reminder", "reminders"}
 # Words before the thing owned: "my best friend's", "my first pet".
 QUALIFIERS = {
     "best", "first", "own", "little", "big", "older", "younger", "old", "new", "favourite",
@@ -65,10 +77,14 @@ def _stem(word: str) -> str:
 
 
 def _is_fact_question(words: list[str]) -> bool:
-    """Whether the words ask for a fact (not advice): 'what is...', 'how old is...'."""
-    if not words or words[0] not in QUESTION_WORDS or set(words) & ADVICE:
+    """Whether the words ask for a fact (not advice, not a sum): 'what is...', 'how old is...'."""
+    if not words or words[0] not in QUESTION_WORDS | YES_NO or set(words) & ADVICE:
         return False
-    return words[0] != "how" or (len(words) > 1 and words[1] in HOW_FACTS)
+    if any(word[0].isdigit() for word in words):
+        return False  # "If I have 12 biscuits...", "...144? I'm doing my homework."
+    if words[0] == "how":
+        return len(words) > 1 and words[1] in HOW_FACTS and not set(words) & BODY
+    return True
 
 
 def _things_asked_about(words: list[str]) -> list[str] | None:
@@ -76,8 +92,8 @@ def _things_asked_about(words: list[str]) -> list[str] | None:
     text = " ".join(words)
     if "my" in words:
         owned = [w for w in words[words.index("my") + 1 :] if w not in QUALIFIERS]
-        if owned and _stem(owned[0]) not in {_stem(b) for b in BODY}:
-            return owned[:1]
+        if owned and not {_stem(w) for w in owned[:2]} & {_stem(b) for b in BODY}:
+            return owned[:1]  # not "my hand", "my cat's whiskers"
     if (doing := MY_DOINGS.search(text)) and not set(words) & CONVERSATION_VERBS:
         after = text[doing.end() :].split()
         return [w for w in after if w not in STOPWORDS and w not in BODY] or after
@@ -86,6 +102,7 @@ def _things_asked_about(words: list[str]) -> list[str] | None:
 
 def asks_the_unknowable(words: str, told: str) -> str | None:
     """The reply to a question voxloop cannot know the answer to, or None."""
+    words = OPENINGS.sub("", words)
     said = words.split()
     if not _is_fact_question(said) or set(said) & KEPT:
         return None
