@@ -4,6 +4,7 @@ server, and an app served by uvicorn in a thread of the test process."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -40,6 +41,34 @@ def serve_process(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.
         except VoxloopError as err:  # it did not start: its log says why
             pytest.fail(str(err))
         yield f"{url}/", process
+
+
+@contextmanager
+def wyoming_server(data_dir: Path, **env: str) -> Iterator[int]:
+    """`voxloop wyoming` on a free loopback port; yields the port once the models are loaded."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = data_dir / f"wyoming-{port}.log"
+    command = [sys.executable, "-m", "voxloop.cli", "wyoming", "--uri", f"tcp://127.0.0.1:{port}"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, env={**os.environ, "VOXLOOP_DATA_DIR": str(data_dir), **env},
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while "Wyoming server is ready" not in log_path.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"voxloop wyoming did not start:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def turn_events(url: str, **form: Any) -> list[dict[str, Any]]:

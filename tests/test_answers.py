@@ -14,7 +14,8 @@ from voxloop.bench.answers import (
     load_questions,
 )
 from voxloop.config import Settings
-from voxloop.pipeline import Done, Pipeline, TurnRequest
+from voxloop.pipeline import Pipeline
+from voxloop.turns import Done, TurnRequest
 
 HELD_OUT = {q.id: q for q in load_questions("heldout")}
 # One held-out question per category (picked after the runs: tests guard, they do not tune).

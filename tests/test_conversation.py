@@ -6,8 +6,9 @@ from pathlib import Path
 
 from voxloop.config import MemorySettings, Settings
 from voxloop.memory import Memory
-from voxloop.pipeline import Done, Pipeline, Turn, TurnRequest
+from voxloop.pipeline import Pipeline
 from voxloop.prompts import Utterance
+from voxloop.turns import Done, Turn, TurnRequest
 
 
 def _ask(pipeline: Pipeline, text: str, session: str | None = None) -> Turn:

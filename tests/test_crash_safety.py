@@ -13,7 +13,7 @@ import pytest
 from servers import serve_process, turn_events
 from voxloop.config import load_settings
 from voxloop.memory import Memory
-from voxloop.pipeline import Turn
+from voxloop.turns import Turn
 
 SESSION = "crash"
 STATED = "My name is Anneliese. I live in Ghent."

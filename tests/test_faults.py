@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from servers import LlamaServer, free_port, serve_in_thread, turn_events
 from voxloop import api, assets
 from voxloop.config import Settings, load_settings
-from voxloop.pipeline import LLM_APOLOGY, Done, Pipeline, ReplyText, Speech, Turn, TurnRequest
+from voxloop.pipeline import LLM_APOLOGY, Pipeline
+from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
 
 
 def _remote(base_url: str, timeout: float = 15.0) -> Pipeline:

@@ -15,29 +15,13 @@ from voxloop import audio
 from voxloop.audio import AudioChunk
 from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
-from voxloop.handsfree import HandsFree, Options, Reply, is_echo
+from voxloop.handsfree import HandsFree, Options
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 STORED_WITHIN_SECONDS = 60  # a stopped answer is stored and cut to its heard part
-
-
-def test_heard_part_of_an_interrupted_reply() -> None:
-    reply = Reply(1, "Tell me about Paris.", first_audio_at=100.0)
-    reply.pieces = [("Paris is the capital", 1.0), ("of France and a very old city.", 2.0)]
-    assert reply.heard(100.5) == "Paris is"
-    assert reply.heard(102.0) == "Paris is the capital of France and a"  # half of 7 words
-    assert reply.heard(110.0) == "Paris is the capital of France and a very old city."
-    assert reply.playing(102.9) and not reply.playing(103.1)
-
-
-def test_our_own_voice_coming_back_is_echo() -> None:
-    reply = "The capital of France is Paris."
-    assert is_echo("the capital of France is Paris", reply, 0.6)
-    assert not is_echo("What about Germany?", reply, 0.6)
-    assert not is_echo("Paris", reply, 0.6)  # one word is too little to judge
 
 
 class RecordingLive(LiveSessions):
@@ -78,28 +62,30 @@ def test_a_spoken_conversation_gets_spoken_answers(settings: Settings, spoken) -
     live = RecordingLive()
     session = HandsFree(Pipeline(settings), live, "test", Options())
     feed_like_a_microphone(
-        session, _microphone([0.5, spoken("What is the capital of France?"), 1.0])
+        session.feed, _microphone([0.5, spoken("What is the capital of France?"), 1.0])
     )
     # The next words come once the answer has been spoken, however long that takes here: said
     # during it, they would interrupt it (the barge-in test below).
-    _wait(lambda: len(session.history) >= 2 and not session.busy(), ANSWER_WITHIN_SECONDS)
-    feed_like_a_microphone(session, _microphone([1.0, spoken("Thank you."), 1.0]))
-    _wait(lambda: len(session.history) >= 4, ANSWER_WITHIN_SECONDS)
+    _wait(
+        lambda: len(session.conversation.history) >= 2 and not session.conversation.busy(),
+        ANSWER_WITHIN_SECONDS,
+    )
+    feed_like_a_microphone(session.feed, _microphone([1.0, spoken("Thank you."), 1.0]))
+    _wait(lambda: len(session.conversation.history) >= 4, ANSWER_WITHIN_SECONDS)
     session.close()
-    users = [m["content"].lower() for m in session.history if m["role"] == "user"]
+    users = [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
     assert "capital of france" in users[0] and "thank" in users[1]
-    assert "paris" in session.history[1]["content"].lower()
+    assert "paris" in session.conversation.history[1]["content"].lower()
     partials = [m["text"] for m in live.messages if m["type"] == "partial"]
     assert any("capital" in p.lower() for p in partials), "no live transcript"
     assert live.audio_seconds > 1.0
-    assert len(session.latencies_ms) == 2
+    assert len(session.conversation.latencies_ms) == 2
 
 
 def _close_and_wait(session: HandsFree, seconds: float = 60.0) -> None:
     """Close the session once its listener has taken in every frame fed so far."""
-    session.close()  # queued after the frames: the listener ends once it has read them all
-    session._thread.join(seconds)
-    assert not session._thread.is_alive(), "the listener did not finish"
+    session.close(wait_seconds=seconds)  # queued after the frames: read them all, then end
+    assert not session.conversation.listening(), "the listener did not finish"
 
 
 def test_noise_and_silence_start_no_turn(settings: Settings) -> None:
@@ -108,10 +94,10 @@ def test_noise_and_silence_start_no_turn(settings: Settings) -> None:
     noise = np.random.default_rng(2).normal(0, 0.01, 4 * audio.SAMPLE_RATE).astype(np.float32)
     # Silence after the noise is long enough to end a turn, had the noise started one.
     silence = np.zeros(4 * settings.vad.silence_ms * audio.SAMPLE_RATE // 1000, np.float32)
-    feed_like_a_microphone(session, np.concatenate([silence, noise, silence]), False)
+    feed_like_a_microphone(session.feed, np.concatenate([silence, noise, silence]), False)
     _close_and_wait(session)
     heard = [m for m in live.messages if m["type"] in ("partial", "state")]
-    assert session.chat == [] and session.history == [] and heard == [], heard
+    assert session.chat == [] and session.conversation.history == [] and heard == [], heard
 
 
 @pytest.mark.parametrize(
@@ -126,13 +112,13 @@ def test_wake_mode_answers_only_after_the_phrase(
 ) -> None:
     live = RecordingLive()
     session = HandsFree(Pipeline(settings), live, "test", Options(wake=True))
-    feed_like_a_microphone(session, _microphone([0.5, spoken(question), 1.0]), real_time=False)
+    feed_like_a_microphone(session.feed, _microphone([0.5, spoken(question), 1.0]), real_time=False)
     if answered:
-        _wait(lambda: len(session.history) >= 2)
-        assert "paris" in session.history[-1]["content"].lower()
+        _wait(lambda: len(session.conversation.history) >= 2)
+        assert "paris" in session.conversation.history[-1]["content"].lower()
     else:
         _wait(lambda: any(m.get("value") == "asleep" for m in live.messages))
-        assert session.history == []
+        assert session.conversation.history == []
     session.close()
 
 
@@ -154,19 +140,19 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
             5.0,
         ]
     )
-    feed_like_a_microphone(session, microphone)
-    _wait(lambda: len(session.history) >= 4)
+    feed_like_a_microphone(session.feed, microphone)
+    _wait(lambda: len(session.conversation.history) >= 4)
     session.close()
     assert any(m.get("value") == "interrupted" for m in live.messages)
-    interrupted = session.history[1]["content"]
+    interrupted = session.conversation.history[1]["content"]
     assert interrupted.endswith("…") and len(interrupted.split()) < 40
-    assert "paris" in session.history[3]["content"].lower()
+    assert "paris" in session.conversation.history[3]["content"].lower()
     stops = [m for m in live.messages if m["type"] == "stop"]
     assert stops and stops[0]["turn"] == 1
     # The person's memory holds both turns, the first with only what was heard (the
     # interrupted turn is stored once its generation has stopped, which may come second,
     # and is then cut to the heard part: wait for that, not for the count of turns).
-    expected = sorted([interrupted, session.history[3]["content"]])
+    expected = sorted([interrupted, session.conversation.history[3]["content"]])
 
     def stored() -> list[str]:
         return sorted(reply for _, reply in memory.exchanges("person"))
@@ -188,12 +174,17 @@ def test_a_misheard_wake_phrase_still_wakes_it_and_the_question_is_answered(
 ) -> None:
     live = RecordingLive()
     session = HandsFree(Pipeline(settings), live, "test", Options(wake=True))
-    feed_like_a_microphone(session, _microphone([0.5, spoken(WAKE_QUESTION), 1.0]), False)
+    feed_like_a_microphone(session.feed, _microphone([0.5, spoken(WAKE_QUESTION), 1.0]), False)
     deadline = time.monotonic() + ANSWER_WITHIN_SECONDS
-    while len(session.history) < 2 and time.monotonic() < deadline:
+    while len(session.conversation.history) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     session.close()
-    assert len(session.history) >= 2, live.messages  # what it heard, and whether it woke
-    asked, answer = session.history[0]["content"], session.history[1]["content"]
+    assert len(session.conversation.history) >= 2, (
+        live.messages
+    )  # what it heard, and whether it woke
+    asked, answer = (
+        session.conversation.history[0]["content"],
+        session.conversation.history[1]["content"],
+    )
     assert asked.startswith("how many "), asked  # the phrase off ("days" is misheard at times)
     assert answer.strip() and live.audio_seconds > 0  # "week" is not always heard: any answer

@@ -61,7 +61,7 @@ def _states(live: RecordingLive, value: str, since: int = 0) -> int:
 
 
 def _users(session: HandsFree) -> list[str]:
-    return [m["content"].lower() for m in session.history if m["role"] == "user"]
+    return [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
 
 
 def test_its_own_reply_coming_back_through_the_microphone_is_not_answered(
@@ -70,20 +70,23 @@ def test_its_own_reply_coming_back_through_the_microphone_is_not_answered(
 ) -> None:
     live = TrackingLive()
     session = HandsFree(Pipeline(settings), live, "echo", Options())
-    feed_like_a_microphone(session, _microphone([0.5, spoken(QUESTION), 1.0]), real_time=False)
-    _wait(lambda: len(session.history) >= 2 and not session.busy(), ANSWER_WITHIN_SECONDS)
+    feed_like_a_microphone(session.feed, _microphone([0.5, spoken(QUESTION), 1.0]), real_time=False)
+    _wait(
+        lambda: len(session.conversation.history) >= 2 and not session.conversation.busy(),
+        ANSWER_WITHIN_SECONDS,
+    )
     reply = audio.join_chunks(live.chunks)
     echo = audio.to_mono_16k(reply.pcm, reply.sample_rate)  # the speaker, heard by the mic
     since = len(live.messages)
     silence = np.zeros(audio.SAMPLE_RATE, np.float32)
-    feed_like_a_microphone(session, np.concatenate([silence, echo, silence]), real_time=False)
+    feed_like_a_microphone(session.feed, np.concatenate([silence, echo, silence]), real_time=False)
     # The echo's utterance is over once it is dropped ("listening") or answered ("thinking").
     decided = ("listening", "thinking")
     _wait(lambda: any(_states(live, s, since) for s in decided), ANSWER_WITHIN_SECONDS)
-    _wait(lambda: not session.busy(), ANSWER_WITHIN_SECONDS)
+    _wait(lambda: not session.conversation.busy(), ANSWER_WITHIN_SECONDS)
     # Then the person speaks: answered, while the echo before it was not.
-    feed_like_a_microphone(session, _microphone([1.0, spoken(THANKS), 1.0]), real_time=False)
-    _wait(lambda: len(session.history) >= 4, ANSWER_WITHIN_SECONDS)
+    feed_like_a_microphone(session.feed, _microphone([1.0, spoken(THANKS), 1.0]), real_time=False)
+    _wait(lambda: len(session.conversation.history) >= 4, ANSWER_WITHIN_SECONDS)
     session.close()
     users = _users(session)
     assert len(users) == 2 and "thank" in users[1], f"the echo was answered: {users}"
@@ -101,8 +104,8 @@ def test_an_answer_prepared_during_a_pause_is_dropped_when_the_person_goes_on(
     live = TrackingLive()
     session = HandsFree(Pipeline(patient), live, "pause", Options())
     first, rest = spoken("What is the capital of France"), spoken("and what about Germany?")
-    feed_like_a_microphone(session, _microphone([0.5, first, PAUSE_SECONDS, rest, 2.5]), False)
-    _wait(lambda: len(session.history) >= 2, ANSWER_WITHIN_SECONDS)
+    feed_like_a_microphone(session.feed, _microphone([0.5, first, PAUSE_SECONDS, rest, 2.5]), False)
+    _wait(lambda: len(session.conversation.history) >= 2, ANSWER_WITHIN_SECONDS)
     session.close()
     assert len(live.cancels) >= 2 and live.cancels[0].is_set(), "an answer was prepared early"
     assert live.begun_over_running == [], "a prepared answer ran on after speech resumed"
@@ -126,14 +129,18 @@ def _wake_then_ask(
     )
     live = RecordingLive()
     session = HandsFree(Pipeline(awake), live, "wake", Options(wake=True))
-    feed_like_a_microphone(session, _microphone([0.5, clearly_spoken("Hey computer."), 1.0]), False)
-    _wait(lambda: _states(live, "awake") >= 1 or session.history, ANSWER_WITHIN_SECONDS)
-    assert session.history == [], "the bare phrase is not a question"
+    feed_like_a_microphone(
+        session.feed, _microphone([0.5, clearly_spoken("Hey computer."), 1.0]), False
+    )
+    _wait(
+        lambda: _states(live, "awake") >= 1 or session.conversation.history, ANSWER_WITHIN_SECONDS
+    )
+    assert session.conversation.history == [], "the bare phrase is not a question"
     woke = len(live.messages)  # "asleep" may come before: while the phrase was being heard
     time.sleep(wait_seconds)
-    feed_like_a_microphone(session, _microphone([0.5, clearly_spoken(QUESTION), 1.0]), False)
+    feed_like_a_microphone(session.feed, _microphone([0.5, clearly_spoken(QUESTION), 1.0]), False)
     _wait(
-        lambda: len(session.history) >= 2 or _states(live, "asleep", woke) > 0,
+        lambda: len(session.conversation.history) >= 2 or _states(live, "asleep", woke) > 0,
         ANSWER_WITHIN_SECONDS,
     )
     session.close()
@@ -145,10 +152,10 @@ def test_a_follow_up_within_the_awake_window_needs_no_wake_phrase(
     clearly_spoken: Any,
 ) -> None:
     session, since_awake = _wake_then_ask(settings, clearly_spoken, AWAKE_SECONDS, 0.0)
-    assert len(session.history) >= 2, since_awake
+    assert len(session.conversation.history) >= 2, since_awake
     assert {"type": "state", "value": "asleep"} not in since_awake
     assert "capital of france" in _users(session)[0]
-    assert "paris" in session.history[1]["content"].lower()
+    assert "paris" in session.conversation.history[1]["content"].lower()
 
 
 def test_after_the_awake_window_a_question_needs_the_wake_phrase_again(
@@ -159,4 +166,4 @@ def test_after_the_awake_window_a_question_needs_the_wake_phrase_again(
         settings, clearly_spoken, ASLEEP_AFTER_SECONDS, EXPIRY_WAIT_SECONDS
     )
     assert {"type": "state", "value": "asleep"} in since_awake, since_awake
-    assert session.history == [], session.history
+    assert session.conversation.history == [], session.conversation.history

@@ -10,10 +10,11 @@ import pytest
 from resources import require_package
 from voxloop import audio
 from voxloop.config import Settings, STTSettings
-from voxloop.pipeline import Done, Pipeline, Speech, Turn, TurnRequest, voice_in
+from voxloop.pipeline import Pipeline, voice_in
 from voxloop.prompts import Utterance, classify, language_note
 from voxloop.recordings import DUTCH, dutch_recordings, normalize, wer
 from voxloop.tts import find_voice
+from voxloop.turns import Done, Speech, Turn, TurnRequest
 
 MAX_DUTCH_WER = 0.3
 DUTCH_PACKAGE = "fillets-ng-data-nl"  # the Dutch voice acting of Fish Fillets

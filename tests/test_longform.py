@@ -24,9 +24,10 @@ from voxloop.config import Settings, load_settings
 from voxloop.errors import AudioTooLong, BadAudio, ConfigError, NoSpeech
 from voxloop.llm import Message
 from voxloop.longform import LongRecording, LongTranscript, Segment
-from voxloop.pipeline import Done, Pipeline, TurnRequest
+from voxloop.pipeline import Pipeline
 from voxloop.prompts import estimate_tokens
 from voxloop.text import sentences
+from voxloop.turns import Done, TurnRequest
 
 LONG_SECONDS = 10 * 60 + 15
 SHORT_SECONDS = 60  # also warms the engines up before the long one is measured

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from voxloop.config import MemorySettings
 from voxloop.memory import Memory
-from voxloop.pipeline import Turn
+from voxloop.turns import Turn
 
 
 def _turn(user_text: str, reply: str = "Okay.") -> Turn:
@@ -111,7 +111,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from voxloop.memory import Memory
-from voxloop.pipeline import Turn
+from voxloop.turns import Turn
 memory = Memory(Path(sys.argv[1]))
 print("ready", flush=True)
 i = 0

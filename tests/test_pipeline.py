@@ -8,8 +8,9 @@ import pytest
 
 from voxloop import audio
 from voxloop.errors import ConfigError, NoSpeech
-from voxloop.pipeline import Done, Event, Heard, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.pipeline import Pipeline
 from voxloop.recordings import normalize
+from voxloop.turns import Done, Event, Heard, ReplyText, Speech, TurnRequest
 
 LONG_QUESTION = "Tell me about the city of Paris in five sentences."
 
@@ -44,6 +45,13 @@ def test_audio_starts_while_the_model_is_still_writing(pipeline: Pipeline) -> No
     turn = events[-1].turn  # type: ignore[union-attr]
     # everything the model wrote was spoken, in order
     assert normalize(" ".join(turn.spoken)) == normalize(turn.reply)
+
+
+def test_a_written_only_turn_is_answered_without_speech(pipeline: Pipeline) -> None:
+    events = _events(pipeline, TurnRequest(text="What is the capital of France?", speak=False))
+    turn = events[-1].turn  # type: ignore[union-attr]
+    assert not any(isinstance(e, Speech) for e in events)
+    assert "paris" in turn.reply.lower() and "first_audio" not in turn.timings_ms
 
 
 def test_cancel_stops_generation_and_audio(pipeline: Pipeline) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from voxloop import recordings
 from voxloop.config import Settings
 from voxloop.memory import Memory
-from voxloop.pipeline import Done, Pipeline, Speech, Turn, TurnRequest
+from voxloop.pipeline import Pipeline
+from voxloop.turns import Done, Speech, Turn, TurnRequest
 
 RECORDING_SECONDS = 60
 QUESTION = "In the recording, it was the best of what?"

@@ -130,7 +130,8 @@ def test_pipeline_gives_the_conversation_to_whisper(
     settings: Settings, clips: list[dict[str, Any]]
 ) -> None:
     from voxloop.llm import Message
-    from voxloop.pipeline import Pipeline, TurnRequest
+    from voxloop.pipeline import Pipeline
+    from voxloop.turns import TurnRequest
 
     changes = {"engine": "whisper", "conversation_prompt": True}
     options = settings.model_copy(update={"stt": settings.stt.model_copy(update=changes)})

@@ -9,7 +9,8 @@ for event in pipeline.run(TurnRequest(audio=load_audio("question.wav"))):
 from voxloop.audio import load as load_audio
 from voxloop.config import Settings, load_settings
 from voxloop.errors import VoxloopError
-from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, Turn, TurnRequest
+from voxloop.pipeline import Pipeline
+from voxloop.turns import Done, Heard, ReplyText, Speech, Turn, TurnRequest
 
 __version__ = "0.1.0"
 __all__ = [

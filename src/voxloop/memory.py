@@ -20,8 +20,8 @@ from voxloop import facts as fact_patterns
 from voxloop.config import MemorySettings
 from voxloop.errors import VoxloopError
 from voxloop.llm import Message
-from voxloop.pipeline import Turn
 from voxloop.prompts import estimate_tokens
+from voxloop.turns import Turn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (

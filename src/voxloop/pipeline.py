@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +38,7 @@ from voxloop.prompts import (
 from voxloop.stt import Transcript, get_transcriber
 from voxloop.text import SpeechChunker
 from voxloop.tts import find_voice, synthesize, voice_for_language
+from voxloop.turns import Done, Event, Heard, ReplyText, Speech, Turn, TurnRequest
 
 if TYPE_CHECKING:
     from voxloop.memory import Memory
@@ -48,94 +49,6 @@ WORKER_JOIN_SECONDS = 2.0
 LLM_APOLOGY = "Sorry, I cannot reach my language model right now. Please try again in a moment."
 SECONDS_PER_MINUTE = 60
 PROMPT_MESSAGES = 2  # stt.conversation_prompt: the last question and reply prime Whisper
-
-
-@dataclass
-class Turn:
-    """What was said and answered in one turn, with per-stage timings in milliseconds.
-
-    `timings_ms` keys: stt, llm_first_token, first_audio, total (all measured from the start
-    of the turn; a stage that never happened is missing).
-    """
-
-    user_text: str = ""
-    language: str = "en"
-    reply: str = ""
-    spoken: list[str] = field(default_factory=list)
-    voice: str = ""
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    cancelled: bool = False
-    kind: Utterance = Utterance.QUESTION
-    stored_id: int | None = None  # the turn's id in memory, once stored
-    recording: longform.LongRecording | None = None  # a long recording, summarized
-    failed: str | None = None  # why the model could not answer (the reply is an apology)
-    skill: str | None = None  # the skill that answered instead of the model, if one did
-
-    @property
-    def outcome(self) -> str:
-        """How the turn ended: 'answered', 'cancelled' or 'apologized'."""
-        if self.cancelled:
-            return "cancelled"
-        return "apologized" if self.failed else "answered"
-
-    @property
-    def heard_reply(self) -> str:
-        """The reply as the person heard it: all of it, or the part spoken before a stop."""
-        return " ".join(self.spoken) if self.cancelled else self.reply
-
-
-@dataclass(frozen=True)
-class Heard:
-    """The person's words, transcribed."""
-
-    text: str
-    language: str
-
-
-@dataclass(frozen=True)
-class ReplyText:
-    """A new piece of the reply text, as the model wrote it."""
-
-    delta: str
-
-
-@dataclass(frozen=True)
-class Speech:
-    """A chunk of reply audio and the speakable text it says."""
-
-    chunk: AudioChunk
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    """The turn has ended (finished or cancelled)."""
-
-    turn: Turn
-
-
-Event = Heard | ReplyText | Speech | Done
-
-
-@dataclass
-class TurnRequest:
-    """What one turn starts from: audio to transcribe, or text that skips transcription.
-
-    With a `session` (and a pipeline that has a memory), the history and notes come from
-    that session's memory, and the finished turn is stored there.
-    """
-
-    audio: np.ndarray | None = None
-    text: str | None = None
-    history: list[Message] = field(default_factory=list)
-    system_prompt: str | None = None
-    notes: list[str] = field(default_factory=list)  # added to the system prompt
-    session: str | None = None
-    recording: str | Path | None = None  # a long recording to transcribe and summarize
-    progress: longform.Progress | None = None  # told how a long recording is coming along
-    voice: str | None = None
-    speed: float | None = None
-    timezone: str | None = None  # the person's (IANA name); default: settings.skills.timezone
 
 
 class Pipeline:
@@ -294,7 +207,7 @@ class Pipeline:
         if not skill_answer:
             turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
-        speed = request.speed or self.settings.tts.speed
+        speed = (request.speed or self.settings.tts.speed) if request.speak else None
         write = self._writer(messages, turn, skill_answer)
         if alerts := self._missed_alerts(request):
             write = _after(alerts, write)
@@ -315,11 +228,12 @@ class Pipeline:
         self,
         write: Writer,
         turn: Turn,
-        speed: float,
+        speed: float | None,
         cancel: threading.Event,
         stamp: Callable[[str], None],
     ) -> Iterator[Event]:
-        """The reply's text and speech events, speech starting while the model still writes."""
+        """The reply's text and speech events, speech starting while the model still writes
+        (no speech when `speed` is None: the reply is only written)."""
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
         synthesizing = threading.Lock()  # held while speech is synthesized; generation pauses
         try:
@@ -339,12 +253,15 @@ class Pipeline:
         self,
         text: str,
         turn: Turn,
-        speed: float,
+        speed: float | None,
         cancel: threading.Event,
         stamp: Callable[[str], None],
         synthesizing: threading.Lock,
     ) -> Iterator[Event]:
         """Speak one piece of the reply, chunk by chunk, until it is said or the turn stopped."""
+        if speed is None:  # written only
+            turn.spoken.append(text)
+            return
         speech = synthesize(text, turn.voice, cache_dir=self.settings.cache_dir, speed=speed)
         while not cancel.is_set():
             with synthesizing:  # the model waits: two cores cannot do both at speed
@@ -356,7 +273,7 @@ class Pipeline:
             yield Speech(chunk, text)
 
     def _apologize(
-        self, turn: Turn, speed: float, cancel: threading.Event, stamp: Callable[[str], None]
+        self, turn: Turn, speed: float | None, cancel: threading.Event, stamp: Callable[[str], None]
     ) -> Iterator[Event]:
         """Say, and write, that the reply could not be finished."""
         delta = f" {LLM_APOLOGY}" if turn.reply else LLM_APOLOGY

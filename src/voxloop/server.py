@@ -18,6 +18,7 @@ from starlette.routing import Mount
 from voxloop import __version__, api
 from voxloop.audio import ffmpeg_exe
 from voxloop.config import Settings
+from voxloop.doors.realtime import realtime_socket
 from voxloop.errors import ConfigError
 from voxloop.guard import check_bind
 from voxloop.live import LiveSessions
@@ -125,6 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.live = live
     app.state.pipeline = pipeline
     app.add_api_websocket_route("/ws/live", live_socket)
+    app.add_api_websocket_route("/v1/realtime", realtime_socket)
     alarms = Alarms(memory, settings.skills.alarm_poll_seconds)
     streams = StreamDoor(pipeline)
     alarms.add_door(PageDoor(live, pipeline))

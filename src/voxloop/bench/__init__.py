@@ -141,14 +141,15 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     pipeline = Pipeline(settings)
     pipeline.warm_up()
     session = HandsFree(pipeline, LiveSessions(), "bench", Options())
+    conversation = session.conversation
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
     for question in _spoken_questions(settings):
-        feed_like_a_microphone(session, question)
+        feed_like_a_microphone(session.feed, question)
         started = time.monotonic()
-        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or session.busy():
-            feed_like_a_microphone(session, frame)
+        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or conversation.busy():
+            feed_like_a_microphone(session.feed, frame)
     session.close()
-    latencies = session.latencies_ms
+    latencies = conversation.latencies_ms
     return {
         "questions": len(latencies),
         "silence_window_ms": settings.vad.silence_ms,
@@ -160,15 +161,17 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     }
 
 
-def feed_like_a_microphone(session: Any, samples: np.ndarray, real_time: bool = True) -> None:
-    """Give 16 kHz audio to a HandsFree session in the page's 32 ms int16 frames, at the pace
-    a microphone delivers them (or at once, with `real_time=False`)."""
+def feed_like_a_microphone(
+    feed: Callable[[bytes], None], samples: np.ndarray, real_time: bool = True
+) -> None:
+    """Give 16 kHz audio to `feed` (a conversation's) in the page's 32 ms int16 frames, at the
+    pace a microphone delivers them (or at once, with `real_time=False`)."""
     from voxloop import audio
 
     started = time.monotonic()
     for start in range(0, len(samples), FEED_FRAME_SAMPLES):
         piece = samples[start : start + FEED_FRAME_SAMPLES]
-        session.feed(audio.to_int16(piece).tobytes())
+        feed(audio.to_int16(piece).tobytes())
         if real_time:  # paced against the start, so sleeping late does not add up
             due = started + (start + len(piece)) / audio.SAMPLE_RATE
             time.sleep(max(0.0, due - time.monotonic()))
@@ -188,7 +191,7 @@ def _spoken_questions(settings: Settings) -> list[np.ndarray]:
 
 
 def _streaming_turn(pipeline: Any, question: Any) -> dict[str, float]:
-    from voxloop.pipeline import Done, TurnRequest
+    from voxloop.turns import Done, TurnRequest
 
     events = list(pipeline.run(TurnRequest(audio=question)))
     done = events[-1]

@@ -346,7 +346,7 @@ def _ask(
     pipeline: Any, question: Question, voice: str | None, reply_voice: str | None
 ) -> dict[str, Any]:
     """One question as a person asks it; a failed turn counts as a wrong answer."""
-    from voxloop.pipeline import Done, TurnRequest
+    from voxloop.turns import Done, TurnRequest
 
     if voice is None:
         request = TurnRequest(text=question.text, voice=reply_voice)

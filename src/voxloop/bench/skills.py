@@ -88,7 +88,7 @@ def _memory(folder: Path) -> Any:
 
 
 def _set_up(memory: Any, session: str, item: dict[str, Any], facts: list[str]) -> None:
-    from voxloop.pipeline import Turn
+    from voxloop.turns import Turn
 
     now = skills.now(None).timestamp()
     for label, seconds in item.get("setup", []):

@@ -35,9 +35,10 @@ import numpy as np
 from voxloop import audio, recordings
 from voxloop.bench import data_file, feed_like_a_microphone, suite
 from voxloop.config import Settings
+from voxloop.conversation import Conversation, Event, Options, StateChanged
+from voxloop.conversation.playback import Reply
+from voxloop.conversation.prepared import Answer
 from voxloop.errors import ConfigError
-from voxloop.handsfree import Answer, HandsFree, Options, Reply
-from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.wake import WakeMatcher, rest_after
 
@@ -227,19 +228,19 @@ class Decision:
     woke: bool = False
 
 
-class _Observed(HandsFree):
-    """A wake-mode session that records its decisions instead of answering."""
+class _Observed(Conversation):
+    """A wake-mode conversation that records its decisions instead of answering."""
 
     def __init__(self, pipeline: Pipeline) -> None:
-        super().__init__(pipeline, LiveSessions(), "bench-wake", Options(wake=True))
-        self.wake = _RecordingMatcher(self)
+        super().__init__(pipeline, Options(wake=True), self._on_event)
+        self.gate.matcher = _RecordingMatcher(self)
         self.decisions: list[Decision] = []
         self.queued = self.handled = 0
         self.changed = time.monotonic()
 
-    def feed(self, pcm16: bytes) -> None:
+    def feed(self, samples: np.ndarray) -> None:
         self.queued += 1
-        super().feed(pcm16)
+        super().feed(samples)
 
     def _update_partial(self) -> None:
         super()._update_partial()
@@ -249,13 +250,15 @@ class _Observed(HandsFree):
         self.decisions.append(Decision())
         super()._speech_started()
 
-    def _after_wake_phrase(self, text: str, frames: list[np.ndarray], final: bool = True) -> str:
-        decision = self.decisions[-1]
-        decision.transcript = text
-        window = np.concatenate(frames)[: round(self.wake.window_seconds * audio.SAMPLE_RATE)]
-        decision.opening = audio.to_int16(window)  # int16: many windows are kept
-        self.changed = time.monotonic()
-        return super()._after_wake_phrase(text, frames, final)
+    def _what_to_answer(self, text: str, frames: list[np.ndarray], final: bool = True) -> str:
+        if text and self.decisions:
+            decision = self.decisions[-1]
+            decision.transcript = text
+            seconds = self.gate.matcher.window_seconds
+            window = np.concatenate(frames)[: round(seconds * audio.SAMPLE_RATE)]
+            decision.opening = audio.to_int16(window)  # int16: many windows are kept
+            self.changed = time.monotonic()
+        return super()._what_to_answer(text, frames, final)
 
     def _start_answer(self, text: str, speech_ended_at: float, held: bool = False) -> Answer:
         self._woke(text)
@@ -263,15 +266,15 @@ class _Observed(HandsFree):
         answer.release.set()
         return answer
 
-    def _send(self, message: dict[str, Any]) -> None:
-        if message.get("value") == "awake":
+    def _on_event(self, event: Event) -> None:
+        if event == StateChanged("awake"):
             self._woke("")
 
     def _woke(self, text: str) -> None:
         if self.decisions:
             self.decisions[-1].answers.append(text)
             self.decisions[-1].woke = True
-        self._awake_until = 0.0  # asleep again: the next utterance must wake it on its own
+        self.gate.fall_asleep()  # the next utterance must wake it on its own
 
     def drain(self) -> None:
         """Wait until every frame fed so far has been handled."""
@@ -304,7 +307,8 @@ def _run(pipeline: Pipeline, kind: str, name: str, items: list[Item]) -> list[di
     started = time.monotonic()
     for item in items:
         first = len(session.decisions)
-        feed_like_a_microphone(session, np.concatenate([silence, item.samples, gap]), False)
+        utterance = np.concatenate([silence, item.samples, gap])
+        feed_like_a_microphone(session.feed_pcm16, utterance, False)
         session.drain()
         decisions = session.decisions[first:]
         results.append(_result(item, decisions))

@@ -1,0 +1,236 @@
+"""The page's turn handlers: what happens on Send, on recording, on Stop and on New conversation."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from voxloop import audio
+from voxloop.app.latency import Timings, latency_frame, latency_text
+from voxloop.config import Settings
+from voxloop.errors import VoxloopError
+from voxloop.live import LiveSessions
+from voxloop.memory import Memory
+from voxloop.pipeline import Pipeline
+from voxloop.turns import Done, Event, Heard, ReplyText, Speech, TurnRequest
+
+log = logging.getLogger("voxloop.app")
+PROGRESS_BAR_CELLS = 20
+
+Update = dict[Any, Any]  # Gradio output component -> new value
+ChatMessages = list[dict[str, Any]]  # the Chatbot's value: {"role": ..., "content": ...} each
+
+
+@dataclass(frozen=True)
+class Progressed:
+    """How far a long recording has come."""
+
+    fraction: float
+    message: str
+
+
+def progress_bar(progress: Progressed) -> str:
+    """The status line for long work: a bar, the percentage, and what is being done."""
+    filled = round(progress.fraction * PROGRESS_BAR_CELLS)
+    bar = "▰" * filled + "▱" * (PROGRESS_BAR_CELLS - filled)
+    return f"⏳ {bar} {progress.fraction:.0%} · {progress.message}"
+
+
+@dataclass(frozen=True)
+class ChatView:
+    """The conversation side of the page: the parts a turn updates."""
+
+    chat: gr.Chatbot
+    status: gr.Markdown
+    audio_out: gr.Audio
+    latency: gr.Markdown
+    plot: gr.BarPlot
+    timings: gr.State
+
+    def outputs(self) -> list[Any]:
+        """The parts, in the order the page's events list them."""
+        return [self.chat, self.status, self.audio_out, self.latency, self.plot, self.timings]
+
+    def fresh(self, status: str) -> Update:
+        """An empty conversation, with `status` shown."""
+        return {
+            self.chat: [],
+            self.status: status,
+            self.audio_out: None,
+            self.latency: "",
+            self.plot: None,
+            self.timings: [],
+        }
+
+
+class TurnHandlers:
+    """The turn's events on the page; they only call the pipeline and the live sessions."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        live: LiveSessions,
+        memory: Memory,
+        view: ChatView,
+        memory_view: Callable[[str], Update],
+    ) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.live = live
+        self.memory = memory
+        self.view = view
+        self.memory_view = memory_view  # the Memory panel's lists, refreshed after each turn
+
+    def respond(
+        self,
+        audio_path: str | None,
+        chat: ChatMessages,
+        voice: str,
+        speed: float,
+        system_prompt: str,
+        client_id: str,
+        session: str | None,
+        timings: Timings,
+    ) -> Iterator[Update]:
+        """Run one turn, streaming the chat text, the audio and the status to the page.
+
+        A long recording is transcribed and summarized (with a progress bar) instead; its
+        summary is the reply, and later questions can be about it.
+        """
+        view = self.view
+        self.link_page(client_id, session or client_id)  # its timers' alerts come to this page
+        turn_number, cancel = self.live.begin_turn(client_id)
+        to_socket = self.settings.server.playback == "websocket" and self.live.connected(client_id)
+        chat = list(chat or [])
+        if not audio_path:
+            yield {view.status: "⚠️ Record or upload a question first."}
+            return
+        yield {view.status: "Listening…", view.audio_out: None}
+        chunks: list[audio.AudioChunk] = []
+        try:
+            request = TurnRequest(
+                system_prompt=system_prompt,
+                voice=voice,
+                speed=speed,
+                session=session or client_id,
+            )
+            events: Iterator[Event | Progressed]
+            if self.pipeline.is_long_recording(audio_path):
+                request.recording = audio_path
+                yield {view.status: progress_bar(Progressed(0.0, "Reading the recording…"))}
+                events = self._with_progress(request, cancel)
+            else:
+                request.audio = self.pipeline.load_audio(audio_path)
+                events = self.pipeline.run(request, cancel)
+            for event in events:
+                if isinstance(event, Progressed):
+                    yield {view.status: progress_bar(event)}
+                elif isinstance(event, Heard):
+                    chat += [
+                        {"role": "user", "content": event.text},
+                        {"role": "assistant", "content": ""},
+                    ]
+                    yield {view.chat: chat, view.status: "Thinking…"}
+                elif isinstance(event, ReplyText):
+                    chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.delta}
+                    yield {view.chat: chat}
+                elif isinstance(event, Speech):
+                    if not chunks and to_socket:
+                        self.live.start_reply(client_id, turn_number, event.chunk.sample_rate)
+                    chunks.append(event.chunk)
+                    if to_socket:
+                        self.live.send_audio(client_id, turn_number, event.chunk)
+                        yield {view.status: "Speaking…"}
+                    else:
+                        yield {
+                            view.status: "Speaking…",
+                            view.audio_out: (event.chunk.sample_rate, event.chunk.pcm),
+                        }
+                elif isinstance(event, Done):
+                    yield self._finish(
+                        event, chat, chunks, session or client_id, timings, to_socket
+                    )
+        except VoxloopError as err:
+            gr.Warning(str(err))
+            yield {view.status: f"⚠️ {err}"}
+        except Exception as err:  # a bug: keep serving, show a readable line, log the details
+            log.exception("turn failed")
+            yield {view.status: f"⚠️ Something went wrong ({type(err).__name__}). Please try again."}
+
+    def _with_progress(
+        self, request: TurnRequest, cancel: threading.Event
+    ) -> Iterator[Event | Progressed]:
+        """The turn's events, with progress reports in between (the turn runs in a thread)."""
+        items: queue.Queue[Event | Progressed | BaseException | None] = queue.Queue()
+        request.progress = lambda done, message: items.put(Progressed(done, message))
+
+        def work() -> None:
+            try:
+                for event in self.pipeline.run(request, cancel):
+                    items.put(event)
+            except BaseException as err:  # raised again in the handler, which reports it
+                items.put(err)
+            finally:
+                items.put(None)
+
+        threading.Thread(target=work, name="voxloop-recording", daemon=True).start()
+        while (item := items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _finish(
+        self,
+        done: Done,
+        chat: ChatMessages,
+        chunks: list[audio.AudioChunk],
+        session: str,
+        timings: Timings,
+        to_socket: bool,
+    ) -> Update:
+        view, turn = self.view, done.turn
+        if turn.cancelled:
+            chat[-1] = {"role": "assistant", "content": (turn.heard_reply + " …").strip()}
+        timings = [*timings, turn.timings_ms]
+        update: Update = {
+            view.chat: chat,
+            view.status: "Stopped." if turn.cancelled else "Ready.",
+            view.latency: latency_text(len(timings), turn.timings_ms),
+            view.plot: latency_frame(timings),
+            view.timings: timings,
+            **self.memory_view(session),
+        }
+        if to_socket and chunks:  # the visible player gets the whole reply to replay
+            whole = audio.join_chunks(chunks)
+            update[view.audio_out] = (whole.sample_rate, whole.pcm)
+        return update
+
+    def stop(self, client_id: str) -> str:
+        """Stop the running turn and its audio."""
+        self.live.stop(client_id)
+        return "Stopped."
+
+    def clear(self, client_id: str, session: str | None) -> Update:
+        """Start a new conversation (the old one stays in the Memory panel)."""
+        self.live.stop(client_id)
+        self.memory.new_conversation(session or client_id)
+        return {**self.view.fresh("New conversation."), **self.memory_view(session or client_id)}
+
+    def link_page(self, client_id: str, session: str | None) -> None:
+        """Let the page's hands-free conversation use the person's memory."""
+        if client_id and session:
+            self.live.get(client_id).session = session
+
+    def follow_handsfree(self, client_id: str, shown_version: int) -> tuple[Any, Any]:
+        """The hands-free chat, when it changed since the page last showed it."""
+        conversation = self.live.get(client_id).handsfree if client_id else None
+        if conversation is None or conversation.version == shown_version:
+            return gr.skip(), gr.skip()
+        return list(conversation.chat), conversation.version

@@ -1,0 +1,346 @@
+"""The conversation engine: microphone frames in, events out, whatever carries them.
+
+It runs its own listening thread (turn detection, live transcript) and each answer in a thread
+of its own, so listening goes on while voxloop talks: that is what barge-in needs. An answer is
+prepared during a pause and spoken only if the turn really ended; speaking over an answer stops
+it and keeps only the part that was heard; voxloop's own voice coming back is ignored; in wake
+mode only what follows the wake phrase is answered.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voxloop.config import VADSettings
+from voxloop.conversation.echo import is_echo
+from voxloop.conversation.events import (
+    Event,
+    Failed,
+    ReplyAudio,
+    ReplyDone,
+    ReplyInterrupted,
+    ReplyStarted,
+    ReplyWritten,
+    SpeechStopped,
+    StateChanged,
+    TranscriptUpdated,
+)
+from voxloop.conversation.playback import Reply
+from voxloop.conversation.prepared import Answer
+from voxloop.conversation.wake_gate import WakeGate
+from voxloop.errors import VoxloopError
+from voxloop.llm import Message
+from voxloop.pipeline import Pipeline
+from voxloop.stt import PartialTranscriber, get_transcriber
+from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
+from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
+from voxloop.wake import WakeMatcher
+
+log = logging.getLogger("voxloop.conversation")
+PCM16_SCALE = 32768.0
+UNEXPECTED_FAILURE = "Something went wrong while answering; please say it again."
+
+TurnStarter = Callable[[], tuple[int, threading.Event]]  # -> (turn number, its cancel flag)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the person chose when the conversation started."""
+
+    voice: str | None = None
+    speed: float | None = None
+    system_prompt: str | None = None
+    wake: bool = False
+
+
+def own_turns() -> TurnStarter:
+    """Numbered turns whose cancel flags nobody else shares."""
+    numbers = itertools.count(1)
+    return lambda: (next(numbers), threading.Event())
+
+
+class Conversation:
+    """One person's spoken conversation: fed microphone audio, it tells `emit` what happens."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        options: Options,
+        emit: Callable[[Event], None],
+        session: Callable[[], str | None] = lambda: None,
+        begin_turn: TurnStarter | None = None,
+        vad: VADSettings | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.settings = pipeline.settings
+        self.options = options
+        self.emit = emit
+        self.session = session  # the person's memory, when known (asked at each answer)
+        self.begin_turn = begin_turn or own_turns()
+        self.vad = vad or self.settings.vad  # a door may set its own turn detection
+        self.detector = TurnDetector(self.vad)
+        self.gate = WakeGate(WakeMatcher(self.settings), self.settings.handsfree.awake_seconds)
+        self.history: list[Message] = []  # used when there is no session memory
+        self.latencies_ms: list[float] = []  # end of speech -> first audio, per answer
+        self._frames: queue.Queue[np.ndarray | None] = queue.Queue()
+        self._partial: PartialTranscriber | None = None
+        self._fed_frames = 0
+        self._reply: Reply | None = None
+        self._reply_thread: threading.Thread | None = None
+        self._cancel: threading.Event | None = None  # the latest answer's
+        self._speculation: Answer | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._listen, name="voxloop-listen", daemon=True)
+        self._thread.start()
+
+    # ---- what a door calls
+
+    def feed(self, samples: np.ndarray) -> None:
+        """Queue microphone audio (float32 mono at 16 kHz); returns at once."""
+        self._frames.put(samples)
+
+    def feed_pcm16(self, pcm16: bytes) -> None:
+        """Queue microphone audio as 16-bit little-endian PCM, mono, 16 kHz."""
+        self.feed(np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / PCM16_SCALE)
+
+    def busy(self) -> bool:
+        """Whether an answer is being written or (by our estimate) still being played."""
+        reply = self._reply
+        if reply is None or reply.stopped:
+            return False
+        answering = self._reply_thread is not None and self._reply_thread.is_alive()
+        return answering or reply.playing(time.monotonic())
+
+    def announce(self, text: str) -> None:
+        """Keep the words of an alert voxloop says on its own: the microphone will hear them."""
+        with self._lock:
+            self.history.append(Message(role="assistant", content=text))
+
+    def respond(self, text: str) -> None:
+        """Answer `text` now, as if the person had just said it (typed, or heard by a door)."""
+        self._reply_thread = self._start_answer(text, time.monotonic()).thread
+
+    def cancel(self) -> None:
+        """Stop the answer being written and spoken (what was said of it stays as it is)."""
+        if self._cancel is not None:
+            self._cancel.set()
+        if self._reply is not None:
+            self._reply.stopped = True
+
+    def truncate(self, turn: int, seconds_heard: float) -> str | None:
+        """The door says the person heard only `seconds_heard` of answer `turn`'s audio: keep
+        just that part of it. The words kept, or None when that answer is not the last one."""
+        reply = self._reply
+        if reply is None or reply.turn != turn:
+            return None
+        reply.stopped = True
+        return self._keep_heard(reply, reply.heard_within(seconds_heard))
+
+    def close(self, wait_seconds: float | None = None) -> None:
+        """End the conversation: listen to what was fed, then stop; stop any answer now."""
+        self._frames.put(None)
+        if self._cancel is not None:
+            self._cancel.set()
+        if wait_seconds is not None:
+            self._thread.join(wait_seconds)
+
+    def listening(self) -> bool:
+        """Whether the listening thread still runs (it ends after `close`)."""
+        return self._thread.is_alive()
+
+    # ---- listening
+
+    def _listen(self) -> None:
+        if self.options.wake:
+            self.gate.matcher.prepare()
+        while (samples := self._frames.get()) is not None:
+            try:
+                for event in self.detector.feed(samples):
+                    self._on_turn_event(event)
+                self._update_partial()
+            except Exception:  # keep listening whatever one utterance did
+                log.exception("hands-free listening failed")
+
+    def _on_turn_event(self, event: TurnEvent) -> None:
+        vad = self.vad
+        if event.kind == "start":
+            self._speech_started()
+        elif event.kind == "pause":  # maybe the end: prepare the answer, but keep it quiet
+            self._speculate(time.monotonic() - vad.speculate_ms / 1000)
+        elif event.kind == "resume" and self._speculation is not None:
+            self._speculation.cancel.set()  # they went on speaking: that answer was premature
+            self._speculation = None
+        elif event.kind == "end" and event.audio is not None:
+            self._speech_ended(event.audio, time.monotonic() - vad.silence_ms / 1000)
+
+    def _speech_started(self) -> None:
+        reply = self._reply
+        if reply is not None and self.busy():
+            self._interrupt(reply, time.monotonic())
+        engine = self.settings.stt.partial_engine
+        self._partial = get_transcriber(self.settings, engine).stream()
+        self._fed_frames = 0
+        self.gate.new_utterance()
+        self.emit(StateChanged("hearing"))
+
+    def _update_partial(self) -> None:
+        frames = self.detector.utterance
+        # While an answer is being prepared the transcript is known: leave the CPU to it.
+        if self._partial is None or not self.detector.speaking or self._speculation is not None:
+            return
+        if (len(frames) - self._fed_frames) * FRAME_MS < self.settings.handsfree.partial_every_ms:
+            return
+        text = self._partial.add(np.concatenate(frames[self._fed_frames :]))
+        self._fed_frames = len(frames)
+        self.emit(TranscriptUpdated(text))
+
+    def _speculate(self, speech_ended_at: float) -> None:
+        """Start answering what was said so far; the audio is held until the turn ends."""
+        if self._partial is None:
+            return
+        frames = self.detector.utterance
+        text = self._partial.add(np.concatenate(frames[self._fed_frames :])).strip()
+        self._fed_frames = len(frames)
+        if answer := self._what_to_answer(text, frames, final=False):
+            self._speculation = self._start_answer(answer, speech_ended_at, held=True)
+
+    def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:
+        partial, self._partial = self._partial, None
+        speculation, self._speculation = self._speculation, None
+        if partial is None:
+            return
+        self.emit(SpeechStopped())
+        if speculation is not None and not speculation.cancel.is_set():
+            self._reply_thread = speculation.thread
+            speculation.release.set()  # the turn really ended: let the prepared answer speak
+            partial.close()  # its text is known; decoding again would slow the answer
+            self.emit(TranscriptUpdated(speculation.reply.user_text, final=True))
+            return
+        partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
+        text = partial.finish().text.strip()
+        self.emit(TranscriptUpdated(text, final=True))
+        if answer := self._what_to_answer(text, [utterance]):
+            self._reply_thread = self._start_answer(answer, speech_ended_at).thread
+        else:
+            self.emit(StateChanged("listening"))
+
+    def _what_to_answer(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
+        """The text to answer ('' for nothing: no words, our own echo, or asleep); `final`
+        once the utterance has ended."""
+        last_reply = self.history[-1]["content"] if self.history else ""
+        if not text or is_echo(text, last_reply, self.settings.handsfree.echo_overlap):
+            return ""
+        if not self.options.wake:
+            return text
+        admitted = self.gate.admit(text, audio, final, time.monotonic())
+        if admitted.state is not None:
+            self.emit(StateChanged(admitted.state))
+        return admitted.text
+
+    # ---- answering
+
+    def _start_answer(self, text: str, speech_ended_at: float, held: bool = False) -> Answer:
+        if self._cancel is not None:
+            self._cancel.set()  # one answer at a time: a newer turn replaces an older one
+        turn_number, cancel = self.begin_turn()
+        self._cancel = cancel
+        answer = Answer(Reply(turn_number, text), cancel, threading.Event())
+        if not held:
+            answer.release.set()
+        answer.thread = threading.Thread(
+            target=self._answer, args=(answer, speech_ended_at), name="voxloop-reply", daemon=True
+        )
+        answer.thread.start()
+        return answer
+
+    def _answer(self, answer: Answer, speech_ended_at: float) -> None:
+        reply = answer.reply
+        session = self.session()
+        request = TurnRequest(
+            text=reply.user_text,
+            session=session,
+            history=[] if session else list(self.history),
+            system_prompt=self.options.system_prompt,
+            voice=self.options.voice,
+            speed=self.options.speed,
+        )
+        written = ""  # reply text written before the answer was released
+        try:
+            for event in self.pipeline.run(request, answer.cancel):
+                if not answer.release.is_set() and isinstance(event, ReplyText):
+                    written += event.delta  # still a guess: write on, but show nothing yet
+                    continue
+                held = not answer.release.is_set()
+                if held and isinstance(event, Speech | Done) and not answer.wait_for_release():
+                    return  # a premature answer, cancelled before anyone heard it
+                if self._reply is not reply and answer.release.is_set():
+                    self._reply = reply  # released: from now on the door sees it
+                    self.emit(ReplyStarted(reply.turn, reply.user_text, written))
+                    self.emit(StateChanged("thinking"))
+                if isinstance(event, ReplyText):
+                    self.emit(ReplyWritten(reply.turn, event.delta))
+                elif isinstance(event, Speech):
+                    self._speak(reply, event, speech_ended_at)
+                elif isinstance(event, Done):
+                    self._done(reply, event.turn)
+        except VoxloopError as err:
+            self.emit(Failed(str(err), shown=self._reply is reply))
+        except Exception:  # a bug: the person hears of it, the log keeps the trace
+            log.exception("hands-free answer failed")
+            self.emit(Failed(UNEXPECTED_FAILURE, shown=self._reply is reply))
+
+    def _speak(self, reply: Reply, speech: Speech, speech_ended_at: float) -> None:
+        latency_ms = None
+        if reply.first_audio_at is None:
+            reply.first_audio_at = time.monotonic()
+            latency_ms = (reply.first_audio_at - speech_ended_at) * 1000
+            self.latencies_ms.append(latency_ms)
+        self.emit(ReplyAudio(reply.turn, speech.chunk, speech.text, latency_ms))
+        reply.pieces.append((speech.text, speech.chunk.seconds))
+
+    def _done(self, reply: Reply, turn: Turn) -> None:
+        with self._lock:
+            reply.stored_id = turn.stored_id
+            if reply.heard_text is not None:  # interrupted while the reply was being written
+                self._revise_stored(reply)
+            elif not turn.cancelled:
+                self.history += _exchange(reply.user_text, turn.reply)
+                reply.remembered = True
+        self.emit(ReplyDone(reply.turn, turn))
+
+    # ---- barge-in
+
+    def _interrupt(self, reply: Reply, now: float) -> None:
+        """The person spoke over the answer: stop it, keep only what they heard of it."""
+        self.cancel()  # generation stops now
+        heard = self._keep_heard(reply, reply.heard(now))
+        self.emit(ReplyInterrupted(reply.turn, heard))
+
+    def _keep_heard(self, reply: Reply, heard_words: str) -> str:
+        """The history (and the person's memory) keep only the heard words of `reply`."""
+        heard = (heard_words + " …").strip()
+        with self._lock:
+            if reply.remembered:
+                self.history = self.history[:-2]
+            self.history += _exchange(reply.user_text, heard)
+            reply.remembered = True
+            reply.heard_text = heard
+            self._revise_stored(reply)
+        return heard
+
+    def _revise_stored(self, reply: Reply) -> None:
+        memory = self.pipeline.memory
+        if memory is not None and reply.stored_id is not None and reply.heard_text is not None:
+            memory.revise_reply(reply.stored_id, reply.heard_text)
+
+
+def _exchange(user_text: str, reply: str) -> list[Message]:
+    return [Message(role="user", content=user_text), Message(role="assistant", content=reply)]

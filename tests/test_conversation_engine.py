@@ -1,0 +1,123 @@
+"""The conversation engine, part by part (playback accounting, the echo filter, prepared
+answers, the wake gate), and whole: a spoken question fed as microphone frames through the
+real engines comes out as the engine's events, in order, with no door attached."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from voxloop import audio
+from voxloop.bench import feed_like_a_microphone
+from voxloop.config import Settings
+from voxloop.conversation import (
+    Conversation,
+    Event,
+    Options,
+    ReplyAudio,
+    ReplyDone,
+    ReplyStarted,
+    ReplyWritten,
+    SpeechStopped,
+    StateChanged,
+    TranscriptUpdated,
+    own_turns,
+)
+from voxloop.conversation.echo import is_echo
+from voxloop.conversation.playback import Reply
+from voxloop.conversation.prepared import Answer
+from voxloop.conversation.wake_gate import WakeGate
+from voxloop.pipeline import Pipeline
+from voxloop.wake import WakeMatcher
+
+ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
+
+
+def test_heard_part_of_an_interrupted_reply() -> None:
+    reply = Reply(1, "Tell me about Paris.", first_audio_at=100.0)
+    reply.pieces = [("Paris is the capital", 1.0), ("of France and a very old city.", 2.0)]
+    assert reply.heard(100.5) == "Paris is"
+    assert reply.heard(102.0) == "Paris is the capital of France and a"  # half of 7 words
+    assert reply.heard(110.0) == "Paris is the capital of France and a very old city."
+    assert reply.heard_within(1.0) == "Paris is the capital"
+    assert reply.playing(102.9) and not reply.playing(103.1)
+
+
+def test_our_own_voice_coming_back_is_echo() -> None:
+    reply = "The capital of France is Paris."
+    assert is_echo("the capital of France is Paris", reply, 0.6)
+    assert not is_echo("What about Germany?", reply, 0.6)
+    assert not is_echo("Paris", reply, 0.6)  # one word is too little to judge
+
+
+def _answer() -> Answer:
+    return Answer(Reply(1, "Hello?"), threading.Event(), threading.Event())
+
+
+def test_a_prepared_answer_speaks_once_released_and_never_once_cancelled() -> None:
+    released, cancelled = _answer(), _answer()
+    threading.Timer(0.05, released.release.set).start()
+    threading.Timer(0.05, cancelled.cancel.set).start()
+    assert released.wait_for_release() is True
+    assert cancelled.wait_for_release() is False
+
+
+def test_own_turns_are_numbered_with_their_own_cancel_flags() -> None:
+    begin = own_turns()
+    (first, first_cancel), (second, second_cancel) = begin(), begin()
+    assert (first, second) == (1, 2) and first_cancel is not second_cancel
+
+
+def test_the_wake_gate_sleeps_wakes_and_falls_asleep_again(settings: Settings) -> None:
+    matcher = WakeMatcher(settings)
+    gate = WakeGate(matcher, awake_seconds=10.0)
+    silence = [np.zeros(audio.SAMPLE_RATE, np.float32)]
+    phrase = settings.handsfree.wake_phrase
+
+    def admit(text: str, now: float) -> tuple[str, str | None]:
+        gate.new_utterance()
+        admitted = gate.admit(text, silence, True, now)
+        return admitted.text.lower(), admitted.state
+
+    assert admit("What time is it?", 0.0) == ("", "asleep")
+    assert admit(f"{phrase}.", 1.0) == ("", "awake")
+    assert admit("What time is it?", 5.0)[0].startswith("what time is it")
+    assert admit(f"{phrase}, how many days are in a week?", 100.0)[0].startswith("how many days")
+    assert admit("Thank you.", 200.0) == ("", "asleep")
+
+
+def _microphone(settings: Settings, spoken: Any, question: str) -> np.ndarray:
+    silence = np.zeros(audio.SAMPLE_RATE, np.float32)
+    return np.concatenate([silence, audio.load(spoken(question)), silence])
+
+
+def test_a_spoken_question_comes_out_as_events_in_order(settings: Settings, spoken) -> None:  # type: ignore[no-untyped-def]
+    events: list[Event] = []
+    conversation = Conversation(Pipeline(settings), Options(), events.append)
+    feed_like_a_microphone(
+        conversation.feed_pcm16, _microphone(settings, spoken, "What is the capital of France?")
+    )
+    deadline = time.monotonic() + ANSWER_WITHIN_SECONDS
+    while not any(isinstance(e, ReplyDone) for e in events):
+        assert time.monotonic() < deadline, events
+        time.sleep(0.1)
+    conversation.close(wait_seconds=60)
+    kinds = [type(e) for e in events]
+    assert events[0] == StateChanged("hearing")
+    stopped = kinds.index(SpeechStopped)
+    final = next(e for e in events[stopped:] if isinstance(e, TranscriptUpdated))
+    assert final.final and "capital of france" in final.text.lower()
+    started = kinds.index(ReplyStarted)
+    assert stopped < started < kinds.index(ReplyAudio) < kinds.index(ReplyDone)
+    written = "".join(
+        [events[started].written, *(e.delta for e in events if isinstance(e, ReplyWritten))]  # type: ignore[union-attr]
+    )
+    assert "paris" in written.lower()
+    spoken_audio = [e for e in events if isinstance(e, ReplyAudio)]
+    assert (
+        spoken_audio[0].latency_ms is not None and sum(e.chunk.seconds for e in spoken_audio) > 0.5
+    )
+    assert [m["role"] for m in conversation.history] == ["user", "assistant"]
