@@ -16,6 +16,7 @@ import pytest
 
 from servers import running_server
 from voxloop import audio
+from voxloop.memory import Memory
 
 API_RATE = 24000  # the Realtime API's audio/pcm rate
 CHUNK_SECONDS = 0.1
@@ -24,10 +25,16 @@ MAX_SECONDS = 20  # this server's audio limit, small so the "too long" case stay
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's data folder (its memory)."""
+    return tmp_path_factory.mktemp("realtime")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[str]:
     """A real `voxloop serve` on loopback."""
     limit = {"VOXLOOP_AUDIO__MAX_SECONDS": str(MAX_SECONDS)}
-    with running_server(tmp_path_factory.mktemp("realtime"), **limit) as url:
+    with running_server(data_dir, **limit) as url:
         yield url.rstrip("/")
 
 
@@ -181,3 +188,37 @@ def test_bad_input_gets_an_error_and_the_connection_goes_on(client: openai.OpenA
         done = _until(connection, "response.done", seen)
     assert done.response.status == "completed"
     assert "Traceback" not in " ".join(str(e.error.message) for e in seen if e.type == "error")
+
+
+def _typed(connection: Any, text: str, seen: list[Any]) -> Any:
+    """Ask `text` as a typed user message; the response.done."""
+    content = [{"type": "input_text", "text": text}]
+    connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": content}
+    )
+    connection.response.create()
+    return _until(connection, "response.done", seen)
+
+
+def test_memory_is_the_sessions_and_a_truncated_answer_is_kept_as_heard(
+    client: openai.OpenAI, data_dir: Path
+) -> None:
+    seen: list[Any] = []
+    ada = {"type": "realtime", "voxloop": {"session": "ada"}}
+    with client.realtime.connect(model="gpt-realtime") as connection:
+        connection.session.update(session=ada)  # type: ignore[arg-type]
+        _until(connection, "session.updated", seen)
+        _typed(connection, "My name is Ada and my cat is called Pixel.", seen)
+        told = _typed(connection, "Tell me about the city of Paris in five sentences.", seen)
+        item = told.response.output[0].id
+        connection.conversation.item.truncate(item_id=item, content_index=0, audio_end_ms=1000)
+        truncated = _until(connection, "conversation.item.truncated", seen)
+    assert truncated.item_id == item and truncated.audio_end_ms == 1000
+    with client.realtime.connect(model="gpt-realtime") as connection:
+        connection.session.update(session=ada)  # type: ignore[arg-type]
+        _typed(connection, "What is my cat called?", seen)
+    answer = [e for e in seen if e.type == "response.output_audio_transcript.done"][-1]
+    assert "pixel" in answer.transcript.lower()
+    stored = Memory(data_dir / "voxloop.db").exchanges("ada")
+    paris = next(reply for said, reply in stored if "Paris" in said)
+    assert paris.endswith("…") and len(paris.split()) < 12, paris
