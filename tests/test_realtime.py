@@ -126,9 +126,14 @@ def test_a_typed_question_at_16_khz_without_turn_detection(client: openai.OpenAI
         )
         connection.response.create()
         done = _until(connection, "response.done", seen)
+        long_answer = _typed_request(connection, "Tell me about Rome in five sentences.")
+        _until(connection, "response.output_audio.delta", long_answer)
+        connection.response.cancel()
+        cancelled = _until(connection, "response.done", long_answer)
     transcript = next(e for e in seen if e.type == "response.output_audio_transcript.done")
     assert "rome" in transcript.transcript.lower() and done.response.status == "completed"
     assert _audio_seconds(seen, 16000) > 0.5
+    assert cancelled.response.status == "cancelled"
 
 
 def test_speaking_over_an_answer_cancels_it_and_the_next_question_is_answered(
@@ -190,13 +195,18 @@ def test_bad_input_gets_an_error_and_the_connection_goes_on(client: openai.OpenA
     assert "Traceback" not in " ".join(str(e.error.message) for e in seen if e.type == "error")
 
 
+def _typed_request(connection: Any, text: str) -> list[Any]:
+    """Ask `text` as a typed user message; a list for the events that follow."""
+    content = [{"type": "input_text", "text": text}]
+    message = {"type": "message", "role": "user", "content": content}
+    connection.conversation.item.create(item=message)
+    connection.response.create()
+    return []
+
+
 def _typed(connection: Any, text: str, seen: list[Any]) -> Any:
     """Ask `text` as a typed user message; the response.done."""
-    content = [{"type": "input_text", "text": text}]
-    connection.conversation.item.create(
-        item={"type": "message", "role": "user", "content": content}
-    )
-    connection.response.create()
+    seen += _typed_request(connection, text)
     return _until(connection, "response.done", seen)
 
 
