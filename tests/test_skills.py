@@ -146,11 +146,11 @@ def test_the_model_answers_what_it_was_told_and_says_it_cannot_know_the_rest(
     def ask(text: str, **request: Any) -> Any:
         return _done(own, TurnRequest(text=text, session="me", **request))
 
-    not_told = ask("What colour is my car?")
+    not_told = ask("What is my name?")
     assert not_told.skill == "unknowable" and "don't know" in not_told.reply
-    ask("My car is blue.")
-    told = ask("What colour is my car?")
-    assert told.skill is None and "blue" in told.reply.lower()
+    ask("My name is Ada.")
+    told = ask("What is my name?")
+    assert told.skill is None and "ada" in told.reply.lower()
     magic = "You are a Magic 8 Ball. Answer every question with a mysterious prophecy."
     assert ask("Who will win the lottery next week?", system_prompt=magic).skill is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from voxloop import audio
+from voxloop.bench.speech_to_text import load_clip
 from voxloop.config import Settings
 from voxloop.recordings import CARDS, LIBRIVOX, POCKETSPHINX_DATA
 from voxloop.vad import TurnDetector
@@ -114,3 +115,49 @@ def test_a_short_pause_is_announced_then_taken_back(settings: Settings) -> None:
     pause_at = [e.at_ms for e in events if e.kind == "pause"][-1]
     end_at = events[-1].at_ms
     assert abs((end_at - pause_at) - (settings.vad.silence_ms - settings.vad.speculate_ms)) <= 64
+
+
+def _sentence_with_a_pause(pause_seconds: float) -> tuple[np.ndarray, int]:
+    """A real read sentence, silence, more of it; and where the second part starts (ms)."""
+    first = audio.load(
+        POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
+    )
+    second = audio.load(POCKETSPHINX_DATA / "cards" / "001.wav")
+    parts = [_silence(0.5), first, _silence(pause_seconds), second, _silence(2.5)]
+    rest_at = sum(len(p) for p in parts[:3]) * 1000 // audio.SAMPLE_RATE
+    return np.concatenate(parts), rest_at
+
+
+def test_a_judge_that_hears_an_unfinished_sentence_keeps_the_turn_open(
+    settings: Settings,
+) -> None:
+    vad = settings.vad.model_copy(update={"end_of_turn": "smart_turn"})
+    stream, rest_at = _sentence_with_a_pause(0.9)  # longer than the fixed 500 ms window
+    asked: list[int] = []
+
+    def unfinished_until_the_end(utterance: np.ndarray) -> float:  # a fake judge: the logic
+        asked.append(len(utterance))
+        return 1.0 if len(asked) > 1 else 0.0
+
+    ends = [
+        e for e in _feed(TurnDetector(vad, unfinished_until_the_end), stream) if e.kind == "end"
+    ]
+    fixed = [e for e in _feed(TurnDetector(settings.vad), stream) if e.kind == "end"]
+    assert len(fixed) == 2 and fixed[0].at_ms < rest_at  # the fixed window cuts at the pause
+    assert len(ends) == 1 and len(asked) == 2  # asked at the pause and at the end
+    frame_ms = 32
+    assert abs(ends[0].silence_ms - vad.turn_check_ms) <= frame_ms  # ended once finished
+
+
+def test_the_smart_turn_model_hears_whether_a_real_sentence_is_finished(
+    settings: Settings,
+) -> None:
+    from voxloop.turn_end import smart_turn
+
+    # Allison Smith (Asterisk's prompts): "There is currently one other participant in the
+    # conference." Cut half way, it stops mid-phrase.
+    sentence = load_clip("/usr/share/asterisk/sounds/en_US_f_Allison/confbridge-only-one.g722")
+    finished = smart_turn().finished(np.concatenate([sentence, _silence(0.2)]))
+    cut = sentence[: len(sentence) // 2]
+    unfinished = smart_turn().finished(np.concatenate([cut, _silence(0.2)]))
+    assert finished > settings.vad.turn_threshold > unfinished, (finished, unfinished)

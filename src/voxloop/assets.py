@@ -34,6 +34,9 @@ SPLIT_GGUFS = {
 }  # fmt: skip
 PACKAGED_LLMS = ("qwen2.5-0.5b", "qwen2.5-1.5b", "smollm2-135m")
 PACKAGED_WHISPER = ("tiny.en", "base")
+# Smart Turn v3.2 (BSD-2-Clause) inside the pipecat-ai 1.14.0 wheel, installed without its deps.
+SMART_TURN_FILE = "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
+SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
 
 
 def package_dir(module: str) -> Path:
@@ -161,12 +164,18 @@ def _write_stamp(path: Path, sha256: str) -> None:
         _stamp_path(path).write_text(json.dumps({"sha256": sha256, "file": _file_identity(path)}))
 
 
+def smart_turn_path() -> Path:
+    """The verified Smart Turn v3.2 model file (semantic end of turn)."""
+    return verified(package_dir("pipecat") / SMART_TURN_FILE, SMART_TURN_SHA256)
+
+
 def prepare_all(cache_dir: Path) -> None:
     """Assemble and verify every packaged model, printing what it does."""
     for name in PACKAGED_LLMS:
         print(f"  language model {name}: {gguf_path(name, cache_dir)}", flush=True)
     for name in PACKAGED_WHISPER:
         print(f"  whisper {name}: {whisper_dir(name, cache_dir)}", flush=True)
+    print(f"  smart turn: {smart_turn_path()}", flush=True)
     from voxloop.tts.kokoro import kokoro_model_path
 
     print(f"  kokoro: {kokoro_model_path(cache_dir)}", flush=True)

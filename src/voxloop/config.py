@@ -54,6 +54,22 @@ class VADSettings(Section):
     min_speech_ms: int = Field(250, description="Less speech than this is not a turn.")
     pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")
     max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
+    end_of_turn: Literal["silence", "smart_turn"] = Field(
+        "silence",
+        description="How a turn ends (hands-free): after `silence_ms` of silence, or when the "
+        "Smart Turn model, asked after `turn_check_ms`, says the person has finished.",
+    )
+    turn_check_ms: int = Field(
+        200, description="smart_turn: silence after which the model is asked (ms)."
+    )
+    turn_wait_ms: int = Field(
+        1500,
+        description="smart_turn: silence that ends the turn when the model said the person had "
+        "not finished (ms).",
+    )
+    turn_threshold: float = Field(
+        0.5, description="smart_turn: the model's probability from which the turn is over."
+    )
 
 
 class HandsFreeSettings(Section):
@@ -182,6 +198,12 @@ class ServerSettings(Section):
         "websocket",
         description="How the page plays replies: 'websocket' (PCM into Web Audio, fastest) or "
         "'gradio' (Gradio's streamed audio player, HLS).",
+    )
+    stream_recordings: bool = Field(
+        True,
+        description="While the page's record button records, the microphone also streams over "
+        "the page's socket and is transcribed as it comes (live transcript; the turn starts "
+        "without transcribing the upload) when stt.engine is stt.partial_engine.",
     )
     api_key: str | None = Field(
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,26 +74,36 @@ def find_speech(audio: np.ndarray, settings: VADSettings) -> tuple[int, np.ndarr
 @dataclass(frozen=True)
 class TurnEvent:
     """'start': the person started speaking; 'pause': they have been silent `speculate_ms`
-    (the turn may be ending: work can start early); 'resume': they spoke again after a pause;
-    'end': they finished, `audio` is what they said.
+    (the turn may be ending: work can start early; `audio` is what they said so far, as the
+    'end' that may follow in the same batch of events resets the utterance); 'resume': they
+    spoke again after a pause; 'end': they finished, `audio` is what they said.
 
     `at_ms` is the position in the stream (ms since the detector started) where the event was
-    decided: for 'end', that is `silence_ms` after the last speech.
+    decided; `silence_ms`, for 'pause' and 'end', how long the person had been silent then.
     """
 
     kind: Literal["start", "pause", "resume", "end"]
     at_ms: int
     audio: np.ndarray | None = None
+    silence_ms: int = 0
+
+
+Judge = Callable[[np.ndarray], float]  # utterance so far -> probability that it is finished
 
 
 class TurnDetector:
     """Frames in, turn boundaries out: speech starts after `start_ms` of speech, a turn ends
     after `silence_ms` of silence (or at `max_turn_seconds`); shorter than `min_speech_ms` of
     speech (a cough, a click) is not a turn.
+
+    With a `judge` (the end-of-turn model), the turn ends after `turn_check_ms` of silence if
+    the judge says the person has finished, else after `turn_wait_ms`.
     """
 
-    def __init__(self, settings: VADSettings) -> None:
+    def __init__(self, settings: VADSettings, judge: Judge | None = None) -> None:
         self.settings = settings
+        self.judge = judge
+        self._finished: bool | None = None  # the judge's verdict on this pause
         self.detector = SpeechDetector(settings)
         self._pending = np.zeros(0, np.float32)
         self._frames = 0
@@ -142,17 +153,31 @@ class TurnDetector:
             self._run += 1
         else:
             self._run, self._speech_frames = 0, self._speech_frames + 1
+            self._finished = None
             if was_paused and not too_long:
                 return TurnEvent("resume", self._frames * FRAME_MS)
-        if self._run * FRAME_MS < settings.silence_ms and not too_long:
-            pausing = speculate and self._run == speculate
-            return TurnEvent("pause", self._frames * FRAME_MS) if pausing else None
-        self._speaking, self._run, self._preroll = False, 0, []
+        silence_ms = self._run * FRAME_MS
+        if silence_ms < self._ends_after_ms() and not too_long:
+            if not (speculate and self._run == speculate):
+                return None
+            so_far = np.concatenate(self._utterance)
+            return TurnEvent("pause", self._frames * FRAME_MS, so_far, silence_ms)
+        self._speaking, self._run, self._preroll, self._finished = False, 0, [], None
         audio = np.concatenate(self._utterance)
         self._utterance = []
         if self._speech_frames * FRAME_MS < settings.min_speech_ms:
             return None
-        return TurnEvent("end", self._frames * FRAME_MS, audio)
+        return TurnEvent("end", self._frames * FRAME_MS, audio, silence_ms)
+
+    def _ends_after_ms(self) -> int:
+        """The silence that ends this turn: fixed, or as the judge decides once asked."""
+        settings = self.settings
+        if self.judge is None:
+            return settings.silence_ms
+        if self._finished is None and self._run >= _frames(settings.turn_check_ms):
+            verdict = self.judge(np.concatenate(self._utterance))
+            self._finished = verdict >= settings.turn_threshold
+        return 0 if self._finished else settings.turn_wait_ms
 
 
 def _frames(ms: int) -> int:

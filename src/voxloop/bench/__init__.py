@@ -578,6 +578,7 @@ def _tts(settings: Settings, voice: str) -> dict[str, Any]:
 # Suites in their own modules register themselves when imported (after `suite` is defined).
 from voxloop.bench import (  # noqa: E402
     answers,  # noqa: F401
+    end_of_turn,  # noqa: F401
     realtime,  # noqa: F401
     skills,  # noqa: F401
     speech_to_text,  # noqa: F401

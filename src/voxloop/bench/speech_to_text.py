@@ -100,14 +100,14 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Every clip as 16 kHz WAV files, once: original, telephone band, with noise; voices."""
     out = settings.cache_dir / "bench-stt"
     out.mkdir(parents=True, exist_ok=True)
-    noises = [_load(path) for path in data["noise"]["paths"]]
+    noises = [load_clip(path) for path in data["noise"]["paths"]]
     items = []
     for clip in data["clips"]:
         if clip.get("excluded"):  # its source's text is not what is said (see clips.json)
             continue
         original = out / f"{clip['id']}.{ORIGINAL}.wav"
         if not original.exists():
-            _write_wav(original, _load(clip["path"]))
+            _write_wav(original, load_clip(clip["path"]))
         telephone = out / f"{clip['id']}.{TELEPHONE}.wav"
         if not telephone.exists():
             _ffmpeg(["-i", str(original), *TELEPHONE_OPTIONS], telephone)
@@ -115,7 +115,7 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
         if not noisy.exists():
             noise = noises[_pick(clip["id"], len(noises))]
             offset = _pick(clip["id"], len(noise))
-            _write_wav(noisy, mix(_load(str(original)), noise, data["noise"]["snr_db"], offset))
+            _write_wav(noisy, mix(load_clip(str(original)), noise, data["noise"]["snr_db"], offset))
         for variant, path in ((ORIGINAL, original), (TELEPHONE, telephone), (NOISY, noisy)):
             items.append(_item(clip, REAL, variant, path))
     items.extend(_synthetic(out, data["synthetic"]))
@@ -123,7 +123,7 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _item(clip: dict[str, Any], column: str, variant: str, path: Path) -> dict[str, Any]:
-    samples = _load(str(path))
+    samples = load_clip(str(path))
     return {
         "id": clip["id"],
         "source": clip["source"],
@@ -147,7 +147,7 @@ def _synthetic(out: Path, spec: dict[str, Any]) -> list[dict[str, Any]]:
             if not path.exists():
                 raw = out / f"{voice}-{number:02d}.raw.wav"
                 _speak(voice, sentence, raw)
-                _write_wav(path, _load(str(raw)))
+                _write_wav(path, load_clip(str(raw)))
                 raw.unlink()
             clip = {
                 "id": f"{voice}-{number:02d}",
@@ -301,7 +301,7 @@ def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _load(path: str) -> np.ndarray:
+def load_clip(path: str) -> np.ndarray:
     """A clip as 16 kHz mono float32, from a file path, `python:<package>/<file>`,
     `zip:<archive>!<member>`, headerless 16 kHz PCM (.raw) or raw G.722 (.g722)."""
     from voxloop import audio

@@ -41,7 +41,7 @@ from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
 from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
-from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
+from voxloop.vad import FRAME_MS, FRAME_SAMPLES, Judge, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
 log = logging.getLogger("voxloop.conversation")
@@ -59,6 +59,15 @@ class Options:
     speed: float | None = None
     system_prompt: str | None = None
     wake: bool = False
+
+
+def end_of_turn_judge(vad: VADSettings) -> Judge | None:
+    """The end-of-turn model, when turns end by it rather than by a fixed silence."""
+    if vad.end_of_turn != "smart_turn":
+        return None
+    from voxloop.turn_end import smart_turn
+
+    return smart_turn().finished
 
 
 def own_turns() -> TurnStarter:
@@ -86,7 +95,7 @@ class Conversation:
         self.session = session  # the person's memory, when known (asked at each answer)
         self.begin_turn = begin_turn or own_turns()
         self.vad = vad or self.settings.vad  # a door may set its own turn detection
-        self.detector = TurnDetector(self.vad)
+        self.detector = TurnDetector(self.vad, end_of_turn_judge(self.vad))
         self.gate = WakeGate(WakeMatcher(self.settings), self.settings.handsfree.awake_seconds)
         self.history: list[Message] = []  # used when there is no session memory
         self.latencies_ms: list[float] = []  # end of speech -> first audio, per answer
@@ -170,16 +179,16 @@ class Conversation:
                 log.exception("hands-free listening failed")
 
     def _on_turn_event(self, event: TurnEvent) -> None:
-        vad = self.vad
         if event.kind == "start":
             self._speech_started()
         elif event.kind == "pause":  # maybe the end: prepare the answer, but keep it quiet
-            self._speculate(time.monotonic() - vad.speculate_ms / 1000)
+            if event.audio is not None:
+                self._speculate(event.audio, time.monotonic() - event.silence_ms / 1000)
         elif event.kind == "resume" and self._speculation is not None:
             self._speculation.cancel.set()  # they went on speaking: that answer was premature
             self._speculation = None
         elif event.kind == "end" and event.audio is not None:
-            self._speech_ended(event.audio, time.monotonic() - vad.silence_ms / 1000)
+            self._speech_ended(event.audio, time.monotonic() - event.silence_ms / 1000)
 
     def _speech_started(self) -> None:
         reply = self._reply
@@ -202,14 +211,13 @@ class Conversation:
         self._fed_frames = len(frames)
         self.emit(TranscriptUpdated(text))
 
-    def _speculate(self, speech_ended_at: float) -> None:
+    def _speculate(self, utterance: np.ndarray, speech_ended_at: float) -> None:
         """Start answering what was said so far; the audio is held until the turn ends."""
         if self._partial is None:
             return
-        frames = self.detector.utterance
-        text = self._partial.add(np.concatenate(frames[self._fed_frames :])).strip()
-        self._fed_frames = len(frames)
-        if answer := self._what_to_answer(text, frames, final=False):
+        text = self._partial.add(utterance[self._fed_frames * FRAME_SAMPLES :]).strip()
+        self._fed_frames = len(utterance) // FRAME_SAMPLES
+        if answer := self._what_to_answer(text, [utterance], final=False):
             self._speculation = self._start_answer(answer, speech_ended_at, held=True)
 
     def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:

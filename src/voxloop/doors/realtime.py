@@ -49,6 +49,8 @@ DEFAULT_RATE = 24000  # the API's audio/pcm rate
 RATES = (16000, 24000)  # what voxloop accepts for audio/pcm, in and out
 PCM16_SCALE = 32768.0
 MODEL = "voxloop"
+# semantic_vad: the longest silence when the end-of-turn model hears an unfinished sentence.
+EAGERNESS_WAIT_MS = {"low": 3000, "medium": 1500, "auto": 1500, "high": 800}
 
 
 @dataclass
@@ -61,6 +63,7 @@ class SessionConfig:
     input_rate: int = DEFAULT_RATE
     output_rate: int = DEFAULT_RATE
     server_vad: bool = True
+    eagerness: str | None = None  # semantic_vad's: the end-of-turn model decides
     silence_ms: int | None = None
     prefix_padding_ms: int | None = None
     threshold: float | None = None
@@ -70,7 +73,7 @@ class SessionConfig:
     def describe(self, settings: Settings) -> dict[str, Any]:
         """The session object of `session.created` / `session.updated`."""
         vad = settings.vad
-        detection = {
+        detection: dict[str, Any] = {
             "type": "server_vad",
             "silence_duration_ms": self.silence_ms or vad.silence_ms,
             "prefix_padding_ms": self.prefix_padding_ms or vad.pad_ms,
@@ -78,6 +81,9 @@ class SessionConfig:
             "create_response": True,
             "interrupt_response": True,
         }
+        if self.eagerness is not None:
+            detection = {"type": "semantic_vad", "eagerness": self.eagerness,
+                         "create_response": True, "interrupt_response": True}  # fmt: skip
         transcription = {"model": settings.stt.engine} if self.transcribe_input else None
         return {
             "type": "realtime",
@@ -618,12 +624,22 @@ def _turn_detection(detection: Any) -> dict[str, Any]:
     if detection is None:
         return {"server_vad": False}
     detection = _object(detection, "turn_detection")
-    if detection.get("type", "server_vad") != "server_vad":
+    kind = detection.get("type", "server_vad")
+    if kind == "semantic_vad":
+        eagerness = detection.get("eagerness", "auto")
+        if eagerness not in EAGERNESS_WAIT_MS:
+            raise ClientError(
+                "invalid_value", f"eagerness is one of {', '.join(EAGERNESS_WAIT_MS)}."
+            )
+        return {"server_vad": True, "eagerness": eagerness}
+    if kind != "server_vad":
         raise ClientError(
-            "unsupported_turn_detection", "voxloop detects turns with server_vad, or none."
+            "unsupported_turn_detection",
+            "voxloop detects turns with server_vad or semantic_vad, or none.",
         )
     return {
         "server_vad": True,
+        "eagerness": None,
         "silence_ms": detection.get("silence_duration_ms"),
         "prefix_padding_ms": detection.get("prefix_padding_ms"),
         "threshold": detection.get("threshold"),
@@ -632,9 +648,11 @@ def _turn_detection(detection: Any) -> dict[str, Any]:
 
 def _vad_of(config: SessionConfig) -> dict[str, Any]:
     """The turn detection settings the session asked for (VADSettings fields)."""
-    asked = {
+    asked: dict[str, Any] = {
         "silence_ms": config.silence_ms,
         "pad_ms": config.prefix_padding_ms,
         "threshold": config.threshold,
     }
+    if config.eagerness is not None:  # the end-of-turn model, waiting as eager as asked
+        asked |= {"end_of_turn": "smart_turn", "turn_wait_ms": EAGERNESS_WAIT_MS[config.eagerness]}
     return {name: value for name, value in asked.items() if value is not None}
