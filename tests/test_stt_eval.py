@@ -45,7 +45,7 @@ def clips() -> list[dict[str, Any]]:
     picked = [clip for source_clips in chosen.values() for clip in source_clips]
     for clip in picked:  # each source but Python packages' is the Debian package of its name
         require_package(clip["source"], _installed(clip["path"]))
-    return [{**clip, "samples": bench_stt._load(clip["path"])} for clip in picked]
+    return [{**clip, "samples": bench_stt.load_clip(clip["path"])} for clip in picked]
 
 
 def _installed(path: str) -> bool:
@@ -117,7 +117,7 @@ def test_whisper_reports_confidence_and_takes_a_prompt(
 def test_noise_is_mixed_at_the_asked_level(clips: list[dict[str, Any]]) -> None:
     data = json.loads(data_file(bench_stt.CLIPS).read_text(encoding="utf-8"))
     require_package(NOISE_PACKAGE, Path(data["noise"]["paths"][0]).is_file())
-    noise = bench_stt._load(data["noise"]["paths"][0])
+    noise = bench_stt.load_clip(data["noise"]["paths"][0])
     speech = clips[0]["samples"]
     mixed = bench_stt.mix(speech, noise, 10.0, offset=0)
     added = mixed - speech

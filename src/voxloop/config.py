@@ -200,10 +200,12 @@ class ServerSettings(Section):
         "'gradio' (Gradio's streamed audio player, HLS).",
     )
     stream_recordings: bool = Field(
-        True,
+        False,
         description="While the page's record button records, the microphone also streams over "
         "the page's socket and is transcribed as it comes (live transcript; the turn starts "
-        "without transcribing the upload) when stt.engine is stt.partial_engine.",
+        "without transcribing the upload) when stt.engine is stt.partial_engine. Off: the "
+        "streamed transcript of an espeak voice can differ from the upload's ('France' heard "
+        "as 'friends').",
     )
     api_key: str | None = Field(
         None,

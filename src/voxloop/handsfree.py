@@ -16,6 +16,7 @@ from voxloop.conversation import (
     Failed,
     Options,
     ReplyAudio,
+    ReplyDone,
     ReplyInterrupted,
     ReplyStarted,
     ReplyWritten,
@@ -37,7 +38,9 @@ class HandsFree:
         self.live = live
         self.client_id = client_id
         self.chat: list[dict[str, str]] = []
-        self.version = 0  # bumped on every change of `chat`, for the page to poll
+        self.version = 0  # bumped on every change of `chat` or `timings`, for the page to poll
+        # (turn number, stage timings in ms) of each finished turn, for the latency plot
+        self.timings: list[tuple[int, dict[str, float]]] = []
         self._lock = threading.Lock()  # the chat changes from the listening and answer threads
         self.conversation = Conversation(
             pipeline,
@@ -74,6 +77,8 @@ class HandsFree:
             self._extend_last_message(event.delta)
         elif isinstance(event, ReplyAudio):
             self._play(event)
+        elif isinstance(event, ReplyDone):
+            self._add_timings(event.turn, event.record.timings_ms)
         elif isinstance(event, ReplyInterrupted):
             self.live.stop(self.client_id)  # the page silences what it still plays
             self._add_to_chat({"role": "assistant", "content": event.heard}, replace_last=True)
@@ -93,6 +98,11 @@ class HandsFree:
     def _add_to_chat(self, *messages: dict[str, str], replace_last: bool = False) -> None:
         with self._lock:
             self.chat = [*self.chat[: -1 if replace_last else None], *messages]
+            self.version += 1
+
+    def _add_timings(self, turn: int, timings_ms: dict[str, float]) -> None:
+        with self._lock:
+            self.timings = [*self.timings, (turn, dict(timings_ms))]
             self.version += 1
 
     def _extend_last_message(self, text: str) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import struct
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi import WebSocket
 from voxloop.audio import AudioChunk
 
 SEND_TIMEOUT_SECONDS = 5.0
+KEPT_RECORDINGS = 4  # stopped recordings waiting for their turn, per page
 
 
 @dataclass
@@ -30,6 +32,10 @@ class LiveSession:
     cancel: threading.Event = field(default_factory=threading.Event)
     handsfree: Any = None  # the HandsFree conversation, while one is running
     session: str | None = None  # the person (memory) this page belongs to
+    # The record button's recording, streamed while it records (recording_stream.py), and
+    # the stopped ones whose turn has not taken their transcript yet, oldest first.
+    recording: Any = None
+    recorded: deque[Any] = field(default_factory=lambda: deque(maxlen=KEPT_RECORDINGS))
 
 
 class LiveSessions:

@@ -185,6 +185,7 @@ class Pipeline:
 
         if request.text is not None:
             turn.user_text = request.text.strip()
+            turn.language = request.language or turn.language
             stamp("stt")  # nothing to transcribe: zero
         elif request.audio is not None:
             transcript = self.transcribe(request.audio, prompt=self._conversation_prompt(request))
@@ -290,6 +291,12 @@ class Pipeline:
             history = self.memory.recall(request.session).history
         recent = [message["content"] for message in history[-PROMPT_MESSAGES:]]
         return " ".join(recent) or None
+
+    def prime_turn(self, request: TurnRequest, user_text: str) -> None:
+        """Evaluate the prompt a turn of `request` saying `user_text` would start with (the
+        words heard so far while the person still speaks), so that turn answers sooner."""
+        self.wait_for_upkeep()
+        self.prime(self._messages(request, Turn(user_text=user_text)))
 
     def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
         history, notes = request.history, request.notes

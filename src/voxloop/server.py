@@ -45,7 +45,9 @@ def offline_environment(cache_dir: Path) -> None:
 
 async def live_socket(socket: WebSocket, client: str) -> None:
     """The page's live channel (static/voxloop.js): reply audio and control messages out;
-    microphone frames and hands-free start/stop in."""
+    microphone frames (hands-free, or the record button's), their start and stop in."""
+    from voxloop import recording_stream
+
     live: LiveSessions = socket.app.state.live
     if not _logged_in(socket):
         await socket.close(code=POLICY_VIOLATION, reason="Log in to the page first.")
@@ -58,14 +60,18 @@ async def live_socket(socket: WebSocket, client: str) -> None:
             message = await socket.receive()
             if message["type"] == "websocket.disconnect":
                 break
-            if message.get("bytes") is not None and session.handsfree is not None:
-                session.handsfree.feed(message["bytes"])
+            frames = message.get("bytes")
+            if frames is not None and session.handsfree is not None:
+                session.handsfree.feed(frames)
+            elif frames is not None:
+                recording_stream.feed(live, client, frames)
             elif message.get("text"):
                 _control(socket, client, json.loads(message["text"]))
     except WebSocketDisconnect:
         pass
     finally:
         live.detach(client, socket)
+        recording_stream.close(live, client)
         if session.handsfree is not None:
             session.handsfree.close()
             session.handsfree = None
@@ -82,11 +88,19 @@ def _logged_in(socket: WebSocket) -> bool:
 
 
 def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
-    """Start or end a hands-free conversation, as the page asks."""
+    """Start or end a hands-free conversation or a recording's stream, as the page asks."""
+    from voxloop import recording_stream
     from voxloop.handsfree import HandsFree, Options
 
     live: LiveSessions = socket.app.state.live
     session = live.get(client)
+    settings: Settings = socket.app.state.pipeline.settings
+    if message.get("type") == "record" and settings.server.stream_recordings:
+        if message.get("on"):
+            prompt = message.get("system_prompt") or None
+            recording_stream.start(live, client, socket.app.state.pipeline, prompt)
+        else:
+            recording_stream.stop(live, client)
     if message.get("type") != "handsfree":
         return
     if session.handsfree is not None:

@@ -93,6 +93,7 @@ class TurnRequest:
 
     audio: np.ndarray | None = None
     text: str | None = None
+    language: str | None = None  # what `text` was spoken in, when a transcript says
     history: list[Message] = field(default_factory=list)
     system_prompt: str | None = None
     notes: list[str] = field(default_factory=list)  # added to the system prompt

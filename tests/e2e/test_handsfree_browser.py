@@ -54,6 +54,12 @@ def test_two_questions_get_two_spoken_answers(server: str, clearly_spoken, tmp_p
             round(answer[0] - question[1]) for question, answer in zip(said, played, strict=True)
         ]
         report("handsfree-two-turns", end_of_speech_to_audible_ms=latencies)
+        # both turns reach the latency line and the plot, as the record button's turns do
+        browser.wait_for_turn(2)
+        browser.page.wait_for_function(
+            "[...document.querySelectorAll(\"#latency_plot svg [aria-roledescription='bar']\")]"
+            ".some(bar => (bar.getAttribute('aria-label') || '').includes('turn: 2'))"
+        )
 
 
 def test_speaking_over_the_answer_stops_it(server: str, clearly_spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from voxloop import audio
-from voxloop.app.latency import Timings, latency_frame, latency_text
+from voxloop import audio, recording_stream
+from voxloop.app.latency import STREAMED, Timings, latency_frame, latency_text
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
@@ -98,11 +98,13 @@ class TurnHandlers:
         client_id: str,
         session: str | None,
         timings: Timings,
+        recorded: bool = False,
     ) -> Iterator[Update]:
         """Run one turn, streaming the chat text, the audio and the status to the page.
 
         A long recording is transcribed and summarized (with a progress bar) instead; its
-        summary is the reply, and later questions can be about it.
+        summary is the reply, and later questions can be about it. `recorded`: the question
+        was just recorded with the record button, whose page may have streamed it already.
         """
         view = self.view
         self.link_page(client_id, session or client_id)  # its timers' alerts come to this page
@@ -127,7 +129,7 @@ class TurnHandlers:
                 yield {view.status: progress_bar(Progressed(0.0, "Reading the recording…"))}
                 events = self._with_progress(request, cancel)
             else:
-                request.audio = self.pipeline.load_audio(audio_path)
+                self._question(request, audio_path, client_id if recorded else None)
                 events = self.pipeline.run(request, cancel)
             for event in events:
                 if isinstance(event, Progressed):
@@ -154,8 +156,9 @@ class TurnHandlers:
                             view.audio_out: (event.chunk.sample_rate, event.chunk.pcm),
                         }
                 elif isinstance(event, Done):
+                    streamed = request.text is not None  # the recording's, transcribed as it came
                     yield self._finish(
-                        event, chat, chunks, session or client_id, timings, to_socket
+                        event, chat, chunks, session or client_id, timings, to_socket, streamed
                     )
         except VoxloopError as err:
             gr.Warning(str(err))
@@ -163,6 +166,36 @@ class TurnHandlers:
         except Exception as err:  # a bug: keep serving, show a readable line, log the details
             log.exception("turn failed")
             yield {view.status: f"⚠️ Something went wrong ({type(err).__name__}). Please try again."}
+
+    def respond_recorded(
+        self,
+        audio_path: str | None,
+        chat: ChatMessages,
+        voice: str,
+        speed: float,
+        system_prompt: str,
+        client_id: str,
+        session: str | None,
+        timings: Timings,
+    ) -> Iterator[Update]:
+        """Run the turn of a recording that just stopped: with the transcript its page
+        streamed while it recorded, when there is one (see recording_stream.py)."""
+        yield from self.respond(
+            audio_path, chat, voice, speed, system_prompt, client_id, session, timings, True
+        )
+
+    def _question(self, request: TurnRequest, audio_path: str, client_id: str | None) -> None:
+        """Fill in the question: the recording streamed by `client_id`'s page when it is
+        this one (its transcript is ready), else the file's audio to transcribe."""
+        samples = self.pipeline.load_audio(audio_path)
+        streamed = None
+        if client_id:
+            seconds = len(samples) / audio.SAMPLE_RATE
+            streamed = recording_stream.take(self.live, client_id, seconds)
+        if streamed is None:
+            request.audio = samples
+        else:
+            request.text, request.language = streamed.text, streamed.language
 
     def _with_progress(
         self, request: TurnRequest, cancel: threading.Event
@@ -194,6 +227,7 @@ class TurnHandlers:
         session: str,
         timings: Timings,
         to_socket: bool,
+        streamed: bool = False,
     ) -> Update:
         view, turn = self.view, done.turn
         if turn.cancelled:
@@ -202,7 +236,7 @@ class TurnHandlers:
         update: Update = {
             view.chat: chat,
             view.status: "Stopped." if turn.cancelled else "Ready.",
-            view.latency: latency_text(len(timings), turn.timings_ms),
+            view.latency: latency_text(len(timings), turn.timings_ms, STREAMED if streamed else ""),
             view.plot: latency_frame(timings),
             view.timings: timings,
             **self.memory_view(session),
@@ -228,9 +262,28 @@ class TurnHandlers:
         if client_id and session:
             self.live.get(client_id).session = session
 
-    def follow_handsfree(self, client_id: str, shown_version: int) -> tuple[Any, Any]:
-        """The hands-free chat, when it changed since the page last showed it."""
+    def follow_handsfree(
+        self, client_id: str, shown_version: int, timings: Timings, shown_turn: int
+    ) -> tuple[Any, ...]:
+        """The hands-free chat and latency, when they changed since the page last showed them:
+        (chat, its version, latency line, plot, timings, last turn in the timings)."""
         conversation = self.live.get(client_id).handsfree if client_id else None
         if conversation is None or conversation.version == shown_version:
-            return gr.skip(), gr.skip()
-        return list(conversation.chat), conversation.version
+            return _skips(6)
+        new = [(turn, stamps) for turn, stamps in conversation.timings if turn > shown_turn]
+        if not new:
+            return (list(conversation.chat), conversation.version, *_skips(4))
+        timings = [*timings, *(stamps for _turn, stamps in new)]
+        return (
+            list(conversation.chat),
+            conversation.version,
+            latency_text(len(timings), timings[-1]),
+            latency_frame(timings),
+            timings,
+            new[-1][0],
+        )
+
+
+def _skips(count: int) -> tuple[Any, ...]:
+    """`count` outputs left as they are (one update dict each: Gradio may change them)."""
+    return tuple(gr.skip() for _ in range(count))

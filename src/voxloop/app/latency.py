@@ -23,18 +23,20 @@ SEGMENT_COLORS = dict(
     zip(SEGMENTS.values(), ["#0f766e", "#d97706", "#dc2626", "#94a3b8"], strict=True)
 )
 PLOTTED_TURNS = 20
+STREAMED = "transcribed while you spoke"  # the record button's stream had the transcript ready
 
 Timings = list[dict[str, float]]  # each turn's stage timings, for the latency plot
 
 
-def latency_text(number: int, timings_ms: dict[str, float]) -> str:
-    """One turn's breakdown, e.g. 'Turn 2: STT 180 ms · first token 330 ms · ...'."""
+def latency_text(number: int, timings_ms: dict[str, float], note: str = "") -> str:
+    """One turn's breakdown, e.g. 'Turn 2: STT 180 ms · first token 330 ms · ...', and a
+    `note` on how the turn went, if any."""
     parts = [
         f"{label} **{timings_ms[stage]:.0f} ms**"
         for stage, label in STAGES.items()
         if stage in timings_ms
     ]
-    return f"Turn {number}: " + " · ".join(parts)
+    return f"Turn {number}: " + " · ".join([*parts, *([note] if note else [])])
 
 
 def latency_frame(timings: Timings) -> pd.DataFrame | None:

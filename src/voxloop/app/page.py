@@ -123,10 +123,14 @@ def _wire_turns(layout: Layout, turns: TurnHandlers, turn_outputs: list[Any]) ->
         layout.session,
         view.timings,
     ]
-    # One turn at a time: the engines are shared and two cores are busy with one.
-    for trigger in (layout.audio_in.stop_recording, layout.send.click):
+    # One turn at a time: the engines are shared and two cores are busy with one. A turn
+    # that starts as a recording stops may have its transcript streamed already.
+    for trigger, respond in (
+        (layout.audio_in.stop_recording, turns.respond_recorded),
+        (layout.send.click, turns.respond),
+    ):
         trigger(
-            turns.respond,
+            respond,
             turn_inputs,
             turn_outputs,
             concurrency_id="turn",
@@ -152,16 +156,17 @@ def _wire_memory_panel(layout: Layout, panel: MemoryPanel, turn_outputs: list[An
 
 def _wire_page(page: gr.Blocks, layout: Layout, turns: TurnHandlers, panel: MemoryPanel) -> None:
     """The persona presets, the hands-free chat, and what happens when the page loads."""
-    client_id, session, chat = layout.client_id, layout.session, layout.chat_view.chat
+    client_id, session, view = layout.client_id, layout.session, layout.chat_view
+    chat = view.chat
     persona, system_prompt = layout.persona, layout.system_prompt
     persona.change(pick_persona, [persona, system_prompt], [system_prompt])
-    # Hands-free turns happen over the page's WebSocket (see handsfree.py); the chat
-    # follows them by polling the session.
-    shown_version = gr.State(-1)
+    # Hands-free turns happen over the page's WebSocket (see handsfree.py); the chat and
+    # the latency readout follow them by polling the session.
+    shown_version, shown_turn = gr.State(-1), gr.State(0)
     gr.Timer(HANDSFREE_POLL_SECONDS).tick(
         turns.follow_handsfree,
-        [client_id, shown_version],
-        [chat, shown_version],
+        [client_id, shown_version, view.timings, shown_turn],
+        [chat, shown_version, view.latency, view.plot, view.timings, shown_turn],
         show_progress="hidden",
     )
     system_prompt.input(lambda _: CUSTOM_PERSONA, [system_prompt], [persona])

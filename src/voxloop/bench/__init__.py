@@ -580,6 +580,7 @@ from voxloop.bench import (  # noqa: E402
     answers,  # noqa: F401
     end_of_turn,  # noqa: F401
     realtime,  # noqa: F401
+    record_button,  # noqa: F401
     skills,  # noqa: F401
     speech_to_text,  # noqa: F401
     summaries,  # noqa: F401

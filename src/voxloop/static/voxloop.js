@@ -3,7 +3,10 @@
 //   {"type":"reply","turn":N,"sample_rate":R} header, scheduled back to back on Web Audio;
 //   a newer turn, {"type":"stop"}, or a click on Stop/Clear/record silences the old reply at once;
 // - hands-free: "Start conversation" opens the microphone (echo cancellation on) and streams
-//   16 kHz int16 frames; the server answers with live transcripts, states and replies.
+//   16 kHz int16 frames; the server answers with live transcripts, states and replies;
+// - the record button: while Gradio records, the same capture streams the microphone between
+//   {"type":"record","on":true} and "on":false, so the server transcribes it as it comes
+//   (live transcript) and the turn starts without transcribing the upload.
 (() => {
   // Runs in the audio thread: downmix, low-pass (moving average over one input period) and
   // resample from the device rate to 16 kHz; posts 512-sample int16 frames (32 ms).
@@ -88,6 +91,7 @@
       silence("server stop");
     } else if (message.type === "partial") {
       show("#live_transcript", message.text);
+      log("partial", message.text);
     } else if (message.type === "state") {
       show("#live_state", message.value + (message.latency_ms ? ` (answered in ${message.latency_ms} ms)` : ""));
       log("state", message.value);
@@ -106,20 +110,37 @@
 
   const valueOf = (selector) => { const el = document.querySelector(selector); return el ? el.value : ""; };
 
-  async function startConversation() {
+  // The microphone as 16 kHz int16 frames, each sent over the socket as it comes.
+  async function openMicrophone() {
     const ctx = audioContext();  // inside the click: browsers allow audio only after a gesture
-    state.microphone = await navigator.mediaDevices.getUserMedia({ audio: {
+    const microphone = await navigator.mediaDevices.getUserMedia({ audio: {
       echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 } });
     if (!state.workletLoaded) {
       const url = URL.createObjectURL(new Blob([CAPTURE_WORKLET], { type: "text/javascript" }));
       await ctx.audioWorklet.addModule(url);
       state.workletLoaded = true;
     }
-    state.capture = new AudioWorkletNode(ctx, "voxloop-capture");
-    ctx.createMediaStreamSource(state.microphone).connect(state.capture);
-    state.capture.port.onmessage = (event) => {
+    const capture = new AudioWorkletNode(ctx, "voxloop-capture");
+    ctx.createMediaStreamSource(microphone).connect(capture);
+    capture.port.onmessage = (event) => {
       if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(event.data);
     };
+    return { microphone, capture };
+  }
+
+  function closeMicrophone(opened) {
+    if (!opened) return;
+    opened.capture.port.onmessage = null;  // frames still on their way belong to no one now
+    opened.microphone.getTracks().forEach((track) => track.stop());
+    opened.capture.disconnect();
+  }
+
+  const socketOpen = () => state.ws && state.ws.readyState === WebSocket.OPEN;
+
+  async function startConversation() {
+    const opened = await openMicrophone();
+    state.microphone = opened.microphone;
+    state.capture = opened.capture;
     const wake = document.querySelector("#wake input");
     state.ws.send(JSON.stringify({ type: "handsfree", on: true,
       voice: valueOf("#voice input").split(" ")[0], speed: valueOf("#speed input[type=number]"),
@@ -131,8 +152,7 @@
   }
 
   function endConversation() {
-    if (state.microphone) state.microphone.getTracks().forEach((track) => track.stop());
-    if (state.capture) state.capture.disconnect();
+    if (state.microphone) closeMicrophone({ microphone: state.microphone, capture: state.capture });
     state.microphone = state.capture = null;
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
       state.ws.send(JSON.stringify({ type: "handsfree", on: false }));
@@ -145,6 +165,28 @@
     log("handsfree_off");
   }
 
+  // The record button: its recording streams too (hands-free, when on, has the microphone).
+  async function startRecording() {
+    if (state.talking || state.recording || !socketOpen()) return;
+    const recording = { opened: null };
+    state.recording = recording;
+    show("#live_transcript", "");
+    state.ws.send(JSON.stringify({ type: "record", on: true,
+      system_prompt: valueOf("#system_prompt textarea") }));
+    log("record_on");
+    const opened = await openMicrophone();
+    if (state.recording === recording) recording.opened = opened; else closeMicrophone(opened);
+  }
+
+  function stopRecording() {
+    const recording = state.recording;
+    if (!recording) return;
+    state.recording = null;
+    closeMicrophone(recording.opened);
+    if (socketOpen()) state.ws.send(JSON.stringify({ type: "record", on: false }));
+    log("record_off");
+  }
+
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const path = location.pathname.replace(/\/$/, "");
@@ -155,6 +197,7 @@
     ws.onclose = () => {
       log("disconnected");
       if (state.talking) endConversation();
+      if (state.recording) stopRecording();
       setTimeout(connect, 1000);
     };
     state.ws = ws;
@@ -168,6 +211,10 @@
       state.turn = -1;
       silence("click");
     }
+    if (target && target.closest("#audio_in button.record-button")) {
+      startRecording().catch((err) => { stopRecording(); log("mic_error", err.message); });
+    }
+    if (target && target.closest("#audio_in button.stop-button")) stopRecording();
     if (target && target.closest("#talk")) {
       if (state.talking) endConversation(); else startConversation().catch((err) => {
         show("#live_state", "microphone unavailable: " + err.message); log("mic_error", err.message); });

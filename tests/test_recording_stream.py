@@ -1,0 +1,120 @@
+"""The record button's stream: microphone frames over the page's socket (or straight into a
+RecordingStream) give live transcripts and, at stop, the transcript the uploaded file would
+have had; a turn takes it only when it is the same recording."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.sync.client import connect
+
+from servers import serve_in_thread
+from voxloop import audio, recording_stream
+from voxloop.bench import feed_like_a_microphone
+from voxloop.config import Settings, load_settings
+from voxloop.live import LiveSessions
+from voxloop.pipeline import Pipeline
+from voxloop.recordings import Recording, wer
+
+CLIENT = "page"
+# Moonshine's streaming decoder and its one-shot transcription of the same audio may differ
+# in a word or two.
+MAX_WER_TO_FILE = 0.1
+WAIT_SECONDS = 30
+
+
+def _wait(condition: Any, seconds: float = WAIT_SECONDS) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _streamed(live: LiveSessions, pipeline: Pipeline, samples: np.ndarray) -> str | None:
+    """Stream `samples` as one recording (all at once) and take its transcript."""
+    recording_stream.start(live, CLIENT, pipeline)
+    feed_like_a_microphone(
+        lambda frame: recording_stream.feed(live, CLIENT, frame), samples, real_time=False
+    )
+    recording_stream.stop(live, CLIENT)
+    transcript = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+    return transcript.text if transcript else None
+
+
+def test_frames_over_the_socket_are_transcribed_live_and_ready_at_stop(
+    tmp_path: Path, real_recordings: list[Recording], pipeline: Pipeline
+) -> None:
+    from voxloop.server import create_app
+
+    recording = next(r for r in real_recordings if r.name == "librivox-0870")
+    samples = audio.load(recording.path)
+    app = create_app(load_settings(data_dir=tmp_path, server={"stream_recordings": True}))
+    app.state.pipeline.warm_up()  # as `voxloop serve` does before it serves
+    live: LiveSessions = app.state.live
+    with (
+        serve_in_thread(app) as url,
+        connect(f"{url.replace('http', 'ws', 1)}/ws/live?client={CLIENT}") as socket,
+    ):
+        socket.send(json.dumps({"type": "record", "on": True}))
+        feed_like_a_microphone(socket.send, samples)  # binary frames, at a microphone's pace
+        socket.send(json.dumps({"type": "record", "on": False}))
+        _wait(lambda: len(live.get(CLIENT).recorded) == 1)
+        transcript = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+        assert transcript is not None
+        partials = []
+        while not partials or partials[-1] != transcript.text:
+            message = json.loads(socket.recv(timeout=WAIT_SECONDS))
+            if message["type"] == "partial":
+                partials.append(message["text"])
+    # the live transcript grew while the recording was being sent, before the final one
+    assert len(partials) > 3, partials
+    assert any(0 < len(p.split()) < len(transcript.text.split()) for p in partials), partials
+    file_transcript = pipeline.transcribe(samples).text
+    assert wer([(file_transcript, transcript.text)]) <= MAX_WER_TO_FILE, (
+        file_transcript,
+        transcript.text,
+    )
+
+
+def test_streamed_recordings_give_the_files_transcripts(
+    settings: Settings, real_recordings: list[Recording], pipeline: Pipeline
+) -> None:
+    live = LiveSessions()
+    pairs = []
+    for recording in [r for r in real_recordings if r.kind in ("read", "commands")]:
+        samples = audio.load(recording.path)
+        streamed = _streamed(live, pipeline, samples)
+        assert streamed is not None, recording.name
+        pairs.append((pipeline.transcribe(samples).text, streamed))
+    assert wer(pairs) <= MAX_WER_TO_FILE, pairs
+
+
+def test_a_turn_takes_only_its_own_recording(
+    pipeline: Pipeline, real_recordings: list[Recording]
+) -> None:
+    samples = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
+    seconds = len(samples) / audio.SAMPLE_RATE
+    live = LiveSessions()
+    assert recording_stream.take(live, CLIENT, seconds) is None  # an upload: nothing streamed
+    recording_stream.start(live, CLIENT, pipeline)
+    recording_stream.feed(live, CLIENT, audio.to_int16(samples).tobytes())
+    recording_stream.stop(live, CLIENT)
+    # a clip of another length is another recording: the turn transcribes the upload
+    assert recording_stream.take(live, CLIENT, seconds + 5) is None
+    assert not live.get(CLIENT).recorded, "a recording that was not the turn's was kept"
+    assert _streamed(live, pipeline, samples), "the next recording was not taken"
+
+
+@pytest.mark.parametrize("engine", ["whisper"])
+def test_a_final_engine_other_than_the_streaming_one_transcribes_the_upload(
+    engine: str, tmp_path: Path, real_recordings: list[Recording]
+) -> None:
+    settings = load_settings(data_dir=tmp_path, stt={"engine": engine})
+    samples = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
+    live = LiveSessions()
+    assert _streamed(live, Pipeline(settings), samples) is None
