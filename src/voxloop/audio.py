@@ -21,6 +21,7 @@ import numpy as np
 from voxloop.errors import AudioTooLong, BadAudio
 
 SAMPLE_RATE = 16000  # what every speech model here expects
+PCM16_FULL_SCALE = 32768.0  # int16 PCM -> float: -32768 maps to -1.0
 FFMPEG_TIMEOUT_SECONDS = 120
 STREAM_BLOCK_SECONDS = 1.0  # decoded at a time by `stream`: small, and ffmpeg stays busy
 FLOAT32_BYTES = 4
@@ -190,6 +191,12 @@ def resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(x.astype(np.float32), rate_in, rate_out).astype(np.float32)
+
+
+def from_int16(pcm: bytes | np.ndarray) -> np.ndarray:
+    """Little-endian int16 PCM (bytes, or an int16 array) -> float32 in [-1, 1)."""
+    samples = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
+    return np.asarray(samples, dtype=np.float32) / PCM16_FULL_SCALE
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
 SECONDS_PER_MINUTE = 60
 BYTES_PER_MEGABYTE = 1_000_000
 BUSY_RETRY_SECONDS = 5

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voxloop.audio import SAMPLE_RATE
+from voxloop.audio import SAMPLE_RATE, from_int16
 from voxloop.config import Settings
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
@@ -26,7 +26,6 @@ from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turns import TurnRequest
 
 log = logging.getLogger("voxloop.recording")
-PCM16_SCALE = 32768.0
 MS_PER_SECOND = 1000
 # A turn waits this long for a stopped recording's last words (they take tens of ms).
 RESULT_WAIT_SECONDS = 2.0
@@ -201,7 +200,7 @@ class Primer:
 
 def _samples(frames: list[bytes]) -> np.ndarray:
     """int16 little-endian frames -> float32 samples."""
-    return np.frombuffer(b"".join(frames), dtype="<i2").astype(np.float32) / PCM16_SCALE
+    return from_int16(b"".join(frames))
 
 
 def start(

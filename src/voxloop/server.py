@@ -20,12 +20,11 @@ from voxloop.audio import ffmpeg_exe
 from voxloop.config import Settings
 from voxloop.doors.realtime import realtime_socket
 from voxloop.errors import ConfigError
-from voxloop.guard import check_bind
+from voxloop.guard import POLICY_VIOLATION, check_bind
 from voxloop.live import LiveSessions
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("voxloop.server")
-POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
 LISTEN_BACKLOG = 2048  # uvicorn's own default
 PAGE_USER = "voxloop"  # the page's login name when server.api_key is set (the key is the password)
 

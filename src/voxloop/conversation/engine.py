@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voxloop.audio import from_int16
 from voxloop.config import VADSettings
 from voxloop.conversation.echo import is_echo
 from voxloop.conversation.events import (
@@ -45,7 +46,6 @@ from voxloop.vad import FRAME_MS, FRAME_SAMPLES, Judge, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
 log = logging.getLogger("voxloop.conversation")
-PCM16_SCALE = 32768.0
 UNEXPECTED_FAILURE = "Something went wrong while answering; please say it again."
 
 TurnStarter = Callable[[], tuple[int, threading.Event]]  # -> (turn number, its cancel flag)
@@ -118,7 +118,7 @@ class Conversation:
 
     def feed_pcm16(self, pcm16: bytes) -> None:
         """Queue microphone audio as 16-bit little-endian PCM, mono, 16 kHz."""
-        self.feed(np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / PCM16_SCALE)
+        self.feed(from_int16(pcm16))
 
     def busy(self) -> bool:
         """Whether an answer is being written or (by our estimate) still being played."""

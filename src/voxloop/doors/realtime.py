@@ -39,15 +39,13 @@ from voxloop.conversation import (
     TranscriptUpdated,
 )
 from voxloop.errors import VoxloopError
-from voxloop.guard import ApiError, check_api_key
+from voxloop.guard import POLICY_VIOLATION, ApiError, check_api_key
 from voxloop.pipeline import Pipeline
 
 log = logging.getLogger("voxloop.realtime")
-POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
 PCM = "audio/pcm"
 DEFAULT_RATE = 24000  # the API's audio/pcm rate
 RATES = (16000, 24000)  # what voxloop accepts for audio/pcm, in and out
-PCM16_SCALE = 32768.0
 MODEL = "voxloop"
 # semantic_vad: the longest silence when the end-of-turn model hears an unfinished sentence.
 EAGERNESS_WAIT_MS = {"low": 3000, "medium": 1500, "auto": 1500, "high": 800}
@@ -434,7 +432,7 @@ class RealtimeSession:
         if response is None or response.status != "in_progress":
             return
         pcm = audio.resample(
-            event.chunk.pcm.astype(np.float32) / PCM16_SCALE,
+            audio.from_int16(event.chunk.pcm),
             event.chunk.sample_rate,
             self.config.output_rate,
         )
@@ -570,7 +568,7 @@ def _pcm16(encoded: Any, max_megabytes: float) -> np.ndarray:
         raise ClientError("invalid_base64", "'audio' is not valid base64.") from None
     if len(data) % 2:
         raise ClientError("invalid_audio", "16-bit PCM has an even number of bytes.")
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / PCM16_SCALE
+    return audio.from_int16(data)
 
 
 def _format_rate(value: Any) -> int:
