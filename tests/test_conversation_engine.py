@@ -31,6 +31,7 @@ from voxloop.conversation.playback import Reply
 from voxloop.conversation.prepared import Answer
 from voxloop.conversation.wake_gate import WakeGate
 from voxloop.pipeline import Pipeline
+from voxloop.turns import TurnRequest
 from voxloop.wake import WakeMatcher
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
@@ -96,7 +97,16 @@ def _microphone(settings: Settings, spoken: Any, question: str) -> np.ndarray:
 
 def test_a_spoken_question_comes_out_as_events_in_order(settings: Settings, spoken) -> None:  # type: ignore[no-untyped-def]
     events: list[Event] = []
-    conversation = Conversation(Pipeline(settings), Options(), events.append)
+    pipeline = Pipeline(settings)
+    primed: list[tuple[str, int]] = []  # the words evaluated ahead, and how many events before
+    prime_turn = pipeline.prime_turn
+
+    def recorded_prime(request: TurnRequest, text: str) -> None:
+        primed.append((text, len(events)))
+        prime_turn(request, text)
+
+    pipeline.prime_turn = recorded_prime  # type: ignore[method-assign]
+    conversation = Conversation(pipeline, Options(), events.append)
     feed_like_a_microphone(
         conversation.feed_pcm16, _microphone(settings, spoken, "What is the capital of France?")
     )
@@ -121,3 +131,6 @@ def test_a_spoken_question_comes_out_as_events_in_order(settings: Settings, spok
         spoken_audio[0].latency_ms is not None and sum(e.chunk.seconds for e in spoken_audio) > 0.5
     )
     assert [m["role"] for m in conversation.history] == ["user", "assistant"]
+    # While they spoke, the prompt was evaluated with their first words, before the answer.
+    assert primed and primed[0][1] < started
+    assert final.text.lower().startswith(primed[0][0].lower().rstrip(".?!"))

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxloop import audio, bench, longform, recordings
+from voxloop import audio, bench, grounding, longform, recordings
 from voxloop.config import Settings, load_settings
 from voxloop.errors import AudioTooLong, BadAudio, ConfigError, NoSpeech
 from voxloop.llm import Message
@@ -294,7 +294,10 @@ class ScriptedModel:
 def test_summaries_are_combined_in_rounds_until_they_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    small = load_settings(llm={"context_tokens": 800}, longform={"chunk_summary_tokens": 60})
+    # Not grounded: the scripted model says the same three sentences whatever it retells.
+    small = load_settings(
+        llm={"context_tokens": 800}, longform={"chunk_summary_tokens": 60, "grounded": False}
+    )
     model = ScriptedModel("This part is about the sea. Ships sail on it. Ports are busy. And then")
     monkeypatch.setattr(longform, "get_chat_model", lambda _settings: model)
     segments = tuple(
@@ -322,7 +325,7 @@ def test_summaries_are_combined_in_rounds_until_they_fit(
 def test_each_part_of_the_recording_gets_its_share_of_the_summary(
     monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    model = ScriptedModel("Something happened.")
+    model = ScriptedModel("The keeper lit the lamp.")
     monkeypatch.setattr(longform, "get_chat_model", lambda _settings: model)
     chapter = "The keeper climbed the stairs and lit the lamp again. " * 8  # one part each
     segments = tuple(Segment(i * 30.0, i * 30.0 + 29, chapter) for i in range(6))
@@ -332,6 +335,34 @@ def test_each_part_of_the_recording_gets_its_share_of_the_summary(
     assert len(parts) == len(segments)  # every part of the recording is read and retold
     share = settings.longform.summary_sentences // len(parts)
     assert all(f"at most {share} short sentences" in r for r in parts)
+
+
+def test_a_summary_sentence_the_transcript_does_not_support_is_dropped(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    # The model retells the part, then "corrects" a name from its own knowledge and invents
+    # an interpretation: neither is in what was said.
+    model = ScriptedModel(
+        "The keeper Thomas lit the lamp at dusk. Martin Luther nailed his theses to the door. "
+        "It is a tale about the human condition and mortality."
+    )
+    monkeypatch.setattr(longform, "get_chat_model", lambda _settings: model)
+    said = "Every evening at dusk the keeper, Thomas, climbed the stairs and lit the lamp."
+    transcript = LongTranscript((Segment(0.0, 20.0, said),), 20.0)
+    assert longform.summarize(transcript, settings) == "The keeper Thomas lit the lamp at dusk."
+    unchecked = settings.model_copy(
+        update={"longform": settings.longform.model_copy(update={"grounded": False})}
+    )
+    assert "Martin Luther" in longform.summarize(transcript, unchecked)
+
+
+def test_grounding_accepts_numbers_said_in_words_and_refuses_new_ones() -> None:
+    said = "The bridge opened in fourteen fifty five and cost twelve thousand pounds."
+    assert not grounding.unsupported("The bridge opened in 1455 and cost 12,000 pounds.", said)
+    (flagged,) = grounding.unsupported("The bridge cost 15000 pounds.", said)
+    assert flagged.numbers == ("15000",)
+    (flagged,) = grounding.unsupported("The bridge was built by Gutenberg.", said)
+    assert flagged.names == ("Gutenberg",)
 
 
 def test_whole_sentences_drop_a_cut_off_repetition() -> None:
@@ -426,4 +457,4 @@ def test_a_spoken_story_is_summarized_to_its_end(tmp_path: Path, settings: Setti
         if not any(re.search(rf"\b{word}", summary) for word in words)  # "rescu": rescued
     ]
     assert not missing, (missing, recording.summary)
-    assert not summaries.unsupported(recording.summary, recording.transcript.text)
+    assert not grounding.unsupported(recording.summary, recording.transcript.text)

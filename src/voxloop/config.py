@@ -76,6 +76,12 @@ class HandsFreeSettings(Section):
     """Hands-free conversation (microphone always open)."""
 
     partial_every_ms: int = Field(320, description="Update the live transcript this often.")
+    evaluate_ahead: bool = Field(
+        True,
+        description="While the person speaks, the language model evaluates the turn's prompt "
+        "with the live transcript so far, so the answer starts from a prompt mostly evaluated "
+        "(worth it with the in-process llama.cpp model, which reuses the evaluated prefix).",
+    )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
     wake_tolerance: float = Field(
@@ -286,8 +292,14 @@ class LongformSettings(Section):
     )
     summary_sentences: int = Field(
         24,
-        description="The spoken summary keeps at most this many sentences: one on what the "
-        "recording is, then its events in order.",
+        description="The spoken summary keeps at most this many sentences: the recording's "
+        "events in order.",
+    )
+    grounded: bool = Field(
+        True,
+        description="Drop each summary sentence that the part of the transcript it retells "
+        "does not support: most of its content words, or a number or a name, absent "
+        "(voxloop.grounding). Off: the model's sentences are kept as written.",
     )
     summary_words: int = Field(
         240,

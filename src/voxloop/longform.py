@@ -9,8 +9,8 @@ time; only the text accumulates.
 from __future__ import annotations
 
 import json
+import logging
 import math
-import re
 import textwrap
 import threading
 from collections import Counter
@@ -24,13 +24,15 @@ import numpy as np
 from voxloop import audio, vad
 from voxloop.config import LongformSettings, Settings
 from voxloop.errors import ConfigError, NoSpeech, VoxloopError
+from voxloop.grounding import supported_sentences
 from voxloop.llm import Message, get_chat_model
 from voxloop.prompts import CHARS_PER_TOKEN, estimate_tokens
 from voxloop.stt import get_transcriber
-from voxloop.text import sentences, speakable
+from voxloop.text import content_words, sentences, speakable, words
 
 Progress = Callable[[float, str], None]  # (fraction done, 0..1; a line for people)
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 # Share of `process`'s progress bar that transcription takes (summarizing takes the rest):
 # about its share of the time on the project's machine (docs/benchmarks.md).
@@ -62,28 +64,7 @@ NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
 NOTE_HEADER = "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
 PASSAGES_INTRO = "Passages of the recording that may answer the question ([minute:second] text):"
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-STOPWORDS = frozenset({
-    "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by",
-    "from", "about", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "it's",
-    "this", "that", "these", "those", "there", "here", "what", "which", "who", "whom", "whose",
-    "when", "where", "why", "how", "do", "does", "did", "have", "has", "had", "i", "you", "he",
-    "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their",
-    "not", "no", "so", "if", "then", "than", "too", "very", "can", "could", "would", "should",
-    "will", "may", "might", "must", "just", "also", "into", "over", "out", "up", "down",
-})  # fmt: skip
 SENTENCE_ENDS = (".", "!", "?", "…")
-# Word endings dropped before words are compared ("tried", "trying" -> "try"), in this order.
-SUFFIXES = (
-    ("'s", ""),
-    ("ies", "y"),
-    ("ied", "y"),
-    ("ying", "y"),
-    ("ing", ""),
-    ("ed", ""),
-    ("s", ""),
-)
-MIN_STEM_LENGTH = 3  # "bus", "red" and "sing" keep their ending
 
 
 @dataclass(frozen=True)
@@ -367,6 +348,7 @@ class _Writer:
         cancel: threading.Event | None,
     ) -> None:
         self.model = get_chat_model(summary_settings(settings))
+        self.check_sources = settings.longform.grounded
         self.planned, self.done = planned, 0
         self.report = progress or _no_progress
         self.cancel = cancel
@@ -386,8 +368,17 @@ class _Writer:
                 max_tokens,
                 f"Summarized part {number} of {len(parts)}",
             )
-            told += sentences(whole_sentences(answer, most))
+            retold = sentences(whole_sentences(answer, most))
+            told += self.grounded(retold, part) if self.check_sources else retold
         return told
+
+    def grounded(self, retold: list[str], source: str) -> list[str]:
+        """The sentences of `retold` that `source` supports; the others are logged."""
+        kept = supported_sentences(retold, source)
+        for sentence in retold:
+            if sentence not in kept:
+                log.info("Summary sentence dropped, not in the transcript: %s", sentence)
+        return kept
 
     def finish(self) -> None:
         """Report the summary ready (the plan may have been off by a round)."""
@@ -467,9 +458,9 @@ def _passage(segment: Segment) -> str:
 def rank_passages(question: str, segments: Sequence[Segment]) -> list[Segment]:
     """The segments sharing words with `question`, best first; a word that few segments
     contain counts more (inverse document frequency). Repeated passages are listed once."""
-    bags = [_words(segment.text) for segment in segments]
+    bags = [content_words(segment.text) for segment in segments]
     containing = Counter(word for bag in bags for word in bag)
-    wanted = _words(question)
+    wanted = content_words(question)
 
     def score(bag: set[str]) -> float:
         return sum(math.log((1 + len(bags)) / (1 + containing[word])) + 1 for word in wanted & bag)
@@ -481,24 +472,11 @@ def rank_passages(question: str, segments: Sequence[Segment]) -> list[Segment]:
     seen: set[str] = set()
     ranked = []
     for _, index in scored:
-        key = " ".join(_WORD.findall(segments[index].text.lower()))
+        key = " ".join(words(segments[index].text))
         if key not in seen:
             seen.add(key)
             ranked.append(segments[index])
     return ranked
-
-
-def _words(text: str) -> set[str]:
-    """The content words of `text`, lower-cased, with common endings dropped."""
-    return {_stem(word) for word in _WORD.findall(text.lower()) if word not in STOPWORDS}
-
-
-def _stem(word: str) -> str:
-    for suffix, replacement in SUFFIXES:
-        stem = word.removesuffix(suffix)
-        if stem != word and len(stem + replacement) >= MIN_STEM_LENGTH and stem[-1] != "s":
-            return stem + replacement
-    return word
 
 
 def _clock(seconds: float) -> str:

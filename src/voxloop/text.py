@@ -38,6 +38,47 @@ _WORD_START = re.compile(r"(?<!\S)\S")
 _NOT_AFTER_A_TITLE = "".join(rf"(?<!\b{title}\.)" for title in TITLES)
 _SENTENCE_SPLIT = re.compile(rf"(?<=[.!?…]){_NOT_AFTER_A_TITLE}\s+|\n+")
 
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+STOPWORDS = frozenset({
+    "a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "by",
+    "from", "about", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "it's",
+    "this", "that", "these", "those", "there", "here", "what", "which", "who", "whom", "whose",
+    "when", "where", "why", "how", "do", "does", "did", "have", "has", "had", "i", "you", "he",
+    "she", "we", "they", "me", "him", "her", "us", "them", "my", "your", "his", "our", "their",
+    "not", "no", "so", "if", "then", "than", "too", "very", "can", "could", "would", "should",
+    "will", "may", "might", "must", "just", "also", "into", "over", "out", "up", "down",
+})  # fmt: skip
+# Word endings dropped before words are compared ("tried", "trying" -> "try"), in this order.
+SUFFIXES = (
+    ("'s", ""),
+    ("ies", "y"),
+    ("ied", "y"),
+    ("ying", "y"),
+    ("ing", ""),
+    ("ed", ""),
+    ("s", ""),
+)
+MIN_STEM_LENGTH = 3  # "bus", "red" and "sing" keep their ending
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, lower-cased, without punctuation ("it's" stays one word)."""
+    return WORD.findall(text.lower())
+
+
+def content_words(text: str) -> set[str]:
+    """The content words of `text` (no stop words), lower-cased, with common endings dropped."""
+    return {stem(word) for word in words(text) if word not in STOPWORDS}
+
+
+def stem(word: str) -> str:
+    """`word` without a common ending: "tried", "trying" -> "try"; "bus" stays "bus"."""
+    for suffix, replacement in SUFFIXES:
+        stemmed = word.removesuffix(suffix)
+        if stemmed != word and len(stemmed + replacement) >= MIN_STEM_LENGTH and stemmed[-1] != "s":
+            return stemmed + replacement
+    return word
+
 
 def speakable(text: str) -> str:
     """Turn markdown-ish model output into plain text a TTS voice reads well."""

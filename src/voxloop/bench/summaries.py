@@ -11,12 +11,13 @@ summary names, and the summary sentences whose content the transcript does not s
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from voxloop.bench import _isolated, data_file, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
+from voxloop.grounding import checked, normalized, unsupported
 
 DATA = "longform/recordings.json"
 AUDIO_FOLDER = "bench-longform"
@@ -32,23 +34,7 @@ AUDIO_SUFFIX = ".mp3"
 PARAGRAPH_PAUSE_SECONDS = 1.2  # between paragraphs: a pause the segmenter cuts at
 FLITE_PREFIX = "flite:"
 FESTIVAL = "festival"
-SPLITS = ("tune", "held-out")
-# A summary sentence is "unsupported" when more than this share of its content words is
-# nowhere in the transcript, or when it names a number or a name the transcript does not have.
-UNSUPPORTED_SHARE = 0.5
-MIN_CONTENT_WORDS = 2  # fewer content words than this: too little to judge a sentence by
-PREFIX_LETTERS = 5  # "dangerous" is supported by "danger": words match on their first letters
-# Words a summary uses to talk about a recording, not about what is in it (stems), and the
-# beginnings of such words ("describes", "description").
-META_WORDS = frozenset({
-    "recording", "record", "transcript", "speaker", "narrator", "story", "talk", "lecture",
-    "part", "tell", "told", "say", "said", "about", "main", "topic", "point", "overall", "begin",
-    "began", "start", "end", "finally", "then", "later", "after", "before", "next", "also",
-    "another", "other", "some", "many", "while", "during", "event", "include", "focus",
-})  # fmt: skip
-META_PREFIXES = ("summar", "describ", "descript", "discuss", "mention", "explain", "narrat")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_NUMBER_COMMAS = re.compile(r"(?<=\d),(?=\d{3})")
+SPLITS = ("tune", "held-out", "held-out-2")  # held-out-2: written to judge the grounding check
 
 
 @dataclass(frozen=True)
@@ -160,99 +146,10 @@ def _write(samples: np.ndarray, out: Path) -> None:
 # Scoring
 
 
-def normalized(text: str) -> str:
-    """Lower case, numbers without thousands commas, hyphens and '$' as spaces."""
-    text = _NUMBER_COMMAS.sub("", text.lower())
-    return re.sub(r"[-$€£]", " ", text)
-
-
 def names_fact(summary: str, fact: Fact) -> bool:
     """Whether `summary` names `fact`: one of its words at the start of a word of the summary."""
     text = normalized(summary)
     return any(re.search(rf"(?<![a-z0-9]){re.escape(normalized(w))}", text) for w in fact.any)
-
-
-def unsupported(summary: str, transcript: str) -> list[dict[str, Any]]:
-    """The summary's sentences that the transcript does not support, each with the content
-    words (and numbers and names) of it that the transcript lacks."""
-    from voxloop.text import sentences
-
-    heard = _content(transcript)
-    heard_prefixes = {word[:PREFIX_LETTERS] for word in heard}
-    flagged = []
-    for sentence in sentences(summary):
-        words = _content(sentence)
-        missing = sorted(
-            w for w in words if w not in heard and w[:PREFIX_LETTERS] not in heard_prefixes
-        )
-        numbers = [w for w in missing if w.isdigit() and not _spelled_in(w, heard)]
-        names = [n for n in _names(sentence) if _key(n) in missing]
-        mostly_new = len(words) >= MIN_CONTENT_WORDS and len(missing) > UNSUPPORTED_SHARE * len(
-            words
-        )
-        if mostly_new or numbers or names:
-            flagged.append({"sentence": sentence, "absent": missing, "numbers": numbers,
-                            "names": names})  # fmt: skip
-    return flagged
-
-
-def _names(sentence: str) -> list[str]:
-    """Capitalized words after the first one: names, places, titles."""
-    words = [word.strip(".,;:!?\"'()") for word in sentence.split()[1:]]
-    return [word for word in words if word[:1].isupper() and word[1:].islower()]
-
-
-def _content(text: str) -> set[str]:
-    from voxloop.longform import STOPWORDS
-
-    words = {_key(w) for w in _WORD.findall(normalized(text)) if w not in STOPWORDS}
-    return {w for w in words if w.isdigit() or (len(w) > 2 and not _meta(w))}
-
-
-def _key(word: str) -> str:
-    from voxloop.longform import _stem
-
-    return _stem(word.lower())
-
-
-def _meta(word: str) -> bool:
-    return word in META_WORDS or word.startswith(META_PREFIXES)
-
-
-_ONES = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
-    "nineteen",
-)  # fmt: skip
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-THOUSAND = 1000
-HUNDRED = 100
-TEEN = 20
-TEN = 10
-
-
-def number_words(value: int) -> list[str]:
-    """The words that say `value` (below a million) in English: 35000 -> thirty five thousand."""
-    if value >= THOUSAND:
-        rest = value % THOUSAND
-        return [*number_words(value // THOUSAND), "thousand", *(number_words(rest) if rest else [])]
-    if value >= HUNDRED:
-        rest = value % HUNDRED
-        return [_ONES[value // HUNDRED], "hundred", *(number_words(rest) if rest else [])]
-    if value < TEEN:
-        return [_ONES[value]]
-    return [_TENS[value // TEN], *([_ONES[value % TEN]] if value % TEN else [])]
-
-
-def _spelled_in(digits: str, heard: set[str]) -> bool:
-    """Whether a number the summary writes in digits is said in words in the transcript."""
-    value = int(digits)
-    if value >= THOUSAND * THOUSAND:
-        return False
-    said = [number_words(value)]
-    if THOUSAND <= value < TEN * THOUSAND:  # a year: 1455 is "fourteen fifty five"
-        said.append([*number_words(value // HUNDRED), *number_words(value % HUNDRED)])
-    return any(all(_key(w) in heard for w in words) for words in said)
 
 
 # The suite
@@ -270,13 +167,18 @@ def _summarize_all(settings: Settings) -> list[dict[str, Any]]:
     from voxloop import longform
 
     runs = []
+    dropped = _DroppedSentences()
+    logging.getLogger(longform.__name__).addHandler(dropped)
+    logging.getLogger(longform.__name__).setLevel(logging.INFO)
     for recording in evaluation_set():
         path = build(recording, settings)
         started = time.perf_counter()
         transcript = longform.transcribe(path, settings)
         transcribed = time.perf_counter()
+        dropped.sentences = []
         summary = longform.summarize(transcript, settings)
         runs.append({
+            "dropped": dropped.sentences,
             "id": recording.id,
             "minutes": round(transcript.duration / 60, 2),
             "transcript": transcript.text,
@@ -285,6 +187,17 @@ def _summarize_all(settings: Settings) -> list[dict[str, Any]]:
             "summary_seconds": round(time.perf_counter() - transcribed, 1),
         })  # fmt: skip
     return runs
+
+
+class _DroppedSentences(logging.Handler):
+    """Collects the summary sentences longform dropped as unsupported (it logs each)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.sentences: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sentences += [str(arg) for arg in record.args or ()]
 
 
 def score(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -303,6 +216,8 @@ def score(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "share_named": round(named / total, 3) if total else None,
             "worst_recording_share": min((s["share_named"] for s in part), default=None),
             "unsupported_sentences": sum(len(s["unsupported"]) for s in part),
+            "sentences_with_absent_words": sum(len(s["with_absent_words"]) for s in part),
+            "dropped_sentences": sum(len(s["dropped"]) for s in part),
         }
     return {"splits": splits, "recordings": scored}
 
@@ -321,7 +236,12 @@ def _scored(recording: EvalRecording, run: dict[str, Any]) -> dict[str, Any]:
         "share_named": round(sum(named) / len(named), 3),
         "facts_in_transcript": sum(in_transcript),  # the most a summary could name
         "missed": [f.fact for f, hit in zip(recording.facts, named, strict=True) if not hit],
-        "unsupported": unsupported(run["summary"], run["transcript"]),
+        "unsupported": [asdict(u) for u in unsupported(run["summary"], run["transcript"])],
+        # Stricter than the check longform applies: any content word the transcript lacks.
+        "with_absent_words": [
+            asdict(c) for c in checked(run["summary"], run["transcript"]) if c.absent
+        ],
+        "dropped": run.get("dropped", []),
         "summary": run["summary"],
         "summary_words": len(run["summary"].split()),
         "transcript": run["transcript"],

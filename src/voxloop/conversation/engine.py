@@ -36,6 +36,7 @@ from voxloop.conversation.events import (
 )
 from voxloop.conversation.playback import Reply
 from voxloop.conversation.prepared import Answer
+from voxloop.conversation.primer import Primer
 from voxloop.conversation.wake_gate import WakeGate
 from voxloop.errors import VoxloopError
 from voxloop.llm import Message
@@ -101,6 +102,7 @@ class Conversation:
         self.latencies_ms: list[float] = []  # end of speech -> first audio, per answer
         self._frames: queue.Queue[np.ndarray | None] = queue.Queue()
         self._partial: PartialTranscriber | None = None
+        self._primer: Primer | None = None  # the prompt evaluated while they speak
         self._fed_frames = 0
         self._reply: Reply | None = None
         self._reply_thread: threading.Thread | None = None
@@ -196,6 +198,10 @@ class Conversation:
             self._interrupt(reply, time.monotonic())
         engine = self.settings.stt.partial_engine
         self._partial = get_transcriber(self.settings, engine).stream()
+        self._stop_priming()
+        # Not in wake mode: the words heard start with the wake phrase, which the turn drops.
+        if self.settings.handsfree.evaluate_ahead and not self.options.wake:
+            self._primer = Primer(self._prime)
         self._fed_frames = 0
         self.gate.new_utterance()
         self.emit(StateChanged("hearing"))
@@ -210,6 +216,17 @@ class Conversation:
         text = self._partial.add(np.concatenate(frames[self._fed_frames :]))
         self._fed_frames = len(frames)
         self.emit(TranscriptUpdated(text))
+        if self._primer is not None:
+            self._primer.offer(text.strip())
+
+    def _prime(self, text: str) -> None:
+        self.pipeline.prime_turn(self._request(text), text)
+
+    def _stop_priming(self) -> None:
+        """The answer needs the model now: evaluate no more partial prompts."""
+        primer, self._primer = self._primer, None
+        if primer is not None:
+            primer.end()
 
     def _speculate(self, utterance: np.ndarray, speech_ended_at: float) -> None:
         """Start answering what was said so far; the audio is held until the turn ends."""
@@ -217,12 +234,14 @@ class Conversation:
             return
         text = self._partial.add(utterance[self._fed_frames * FRAME_SAMPLES :]).strip()
         self._fed_frames = len(utterance) // FRAME_SAMPLES
+        self._stop_priming()
         if answer := self._what_to_answer(text, [utterance], final=False):
             self._speculation = self._start_answer(answer, speech_ended_at, held=True)
 
     def _speech_ended(self, utterance: np.ndarray, speech_ended_at: float) -> None:
         partial, self._partial = self._partial, None
         speculation, self._speculation = self._speculation, None
+        self._stop_priming()
         if partial is None:
             return
         self.emit(SpeechStopped())
@@ -271,15 +290,7 @@ class Conversation:
 
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply = answer.reply
-        session = self.session()
-        request = TurnRequest(
-            text=reply.user_text,
-            session=session,
-            history=[] if session else list(self.history),
-            system_prompt=self.options.system_prompt,
-            voice=self.options.voice,
-            speed=self.options.speed,
-        )
+        request = self._request(reply.user_text)
         written = ""  # reply text written before the answer was released
         try:
             for event in self.pipeline.run(request, answer.cancel):
@@ -304,6 +315,18 @@ class Conversation:
         except Exception:  # a bug: the person hears of it, the log keeps the trace
             log.exception("hands-free answer failed")
             self.emit(Failed(UNEXPECTED_FAILURE, shown=self._reply is reply))
+
+    def _request(self, text: str) -> TurnRequest:
+        """The turn that answers `text` in this conversation."""
+        session = self.session()
+        return TurnRequest(
+            text=text,
+            session=session,
+            history=[] if session else list(self.history),
+            system_prompt=self.options.system_prompt,
+            voice=self.options.voice,
+            speed=self.options.speed,
+        )
 
     def _speak(self, reply: Reply, speech: Speech, speech_ended_at: float) -> None:
         latency_ms = None
