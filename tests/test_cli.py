@@ -1,7 +1,10 @@
-"""The `voxloop` command as a person runs it: the JSON contract, and one-line errors."""
+"""The `voxloop` command as a person runs it: the JSON contract, help and version, progress
+on stderr, and one-line errors."""
 
 from __future__ import annotations
 
+import argparse
+import importlib.metadata
 import json
 import os
 import socket
@@ -12,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxloop import audio
+from voxloop import audio, recordings
+from voxloop.cli import build_parser
 from voxloop.recordings import POCKETSPHINX_DATA, wer
 
 READ_SPEECH = POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0930.wav"
 READ_TEXT = "he might even have been made amiable himself"
+# Words of the two_cities reading that opens recordings.long_recording: a summary names some.
+TWO_CITIES_WORDS = ("times", "wisdom", "foolish", "belief", "season", "light", "dark", "despair")
 
 
 def voxloop(*args: str | Path, data_dir: Path, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -34,10 +40,79 @@ def voxloop(*args: str | Path, data_dir: Path, env: dict[str, str] | None = None
 def test_help_lists_every_command(tmp_path: Path) -> None:
     result = voxloop("--help", data_dir=tmp_path)
     assert result.returncode == 0
-    for command in ("ask", "transcribe", "say", "voices", "bench", "models"):
+    for command in ("ask", "transcribe", "summarize", "say", "voices", "bench", "models"):
         assert command in result.stdout
     for command in ("ask", "transcribe", "say", "voices", "bench"):
         assert voxloop(command, "--help", data_dir=tmp_path).returncode == 0
+
+
+def test_version_is_the_installed_package_version(tmp_path: Path) -> None:
+    result = voxloop("--version", data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"voxloop {importlib.metadata.version('voxloop')}"
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def test_every_help_explains_its_arguments_and_shows_defaults(tmp_path: Path) -> None:
+    for name, command in _commands().items():
+        assert command.description, name
+        text = " ".join(command.format_help().split())  # argparse wraps lines anywhere
+        for action in command._actions:
+            if not action.option_strings:
+                assert action.help, (name, action.dest)  # positionals are explained
+            shown = action.default not in (None, argparse.SUPPRESS) and action.nargs != 0
+            if shown:
+                assert f"(default: {action.default})" in text, (name, action.dest)
+            for choice in action.choices or ():
+                assert choice in text, (name, choice)
+    bench = voxloop("bench", "--help", data_dir=tmp_path).stdout
+    assert "(default: engines)" in bench and "summaries" in bench
+    say = " ".join(voxloop("say", "--help", data_dir=tmp_path).stdout.split())
+    assert "default: the tts.voice setting, joe" in say  # where an option's default comes from
+    top = voxloop("--help", data_dir=tmp_path).stdout
+    assert "summarize" in top and "TQDM_DISABLE" in top
+
+
+def test_summarize_a_recording_with_progress_on_stderr(tmp_path: Path) -> None:
+    assert recordings.available(), "install pocketsphinx-testdata (make test does it)"
+    recording = recordings.long_recording(tmp_path / "recording.wav", 1)  # about 54 s
+    # TQDM_DISABLE empty: bars on, whatever the environment running the tests says.
+    result = voxloop("summarize", recording, "--json", data_dir=tmp_path, env={"TQDM_DISABLE": ""})
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout is the JSON alone: the bars went to stderr
+    assert {"transcript", "summary", "duration_seconds", "segments", "timings_ms"} <= set(summary)
+    assert summary["duration_seconds"] == pytest.approx(
+        audio.duration(recording, max_seconds=600, max_megabytes=100), abs=0.1
+    )
+    assert any(word in summary["summary"].lower() for word in TWO_CITIES_WORDS), summary
+    assert "dashwood" in summary["transcript"].lower()  # the reading after two_cities
+    assert {"transcription", "summary", "total"} <= set(summary["timings_ms"])
+    bars = result.stderr
+    assert "Transcribing: 100%" in bars and "s of audio" in bars, bars
+    assert "Summarizing: 100%" in bars, bars
+
+
+def test_models_counts_each_model_on_stderr(tmp_path: Path) -> None:
+    result = voxloop("models", data_dir=tmp_path, env={"TQDM_DISABLE": ""})
+    assert result.returncode == 0, result.stderr
+    ready = result.stdout.strip().splitlines()  # one line per model, on stdout
+    assert any(line.strip().startswith("smart turn:") for line in ready), result.stdout
+    assert f"Preparing models: {len(ready)} ready" in result.stderr, result.stderr
+
+
+def test_summarize_silence_is_a_one_line_error(tmp_path: Path) -> None:
+    silence = tmp_path / "silence.wav"
+    silence.write_bytes(audio.wav_bytes(np.zeros(48000, np.int16), 16000))
+    result = voxloop("summarize", silence, data_dir=tmp_path)
+    assert result.returncode == 2, result.stderr
+    # The transcription bar was on screen when the error came: the error is the last line.
+    assert result.stderr.strip().splitlines()[-1] == "error: No speech heard in the recording."
+    assert "Traceback" not in result.stderr and not result.stdout
 
 
 def test_ask_json_contract(tmp_path: Path, spoken) -> None:  # type: ignore[no-untyped-def]
@@ -112,6 +187,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str | Path], str, dict[s
         "missing": (["transcribe", tmp_path / "nope.wav"], "No such file", {}),
         "empty": (["ask", empty], "empty", {}),
         "not audio": (["transcribe", text_file], "not audio", {}),
+        "summarize not audio": (["summarize", text_file], "not audio", {}),
+        "summarize missing": (["summarize", tmp_path / "nope.mp3"], "No such file", {}),
         "silence": (["ask", silence], "No speech heard", {}),
         "too long": (
             ["transcribe", READ_SPEECH],

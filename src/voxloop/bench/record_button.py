@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio, recording_stream
-from voxloop.bench import _percentile, _spoken_questions, feed_like_a_microphone, suite
+from voxloop.bench import (
+    _percentile,
+    _spoken_questions,
+    feed_like_a_microphone,
+    progress,
+    suite,
+)
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
@@ -37,7 +43,7 @@ def record(settings: Settings) -> dict[str, Any]:
     streamed: list[float] = []
     uploaded: list[float] = []
     ready: list[float] = []  # stop -> the streamed transcript in hand
-    for question in _spoken_questions(settings):
+    for question in progress(_spoken_questions(settings), "record", "question"):
         clip = np.concatenate([_silence(LEAD_SECONDS), question, _silence(TAIL_SECONDS)])
         recording_stream.start(live, CLIENT, pipeline)
         feed_like_a_microphone(lambda frame: recording_stream.feed(live, CLIENT, frame), clip)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from voxloop import skills
-from voxloop.bench import data_file, suite
+from voxloop.bench import data_file, progress, progress_bar, suite
 from voxloop.bench.answers import (
     DEFAULT_VOICES,
     PERSONAL_FILE,
@@ -54,9 +54,10 @@ def skills_suite(settings: Settings) -> dict[str, Any]:
         ("heldout", data["heldout"]),
     )
     for split, phrasings in splits:
-        runs = {"typed": _run(phrasings, data["recall_facts"], lambda text: text)}
+        facts = data["recall_facts"]
+        runs = {"typed": _run(phrasings, facts, lambda text: text, f"skills {split} typed")}
         for voice in DEFAULT_VOICES:
-            runs[voice] = _run(phrasings, data["recall_facts"], hear(voice))
+            runs[voice] = _run(phrasings, facts, hear(voice), f"skills {split} {voice}")
         report[split] = {
             "phrasings": {name: len(items) for name, items in phrasings.items()},
             "handled_right": {mode: _shares(results) for mode, results in runs.items()},
@@ -68,9 +69,15 @@ def skills_suite(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def _run(phrasings: dict[str, Any], facts: list[str], hear: Any) -> list[dict[str, Any]]:
+def _run(
+    phrasings: dict[str, Any], facts: list[str], hear: Any, description: str
+) -> list[dict[str, Any]]:
     results = []
-    with tempfile.TemporaryDirectory() as folder:
+    total = sum(len(items) for items in phrasings.values())
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        progress_bar(description, "phrasing", total) as bar,
+    ):
         memory = _memory(Path(folder))
         for name, items in phrasings.items():
             for number, item in enumerate(items):
@@ -78,6 +85,7 @@ def _run(phrasings: dict[str, Any], facts: list[str], hear: Any) -> list[dict[st
                 _set_up(memory, session, item, facts if name == "recall" else [])
                 heard = hear(item["text"])
                 results.append(judge(name, item, heard, memory, session))
+                bar.update()
     return results
 
 
@@ -234,7 +242,7 @@ def tool_calling(settings: Settings) -> dict[str, Any]:
     data = json.loads(data_file(PHRASINGS_FILE).read_text())
     right: dict[str, list[bool]] = {}
     first_tokens = []
-    for name, items in data["skills"].items():
+    for name, items in progress(data["skills"].items(), "skills tool calling", "skill"):
         for item in items[:TOOL_SAMPLE]:
             tool, first_ms = ask(item["text"])
             first_tokens.append(first_ms)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _isolated, _ms, _peak_rss_mb, data_file, suite
+from voxloop.bench import _isolated, _ms, _peak_rss_mb, data_file, progress, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 
@@ -102,7 +102,7 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
     out.mkdir(parents=True, exist_ok=True)
     noises = [load_clip(path) for path in data["noise"]["paths"]]
     items = []
-    for clip in data["clips"]:
+    for clip in progress(data["clips"], "stt preparing clips", "clip"):
         if clip.get("excluded"):  # its source's text is not what is said (see clips.json)
             continue
         original = out / f"{clip['id']}.{ORIGINAL}.wav"
@@ -208,7 +208,7 @@ def run_candidate(settings: Settings, name: str, items: list[dict[str, Any]]) ->
     transcriber.transcribe(np.zeros(SAMPLE_RATE, np.float32))  # first-call set-up is load time
     load = time.perf_counter() - started
     results = []
-    for item in items:
+    for item in progress(items, f"stt {name}", "clip"):  # in its own process: one bar at a time
         if prompted and not item["context"]:
             continue  # the prompt candidate is measured on the dialogue lines only
         samples = audio.load(item["path"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _isolated, data_file, suite
+from voxloop.bench import _isolated, data_file, progress, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.grounding import checked, normalized, unsupported
@@ -170,7 +170,7 @@ def _summarize_all(settings: Settings) -> list[dict[str, Any]]:
     dropped = _DroppedSentences()
     logging.getLogger(longform.__name__).addHandler(dropped)
     logging.getLogger(longform.__name__).setLevel(logging.INFO)
-    for recording in evaluation_set():
+    for recording in progress(evaluation_set(), "summaries", "recording"):
         path = build(recording, settings)
         started = time.perf_counter()
         transcript = longform.transcribe(path, settings)

@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio, recordings
-from voxloop.bench import data_file, feed_like_a_microphone, suite
+from voxloop.bench import data_file, feed_like_a_microphone, progress_bar, suite
 from voxloop.config import Settings
 from voxloop.conversation import Conversation, Event, Options, StateChanged
 from voxloop.conversation.playback import Reply
@@ -87,7 +86,7 @@ DRAIN_TIMEOUT_SECONDS = 120.0
 @suite("wake")
 def wake(settings: Settings) -> dict[str, Any]:
     """Wake phrases from 13 voices, false wakes per hour of speech without it, near misses."""
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
 
     jobs = [("wake", voice) for voice in VOICES]
@@ -95,10 +94,19 @@ def wake(settings: Settings) -> dict[str, Any]:
     jobs += [("near_misses", voice) for voice in VOICES]
     jobs += [("ordinary", voice) for voice in VOICES]
     # Jobs in parallel processes (one after another they take hours on two busy cores); each
-    # job's results are kept, so a run that was stopped goes on where it was.
-    with ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool:
-        for future in [pool.submit(_kept_job, settings, kind, name) for kind, name in jobs]:
+    # job's results are kept, so a run that was stopped goes on where it was. The jobs draw no
+    # bars of their own: one bar, here, counts them as they end.
+    with (
+        ProcessPoolExecutor(PROCESSES, mp_context=get_context("spawn")) as pool,
+        progress_bar("wake", "job", len(jobs)) as bar,
+    ):
+        futures = {
+            pool.submit(_kept_job, settings, kind, name): (kind, name) for kind, name in jobs
+        }
+        for future in as_completed(futures):
             future.result()
+            bar.set_postfix_str(" ".join(futures[future]), refresh=False)
+            bar.update()
     return report_kept(settings)
 
 
@@ -143,19 +151,17 @@ def _job(settings: Settings, kind: str, name: str) -> list[dict[str, Any]]:
             items = _wake_utterances(settings, folder, name, phrase, data["questions"])
         else:
             items = _near_misses(settings, folder, name, data["near_misses"])
-        return _complete(_run(Pipeline(settings), kind, name, items), matcher)
+        return _complete(_run(Pipeline(settings), items), matcher)
     if kind == "ordinary":
         items = _ordinary_speech(settings, folder, name, data["ordinary"])
-        return _complete(_judge(settings, matcher, f"ordinary {name}", items), matcher)
-    results = _judge(settings, matcher, f"real {name}", _real_source(settings, folder, name))
+        return _complete(_judge(settings, matcher, items), matcher)
+    results = _judge(settings, matcher, _real_source(settings, folder, name))
     for item in results:
         item.pop("_openings")  # the real recordings are long: no second opinion for all
     return results
 
 
-def _judge(
-    settings: Settings, matcher: WakeMatcher, name: str, items: list[Item]
-) -> list[dict[str, Any]]:
+def _judge(settings: Settings, matcher: WakeMatcher, items: list[Item]) -> list[dict[str, Any]]:
     """Speech without the phrase, cut into turns by the VAD as hands-free does, each turn's
     transcript (the live engine's) and audio given to the session's matcher."""
     from voxloop.stt import get_transcriber
@@ -165,7 +171,6 @@ def _judge(
     detector = TurnDetector(settings.vad)
     silence = np.zeros(round(LEAD_SILENCE_SECONDS * audio.SAMPLE_RATE), np.float32)
     gap = np.zeros(round(GAP_SECONDS * audio.SAMPLE_RATE), np.float32)
-    started = time.monotonic()
     results = []
     for item in items:
         decisions = []
@@ -173,9 +178,6 @@ def _judge(
             if event.kind == "end" and event.audio is not None:
                 decisions.append(_decide(matcher, transcriber, event.audio))
         results.append(_result(item, decisions))
-    seconds = sum(len(i.samples) for i in items) / audio.SAMPLE_RATE
-    took = time.monotonic() - started
-    _progress(f"{name}: {len(items)} items, {seconds:.0f} s, took {took:.0f} s")
     return results
 
 
@@ -298,13 +300,12 @@ class _RecordingMatcher(WakeMatcher):
         return probability
 
 
-def _run(pipeline: Pipeline, kind: str, name: str, items: list[Item]) -> list[dict[str, Any]]:
+def _run(pipeline: Pipeline, items: list[Item]) -> list[dict[str, Any]]:
     """Feed each item to one session (with silence around it); what it decided for each."""
     session = _Observed(pipeline)
     silence = np.zeros(round(LEAD_SILENCE_SECONDS * audio.SAMPLE_RATE), np.float32)
     gap = np.zeros(round(GAP_SECONDS * audio.SAMPLE_RATE), np.float32)
     results = []
-    started = time.monotonic()
     for item in items:
         first = len(session.decisions)
         utterance = np.concatenate([silence, item.samples, gap])
@@ -313,14 +314,7 @@ def _run(pipeline: Pipeline, kind: str, name: str, items: list[Item]) -> list[di
         decisions = session.decisions[first:]
         results.append(_result(item, decisions))
     session.close()
-    seconds = sum(len(i.samples) for i in items) / audio.SAMPLE_RATE
-    _progress(f"{kind} {name}: {len(items)} utterances, {seconds:.0f} s")
-    _progress(f"  took {time.monotonic() - started:.0f} s")
     return results
-
-
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)  # stdout is the suite's JSON
 
 
 def _result(item: Item, decisions: list[Decision]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from voxloop import assets
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import STTSettings
 from voxloop.stt import Transcript, engines
@@ -45,7 +46,7 @@ class MoonshineTranscriber:
     """The tiny English Moonshine model shipped inside moonshine-voice 0.1.0."""
 
     def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
-        from moonshine_voice import ModelArch, Transcriber, get_assets_path
+        from moonshine_voice import ModelArch, Transcriber
 
         # Moonshine's runtime is not thread-safe: two transcriptions at once (API requests
         # side by side, a live stream beside a final transcript) return empty or garbled
@@ -57,7 +58,7 @@ class MoonshineTranscriber:
         with _loading:
             before = _thread_ids()
             self.model = Transcriber(
-                model_path=os.path.join(get_assets_path(), "tiny-en"), model_arch=ModelArch.TINY
+                model_path=str(assets.moonshine_tiny_en_dir()), model_arch=ModelArch.TINY
             )
             self.transcribe(np.zeros(SAMPLE_RATE, np.float32))  # starts the worker threads
             _lower_priority(_thread_ids() - before)

