@@ -25,7 +25,7 @@ from voxloop.errors import AudioTooLong, BadAudio, ConfigError, NoSpeech
 from voxloop.llm import Message
 from voxloop.longform import LongRecording, LongTranscript, Segment
 from voxloop.pipeline import Pipeline
-from voxloop.prompts import estimate_tokens
+from voxloop.prompts import RECORDING_SYSTEM_PROMPT, RETELL_REQUEST, estimate_tokens
 from voxloop.text import sentences
 from voxloop.turns import Done, TurnRequest
 
@@ -267,7 +267,7 @@ def test_chunks_keep_every_word_in_order_within_the_budget() -> None:
 
 def test_chunk_budget_fits_the_model_context(settings: Settings) -> None:
     assert longform.chunk_budget(settings) == settings.longform.chunk_tokens
-    prompt = estimate_tokens(longform.SYSTEM_PROMPT) + estimate_tokens(longform.RETELL_REQUEST)
+    prompt = estimate_tokens(RECORDING_SYSTEM_PROMPT) + estimate_tokens(RETELL_REQUEST)
     small = load_settings(llm={"context_tokens": 900}, longform={"chunk_tokens": 600})
     budget = longform.chunk_budget(small)
     assert budget < small.longform.chunk_tokens

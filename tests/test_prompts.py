@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from voxloop.prompts import Utterance, build_messages, clarifying_question, classify, with_hint
+from voxloop.config import load_settings
+from voxloop.prompts import (
+    DEFAULT_SYSTEM_PROMPT,
+    Utterance,
+    build_messages,
+    clarifying_question,
+    classify,
+    with_hint,
+)
 
 
 @pytest.mark.parametrize(
@@ -45,3 +56,11 @@ def test_notes_go_into_the_system_prompt() -> None:
     messages = build_messages("Be brief.", [], "Hi.", ["What you know about the user: Ada."])
     assert messages[0]["content"] == "Be brief.\n\nWhat you know about the user: Ada."
     assert messages[-1] == {"role": "user", "content": "Hi."}
+
+
+def test_the_prompt_texts_load_before_anything_else_of_voxloop() -> None:
+    # config.py takes its default persona from prompts.py: importing either first must work.
+    for module in ("voxloop.config", "voxloop.prompts"):
+        subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+    assert load_settings().system_prompt == DEFAULT_SYSTEM_PROMPT
+    assert build_messages(DEFAULT_SYSTEM_PROMPT, [], "Hi.")[0]["content"] == DEFAULT_SYSTEM_PROMPT

@@ -1,6 +1,6 @@
 """Speakable text and the streaming chunker (pure logic)."""
 
-from voxloop.text import SpeechChunker, sentences, speakable
+from voxloop.text import SpeechChunker, content_words, sentences, speakable, stem, words
 
 
 def test_markdown_is_removed_or_read_as_words() -> None:
@@ -92,3 +92,21 @@ def test_a_reply_that_opens_with_a_list_still_starts_with_a_short_piece() -> Non
     text = "1. Create a relaxing environment with soft lighting and comfortable bedding.\n"
     pieces = _stream(SpeechChunker(first_max_words=4), text)
     assert pieces[0] == "1, Create a relaxing"
+
+
+def test_words_are_lower_case_letters_and_digits_of_any_script() -> None:
+    assert words("It's 5 o'clock, Mr. Bell!") == ["it's", "5", "o'clock", "mr", "bell"]
+    assert words("Un café, s'il vous plaît — à Zürich.") == [
+        "un", "café", "s'il", "vous", "plaît", "à", "zürich",
+    ]  # fmt: skip
+    assert words("well-known snake_case") == ["well", "known", "snake", "case"]
+
+
+def test_content_words_drop_stop_words_and_common_endings() -> None:
+    assert content_words("The neighbors tried parking the cars.") == {
+        "neighbor",
+        "try",
+        "park",
+        "car",
+    }
+    assert stem("bus") == "bus" and stem("trying") == "try"

@@ -21,7 +21,13 @@ import numpy as np
 from voxloop.errors import AudioTooLong, BadAudio
 
 SAMPLE_RATE = 16000  # what every speech model here expects
+# Units of lengths and sizes, named once for every module that converts them.
+MS_PER_SECOND = 1000
+SECONDS_PER_MINUTE = 60
+SECONDS_PER_HOUR = 3600
+BYTES_PER_MEGABYTE = 1_000_000  # decimal megabytes, as the size limits are written in settings
 PCM16_FULL_SCALE = 32768.0  # int16 PCM -> float: -32768 maps to -1.0
+INT16_MAX = 32767  # float -> int16 PCM: 1.0 maps to the largest sample
 FFMPEG_TIMEOUT_SECONDS = 120
 STREAM_BLOCK_SECONDS = 1.0  # decoded at a time by `stream`: small, and ffmpeg stays busy
 FLOAT32_BYTES = 4
@@ -170,7 +176,7 @@ def _header_seconds(path: Path) -> float | None:
     if not (match := _HEADER_DURATION.search(header)):
         return None  # "Duration: N/A"
     hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return int(hours) * SECONDS_PER_HOUR + int(minutes) * SECONDS_PER_MINUTE + float(seconds)
 
 
 def to_mono_16k(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -201,7 +207,7 @@ def from_int16(pcm: bytes | np.ndarray) -> np.ndarray:
 
 def to_int16(x: np.ndarray) -> np.ndarray:
     """float32 in [-1, 1] -> int16 PCM."""
-    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+    return (np.clip(x, -1.0, 1.0) * INT16_MAX).astype(np.int16)
 
 
 def wav_bytes(pcm: np.ndarray, sample_rate: int) -> bytes:
@@ -305,7 +311,7 @@ def join_chunks(chunks: list[AudioChunk]) -> AudioChunk:
     parts = [
         c.pcm
         if c.sample_rate == rate
-        else to_int16(resample(c.pcm.astype(np.float32) / 32767, c.sample_rate, rate))
+        else to_int16(resample(c.pcm.astype(np.float32) / INT16_MAX, c.sample_rate, rate))
         for c in chunks
     ]
     return AudioChunk(rate, np.concatenate(parts))
@@ -341,8 +347,9 @@ def _check_size(path: Path, max_megabytes: float) -> None:
 
 
 def _check_megabytes(size: int, max_megabytes: float) -> None:
-    if size > max_megabytes * 1_000_000:
-        raise AudioTooLong(f"The file is {size / 1e6:.0f} MB; the limit is {max_megabytes:.0f} MB.")
+    if size > max_megabytes * BYTES_PER_MEGABYTE:
+        megabytes = size / BYTES_PER_MEGABYTE
+        raise AudioTooLong(f"The file is {megabytes:.0f} MB; the limit is {max_megabytes:.0f} MB.")
 
 
 def _too_long(seconds: float, max_seconds: float) -> AudioTooLong:

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from voxloop.errors import ConfigError
+from voxloop.prompts import DEFAULT_SYSTEM_PROMPT
 
 DEFAULT_CONFIG_FILE = Path("~/.config/voxloop/config.toml").expanduser()
 
@@ -37,8 +38,18 @@ class AudioSettings(Section):
     """Limits on audio that people hand in."""
 
     max_seconds: float = Field(600.0, description="Longest accepted recording, in seconds.")
-    max_megabytes: float = Field(200.0, description="Largest accepted file, in MB.")
-    min_speech_ms: int = Field(200, description="Less detected speech than this is 'no speech'.")
+    max_megabytes: float = Field(
+        200.0,
+        description="Largest accepted file of a question, in MB (also the API's upload limit). "
+        "A long recording (longform.min_seconds or longer) has its own: longform.max_megabytes; "
+        "the page takes uploads up to the larger of the two, then holds each to its own.",
+    )
+    min_speech_ms: int = Field(
+        200,
+        description="A question handed in whole (recorded or uploaded) with less speech than "
+        "this, counted over the file's frames above vad.threshold, is 'no speech'. "
+        "(vad.min_speech_ms judges speech as it is heard: live turns, a recording's segments.)",
+    )
 
 
 class VADSettings(Section):
@@ -51,7 +62,12 @@ class VADSettings(Section):
         description="Silence after which the answer is prepared, in case the turn ends (0: off).",
     )
     start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
-    min_speech_ms: int = Field(250, description="Less speech than this is not a turn.")
+    min_speech_ms: int = Field(
+        250,
+        description="Less speech than this is not a turn: a live utterance (hands-free) or a "
+        "long recording's segment, counted as it is heard, with the silence margin, so more "
+        "frames count than for audio.min_speech_ms (a question handed in whole).",
+    )
     pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")
     max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
     end_of_turn: Literal["silence", "smart_turn"] = Field(
@@ -183,9 +199,14 @@ class TTSSettings(Section):
 
 
 class MemorySettings(Section):
-    """Conversations and facts kept in SQLite, and how much of them the model sees."""
+    """Conversations and facts, in SQLite or PostgreSQL, and how much of them the model sees."""
 
     file_name: str = Field("voxloop.db", description="The SQLite file, in `data_dir`.")
+    url: str = Field(
+        "",
+        description="A PostgreSQL server instead of the SQLite file, for replicas that share "
+        "conversations: 'postgresql://user:password@host:5432/database'. Empty: the file.",
+    )
     history_tokens: int = Field(
         900,
         description="Recent turns given to the model, in (estimated) tokens; older turns are "
@@ -193,6 +214,13 @@ class MemorySettings(Section):
     )
     keep_turns: int = Field(2, description="Turns never summarized (the most recent ones).")
     summary_max_tokens: int = Field(160, description="Longest summary of older turns.")
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// (or be empty: the SQLite file)")
+        return value
 
 
 class ServerSettings(Section):
@@ -220,6 +248,12 @@ class ServerSettings(Section):
     )
     rate_per_minute: int = Field(
         120, description="API requests one client address may make per minute (then 429)."
+    )
+    keep_alive_seconds: float = Field(
+        15.0,
+        description="A server-sent event stream that has been quiet this long gets a comment "
+        "line, so proxies and clients do not take it for dead.",
+        gt=0,
     )
     workers: int = Field(
         2, description="API requests that do work (transcribe, speak, chat, turn) at once."
@@ -255,7 +289,12 @@ class LongformSettings(Section):
         60.0, description="Uploads at least this long are handled as long recordings."
     )
     max_seconds: float = Field(10800.0, description="Longest accepted long recording (3 hours).")
-    max_megabytes: float = Field(1000.0, description="Largest accepted long-recording file, in MB.")
+    max_megabytes: float = Field(
+        1000.0,
+        description="Largest accepted long-recording file, in MB. The page takes uploads up to "
+        "the larger of this and audio.max_megabytes (what a file is shows only once it is "
+        "read); a shorter file is then held to audio.max_megabytes.",
+    )
     pause_ms: int = Field(500, description="Silence that ends a segment.")
     segment_max_seconds: float = Field(
         30.0, description="A segment is cut after this long even without a pause."
@@ -351,12 +390,6 @@ class SkillsSettings(Section):
         return value
 
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
-    "one to three short, plain sentences. No markdown, no lists, no emoji."
-)
-
-
 class Settings(BaseSettings):
     """Everything voxloop can be told; see the module docstring for where values come from."""
 
@@ -389,6 +422,12 @@ class Settings(BaseSettings):
     def memory_file(self) -> Path:
         """The SQLite file of conversations and facts."""
         return self.data_dir / self.memory.file_name
+
+    @property
+    def upload_megabytes(self) -> float:
+        """Largest file the page accepts: whether it is a question or a long recording shows
+        only once it is read, so the larger limit; each path then checks its own."""
+        return max(self.audio.max_megabytes, self.longform.max_megabytes)
 
     @classmethod
     def settings_customise_sources(

@@ -26,7 +26,17 @@ from voxloop.config import LongformSettings, Settings
 from voxloop.errors import ConfigError, NoSpeech, VoxloopError
 from voxloop.grounding import supported_sentences
 from voxloop.llm import Message, get_chat_model
-from voxloop.prompts import CHARS_PER_TOKEN, estimate_tokens
+from voxloop.prompts import (
+    CHARS_PER_TOKEN,
+    NOTES_LABEL,
+    PASSAGES_INTRO,
+    RECORDING_NOTE_HEADER,
+    RECORDING_SYSTEM_PROMPT,
+    RETELL_PART,
+    RETELL_REQUEST,
+    TRANSCRIPT_LABEL,
+    estimate_tokens,
+)
 from voxloop.stt import get_transcriber
 from voxloop.text import content_words, sentences, speakable, words
 
@@ -39,30 +49,9 @@ log = logging.getLogger(__name__)
 TRANSCRIPTION_SHARE = 0.5
 CONTEXT_MARGIN_TOKENS = 64  # chat-template tokens around the messages, and slack
 MIN_CHUNK_TOKENS = 200  # a context with less room than this for transcript is too small
-MS_PER_SECOND = 1000
 IN_PROCESS_BACKEND = "llamacpp"  # the backend whose model `longform.model` names
 
-SYSTEM_PROMPT = (
-    "You write short, plain notes about recordings, using only what the recording says. "
-    "No lists, no markdown."
-)
-# Asked to summarize a whole text, small models restate its opening and drop what comes later
-# (docs/benchmarks.md, summaries). So the transcript is retold in small parts, a few sentences
-# each, with the names and numbers; the retellings are the summary, in order. (An opening
-# sentence on "what the recording is" was dropped: it was where the model interpreted, and a
-# small model answering a follow-up question took it for the recording's words.) The request
-# comes after the text: small models follow what they read last.
-RETELL_REQUEST = (
-    "Retell this part in at most {sentences} short sentences, in the order it comes, one event "
-    "or fact per sentence: who did what, with every name, number, amount, day, time, place, "
-    "decision and result as the transcript gives them. Leave out greetings and small talk. Use "
-    "only what the transcript says."
-)
 PART_GROWTH = 1.2  # larger parts, step by step, until each part has a sentence of the summary
-TRANSCRIPT_LABEL = "Transcript"
-NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
-NOTE_HEADER = "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
-PASSAGES_INTRO = "Passages of the recording that may answer the question ([minute:second] text):"
 
 SENTENCE_ENDS = (".", "!", "?", "…")
 
@@ -195,7 +184,7 @@ def speech_segments(
         fed += len(block)
         for event in detector.feed(block):
             if event.kind == "end" and event.audio is not None:
-                yield _placed(event.at_ms / MS_PER_SECOND, event.audio)
+                yield _placed(event.at_ms / audio.MS_PER_SECOND, event.audio)
     if detector.speaking:  # the recording ends mid-speech
         whole_frames = fed - fed % vad.FRAME_SAMPLES
         yield _placed(whole_frames / audio.SAMPLE_RATE, np.concatenate(detector.utterance))
@@ -267,7 +256,7 @@ def chunk_budget(settings: Settings) -> int:
 def _room(settings: Settings) -> int:
     """Tokens of text one summary call can be given, beside its request and its answer."""
     longform = settings.longform
-    prompt = estimate_tokens(SYSTEM_PROMPT) + max(
+    prompt = estimate_tokens(RECORDING_SYSTEM_PROMPT) + max(
         estimate_tokens(RETELL_REQUEST), estimate_tokens(NOTES_LABEL)
     )
     answer = max(longform.chunk_summary_tokens, longform.summary_tokens)
@@ -362,7 +351,7 @@ class _Writer:
         """Each part retold in at most `most` sentences: all the sentences, in order."""
         told: list[str] = []
         for number, part in enumerate(parts, start=1):
-            request = f"{label}, part {number} of {len(parts)}:\n{part}\n\n"
+            request = RETELL_PART.format(label=label, number=number, total=len(parts), part=part)
             answer = self.write(
                 request + RETELL_REQUEST.format(sentences=most),
                 max_tokens,
@@ -389,7 +378,7 @@ class _Writer:
         if self.cancelled:
             return ""
         messages = [
-            Message(role="system", content=SYSTEM_PROMPT),
+            Message(role="system", content=RECORDING_SYSTEM_PROMPT),
             Message(role="user", content=request),
         ]
         text = "".join(self.model.stream(messages, max_tokens=max_tokens, cancel=self.cancel))
@@ -426,7 +415,9 @@ def follow_up_notes(
     transcript passages that best match the question, within `follow_up_tokens`."""
     # The summary takes at most half the room: the passages are what answer a detail.
     summary = _within(recording.summary, settings.follow_up_tokens // 2)
-    header = NOTE_HEADER.format(length=_clock(recording.transcript.duration), summary=summary)
+    header = RECORDING_NOTE_HEADER.format(
+        length=_clock(recording.transcript.duration), summary=summary
+    )
     room = settings.follow_up_tokens - estimate_tokens(header) - estimate_tokens(PASSAGES_INTRO)
     chosen: list[Segment] = []
     for segment in rank_passages(question, recording.transcript.segments):
@@ -481,8 +472,8 @@ def rank_passages(question: str, segments: Sequence[Segment]) -> list[Segment]:
 
 def _clock(seconds: float) -> str:
     """'m:ss', or 'h:mm:ss' from an hour on."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
+    minutes, secs = divmod(round(seconds), audio.SECONDS_PER_MINUTE)
+    hours, minutes = divmod(minutes, audio.SECONDS_PER_MINUTE)  # minutes per hour
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 

@@ -11,7 +11,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,12 +20,13 @@ import numpy as np
 
 from voxloop import audio as audio_files
 from voxloop import longform, skills, vad
-from voxloop.audio import AudioChunk
-from voxloop.config import DEFAULT_SYSTEM_PROMPT, Settings
+from voxloop.audio import MS_PER_SECOND, SECONDS_PER_MINUTE, AudioChunk
+from voxloop.config import Settings
 from voxloop.errors import BackendDown, BadText, NoSpeech, VoxloopError
-from voxloop.llm import ChatModel, Message, get_chat_model
+from voxloop.llm import ChatModel, Message, Sampling, Usage, get_chat_model
 from voxloop.metrics import Metrics
 from voxloop.prompts import (
+    DEFAULT_SYSTEM_PROMPT,
     Utterance,
     build_messages,
     clarifying_question,
@@ -47,8 +48,25 @@ log = logging.getLogger("voxloop.pipeline")
 Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply text pieces
 WORKER_JOIN_SECONDS = 2.0
 LLM_APOLOGY = "Sorry, I cannot reach my language model right now. Please try again in a moment."
-SECONDS_PER_MINUTE = 60
 PROMPT_MESSAGES = 2  # stt.conversation_prompt: the last question and reply prime Whisper
+
+
+@dataclass
+class _Run:
+    """One turn's state on its way through the pipeline's steps (one object, not the same
+    arguments passed from step to step)."""
+
+    request: TurnRequest
+    turn: Turn
+    cancel: threading.Event  # set: stop the turn
+    speed: float | None = None  # the reply's speaking rate; None: it is only written
+    # Held while speech is synthesized, so the model's worker pauses meanwhile.
+    synthesizing: threading.Lock = field(default_factory=threading.Lock)
+    started: float = field(default_factory=time.perf_counter)
+
+    def stamp(self, stage: str) -> None:
+        """Note when `stage` was first reached, in ms since the turn started."""
+        self.turn.timings_ms.setdefault(stage, (time.perf_counter() - self.started) * MS_PER_SECOND)
 
 
 class Pipeline:
@@ -151,9 +169,15 @@ class Pipeline:
             )
 
     def chat(
-        self, messages: list[Message], max_tokens: int, cancel: threading.Event | None = None
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        cancel: threading.Event | None = None,
+        sampling: Sampling | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[str]:
-        """The configured model's reply to a whole conversation, streamed (the chat API)."""
+        """The configured model's reply to a whole conversation, streamed (the chat API);
+        `sampling` and `usage` go to the model (see ChatModel.stream)."""
         room = self.settings.llm.context_tokens - max_tokens
         if sum(estimate_tokens(m["content"]) for m in messages) > room:
             raise BadText(
@@ -161,7 +185,9 @@ class Pipeline:
                 f"(the model reads {self.settings.llm.context_tokens} including its reply)."
             )
         try:
-            yield from self.chat_model.stream(messages, max_tokens=max_tokens, cancel=cancel)
+            yield from self.chat_model.stream(
+                messages, max_tokens=max_tokens, cancel=cancel, sampling=sampling, usage=usage
+            )
         except VoxloopError:
             raise
         except Exception as err:
@@ -176,27 +202,10 @@ class Pipeline:
             raise
 
     def _run(self, request: TurnRequest, cancel: threading.Event) -> Iterator[Event]:
-        started = time.perf_counter()
-        turn = Turn(voice=request.voice or self.settings.tts.voice)
+        run = _Run(request, Turn(voice=request.voice or self.settings.tts.voice), cancel)
+        turn = run.turn
         find_voice(turn.voice)  # an unknown voice fails before any work is done
-
-        def stamp(stage: str) -> None:
-            turn.timings_ms.setdefault(stage, (time.perf_counter() - started) * 1000)
-
-        if request.text is not None:
-            turn.user_text = request.text.strip()
-            turn.language = request.language or turn.language
-            stamp("stt")  # nothing to transcribe: zero
-        elif request.audio is not None:
-            transcript = self.transcribe(request.audio, prompt=self._conversation_prompt(request))
-            turn.user_text, turn.language = transcript.text, transcript.language
-            stamp("stt")
-        elif request.recording is not None:
-            turn.recording = longform.process(
-                request.recording, self.settings, request.progress, cancel
-            )
-            turn.user_text = _recording_title(request.recording, turn.recording)
-            stamp("stt")
+        self._hear(run)
         if not turn.user_text:
             raise NoSpeech("Nothing to answer: the question is empty.")
         turn.voice = voice_in(turn.voice, turn.language)
@@ -204,83 +213,88 @@ class Pipeline:
 
         self.wait_for_upkeep()
         messages = self._messages(request, turn)
-        skill_answer = self._skill_answer(request, turn, messages)
+        skill_answer = self._skill_answer(run, messages)
         if not skill_answer:
             turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
         messages[-1] = Message(role="user", content=with_hint(turn.user_text, turn.kind))
-        speed = (request.speed or self.settings.tts.speed) if request.speak else None
+        if request.speak:
+            run.speed = request.speed or self.settings.tts.speed
         write = self._writer(messages, turn, skill_answer)
         if alerts := self._missed_alerts(request):
             write = _after(alerts, write)
         try:
-            yield from self._reply(write, turn, speed, cancel, stamp)
+            yield from self._reply(write, run)
         except BackendDown as err:  # the model server went away: say so, keep the person's words
             log.warning("the language model failed: %s", err)
             self.metrics.record_error(type(err).__name__)
             turn.failed = self.llm_problem = str(err)
-            yield from self._apologize(turn, speed, cancel, stamp)
+            yield from self._apologize(run)
         turn.cancelled = cancel.is_set()
-        stamp("total")
-        self._remember(request, turn)
+        run.stamp("total")
+        self._remember(run)
         self.metrics.record_turn(turn.timings_ms, turn.outcome)
         yield Done(turn)
 
-    def _reply(
-        self,
-        write: Writer,
-        turn: Turn,
-        speed: float | None,
-        cancel: threading.Event,
-        stamp: Callable[[str], None],
-    ) -> Iterator[Event]:
+    def _hear(self, run: _Run) -> None:
+        """The person's words (and language) into the turn: typed, transcribed, or a long
+        recording transcribed and summarized."""
+        request, turn = run.request, run.turn
+        if request.text is not None:
+            turn.user_text = request.text.strip()
+            turn.language = request.language or turn.language
+        elif request.audio is not None:
+            transcript = self.transcribe(request.audio, prompt=self._conversation_prompt(request))
+            turn.user_text, turn.language = transcript.text, transcript.language
+        elif request.recording is not None:
+            turn.recording = longform.process(
+                request.recording, self.settings, request.progress, run.cancel
+            )
+            turn.user_text = _recording_title(request.recording, turn.recording)
+        else:
+            return
+        run.stamp("stt")  # typed text: zero, nothing to transcribe
+
+    def _reply(self, write: Writer, run: _Run) -> Iterator[Event]:
         """The reply's text and speech events, speech starting while the model still writes
-        (no speech when `speed` is None: the reply is only written)."""
+        (no speech when `run.speed` is None: the reply is only written)."""
         stop = threading.Event()  # ends the language model's worker, whatever ends the turn
-        synthesizing = threading.Lock()  # held while speech is synthesized; generation pauses
         try:
-            for kind, text in self._generate(write, stop, cancel, synthesizing):
-                if cancel.is_set():
+            for kind, text in self._generate(write, stop, run):
+                if run.cancel.is_set():
                     break
                 if kind == "token":
-                    stamp("llm_first_token")
-                    turn.reply += text
+                    run.stamp("llm_first_token")
+                    run.turn.reply += text
                     yield ReplyText(text)
                     continue
-                yield from self._say(text, turn, speed, cancel, stamp, synthesizing)
+                yield from self._say(text, run)
         finally:
             stop.set()
 
-    def _say(
-        self,
-        text: str,
-        turn: Turn,
-        speed: float | None,
-        cancel: threading.Event,
-        stamp: Callable[[str], None],
-        synthesizing: threading.Lock,
-    ) -> Iterator[Event]:
+    def _say(self, text: str, run: _Run) -> Iterator[Event]:
         """Speak one piece of the reply, chunk by chunk, until it is said or the turn stopped."""
-        if speed is None:  # written only
+        turn = run.turn
+        if run.speed is None:  # written only
             turn.spoken.append(text)
             return
-        speech = synthesize(text, turn.voice, cache_dir=self.settings.cache_dir, speed=speed)
-        while not cancel.is_set():
-            with synthesizing:  # the model waits: two cores cannot do both at speed
+        speech = synthesize(text, turn.voice, cache_dir=self.settings.cache_dir, speed=run.speed)
+        while not run.cancel.is_set():
+            # The model waits while a chunk is synthesized: both compete for the same cores,
+            # and the next sound is due before the next words are.
+            with run.synthesizing:
                 chunk = next(speech, None)
             if chunk is None:
                 turn.spoken.append(text)
                 return
-            stamp("first_audio")
+            run.stamp("first_audio")
             yield Speech(chunk, text)
 
-    def _apologize(
-        self, turn: Turn, speed: float | None, cancel: threading.Event, stamp: Callable[[str], None]
-    ) -> Iterator[Event]:
+    def _apologize(self, run: _Run) -> Iterator[Event]:
         """Say, and write, that the reply could not be finished."""
-        delta = f" {LLM_APOLOGY}" if turn.reply else LLM_APOLOGY
-        turn.reply += delta
+        delta = f" {LLM_APOLOGY}" if run.turn.reply else LLM_APOLOGY
+        run.turn.reply += delta
         yield ReplyText(delta)
-        yield from self._say(LLM_APOLOGY, turn, speed, cancel, stamp, threading.Lock())
+        yield from self._say(LLM_APOLOGY, run)
 
     def _conversation_prompt(self, request: TurnRequest) -> str | None:
         """The conversation's last exchange, for Whisper to expect its words (when enabled)."""
@@ -316,8 +330,9 @@ class Pipeline:
         """The time now in the person's time zone (`timezone`, settings, or the machine's)."""
         return skills.now(timezone or self.settings.skills.timezone)
 
-    def _skill_answer(self, request: TurnRequest, turn: Turn, messages: list[Message]) -> str:
+    def _skill_answer(self, run: _Run, messages: list[Message]) -> str:
         """A skill's answer to the person's words ('' when the model should answer)."""
+        request, turn = run.request, run.turn
         if not self.settings.skills.enabled or turn.recording is not None:
             return ""
         persona = request.system_prompt or self.settings.system_prompt
@@ -369,12 +384,13 @@ class Pipeline:
             self.llm_problem = None
             yield piece
 
-    def _remember(self, request: TurnRequest, turn: Turn) -> None:
+    def _remember(self, run: _Run) -> None:
         """Store the turn in the session's memory; then summarize and prime, in the background.
 
         A stopped turn is stored with what was heard of the reply; one stopped before any
         sound keeps the person's words with an empty reply.
         """
+        request, turn = run.request, run.turn
         if self.memory is None or request.session is None:
             return
         memory, session = self.memory, request.session
@@ -401,15 +417,11 @@ class Pipeline:
             self._upkeep.join()
 
     def _generate(
-        self,
-        write: Writer,
-        stop: threading.Event,
-        cancel: threading.Event,
-        synthesizing: threading.Lock,
+        self, write: Writer, stop: threading.Event, run: _Run
     ) -> Iterator[tuple[str, str]]:
         """("token", text) as the model writes, ("speak", chunk) as chunks complete.
 
-        The worker watches `cancel` too: a consumer that is abandoned without being closed
+        The worker watches `run.cancel` too: a consumer that is abandoned without being closed
         (a cancelled UI task) must not leave the model generating.
         """
         items: queue.Queue[tuple[str, str] | BaseException | None] = queue.Queue()
@@ -418,10 +430,10 @@ class Pipeline:
             chunker = SpeechChunker(first_max_words=self.settings.tts.first_chunk_words)
             try:
                 for token in write(stop):
-                    if cancel.is_set():
+                    if run.cancel.is_set():
                         break
                     items.put(("token", token))
-                    with synthesizing:  # wait while speech is being synthesized
+                    with run.synthesizing:  # wait while speech is being synthesized
                         pass
                     for piece in chunker.push(token):
                         items.put(("speak", piece))

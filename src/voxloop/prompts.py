@@ -1,4 +1,10 @@
-"""Personas, the kind of each utterance, and the messages sent to the language model."""
+"""Every text the language model reads, personas, the kind of each utterance, and the messages
+sent to the model.
+
+Tests and measured figures depend on these texts word for word: change one, measure again.
+This module imports nothing of voxloop's at run time, so config.py can take its default
+persona from here.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,43 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from voxloop.config import DEFAULT_SYSTEM_PROMPT
-from voxloop.llm import Message
+if TYPE_CHECKING:
+    from voxloop.llm import Message
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are voxloop, a helpful voice assistant. Your words are spoken aloud, so answer in "
+    "one to three short, plain sentences. No markdown, no lists, no emoji."
+)
+# Notes the model reads in its system prompt, about the person and the conversation (memory).
+FACTS_NOTE = "What you know about the user: "
+CONVERSATION_SUMMARY_NOTE = "Summary of the conversation so far: "
+
+# Long recordings (longform.py): how the model is asked to summarize one and to answer about it.
+RECORDING_SYSTEM_PROMPT = (
+    "You write short, plain notes about recordings, using only what the recording says. "
+    "No lists, no markdown."
+)
+# Asked to summarize a whole text, small models restate its opening and drop what comes later
+# (docs/benchmarks.md, summaries). So the transcript is retold in small parts, a few sentences
+# each, with the names and numbers; the retellings are the summary, in order. (An opening
+# sentence on "what the recording is" was dropped: it was where the model interpreted, and a
+# small model answering a follow-up question took it for the recording's words.) The request
+# comes after the text: small models follow what they read last.
+RETELL_REQUEST = (
+    "Retell this part in at most {sentences} short sentences, in the order it comes, one event "
+    "or fact per sentence: who did what, with every name, number, amount, day, time, place, "
+    "decision and result as the transcript gives them. Leave out greetings and small talk. Use "
+    "only what the transcript says."
+)
+RETELL_PART = "{label}, part {number} of {total}:\n{part}\n\n"  # comes before RETELL_REQUEST
+TRANSCRIPT_LABEL = "Transcript"
+NOTES_LABEL = "Notes on consecutive parts of the recording, in order"
+RECORDING_NOTE_HEADER = (
+    "The user gave you a recording ({length} long) to talk about. Its summary: {summary}"
+)
+PASSAGES_INTRO = "Passages of the recording that may answer the question ([minute:second] text):"
 
 
 @dataclass(frozen=True)
@@ -46,11 +86,7 @@ def build_messages(
     system = system_prompt
     if notes:
         system += "\n\n" + "\n".join(notes)
-    return [
-        Message(role="system", content=system),
-        *history,
-        Message(role="user", content=user_text),
-    ]
+    return [{"role": "system", "content": system}, *history, {"role": "user", "content": user_text}]
 
 
 # ISO 639-1 code (what Whisper detects) -> the language's English name, for the model.
@@ -161,6 +197,6 @@ def summary_messages(previous_summary: str, transcript: str) -> list[Message]:
     """Ask the model to fold `transcript` into the summary so far."""
     earlier = f"Notes so far: {previous_summary}\n\n" if previous_summary else ""
     return [
-        Message(role="system", content=SUMMARY_PROMPT),
-        Message(role="user", content=f"{earlier}New part of the conversation:\n{transcript}"),
+        {"role": "system", "content": SUMMARY_PROMPT},
+        {"role": "user", "content": f"{earlier}New part of the conversation:\n{transcript}"},
     ]

@@ -16,7 +16,7 @@ from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from starlette.routing import Mount
 
 from voxloop import __version__, api
-from voxloop.audio import ffmpeg_exe
+from voxloop.audio import BYTES_PER_MEGABYTE, ffmpeg_exe
 from voxloop.config import Settings
 from voxloop.doors.realtime import realtime_socket
 from voxloop.errors import ConfigError
@@ -152,7 +152,7 @@ def create_app(settings: Settings) -> FastAPI:
     key = settings.server.api_key
     app = gr.mount_gradio_app(
         app, page, path="/", head=head, theme=THEME, css=CSS, footer_links=[],
-        max_file_size=int(settings.audio.max_megabytes * 1_000_000), show_error=False,
+        max_file_size=int(settings.upload_megabytes * BYTES_PER_MEGABYTE), show_error=False,
         auth=(PAGE_USER, key) if key else None,
     )  # fmt: skip
     app.state.page = next(r.app for r in app.routes if isinstance(r, Mount))  # Gradio's app

@@ -9,11 +9,11 @@ from typing import Literal
 
 import numpy as np
 
-from voxloop.audio import SAMPLE_RATE
+from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE
 from voxloop.config import VADSettings
 
 FRAME_SAMPLES = 512  # Silero's frame at 16 kHz: 32 ms
-FRAME_MS = FRAME_SAMPLES * 1000 // SAMPLE_RATE
+FRAME_MS = FRAME_SAMPLES * MS_PER_SECOND // SAMPLE_RATE
 # Hysteresis: after speech starts, a frame is silence only this far below the threshold.
 SILENCE_MARGIN = 0.15
 
@@ -65,7 +65,7 @@ def find_speech(audio: np.ndarray, settings: VADSettings) -> tuple[int, np.ndarr
     if not is_speech.any():
         return 0, audio[:0]
     frames = np.flatnonzero(is_speech)
-    pad = settings.pad_ms * SAMPLE_RATE // 1000
+    pad = settings.pad_ms * SAMPLE_RATE // MS_PER_SECOND
     start = max(0, int(frames[0]) * FRAME_SAMPLES - pad)
     end = min(len(audio), (int(frames[-1]) + 1) * FRAME_SAMPLES + pad)
     return int(is_speech.sum()) * FRAME_MS, audio[start:end]
@@ -148,7 +148,7 @@ class TurnDetector:
         self._utterance.append(frame)
         speculate = _frames(settings.speculate_ms) if settings.speculate_ms else 0
         was_paused = speculate and self._run >= speculate
-        too_long = len(self._utterance) * FRAME_MS >= settings.max_turn_seconds * 1000
+        too_long = len(self._utterance) * FRAME_MS >= settings.max_turn_seconds * MS_PER_SECOND
         if probability < settings.threshold - SILENCE_MARGIN:
             self._run += 1
         else:

@@ -33,7 +33,7 @@ import numpy as np
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings
 from voxloop.errors import ConfigError
-from voxloop.recordings import normalize
+from voxloop.text import words
 
 log = logging.getLogger("voxloop.wake")
 
@@ -80,7 +80,7 @@ class WakeMatcher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         hands_free = settings.handsfree
-        self.phrase = normalize(hands_free.wake_phrase)
+        self.phrase = words(hands_free.wake_phrase)
         self.tolerance = hands_free.wake_tolerance
         self.window_seconds = hands_free.wake_window_seconds
         self.second_opinion = hands_free.wake_second_opinion
@@ -103,14 +103,14 @@ class WakeMatcher:
     def heard_wake(self, text: str) -> Wake:
         """The wake once the second recognizer heard the phrase: the question is what follows
         the opening of `text` that sounds most like the phrase."""
-        words = normalize(text)
-        opening = best_opening(words, self.phrase)
-        return Wake(" ".join(words[opening.words if opening else 0 :]), self.second_opinion)
+        heard = words(text)
+        opening = best_opening(heard, self.phrase)
+        return Wake(" ".join(heard[opening.words if opening else 0 :]), self.second_opinion)
 
     def worth_asking(self, text: str) -> bool:
         """Whether the transcript's opening is near enough the phrase (within `ask_within` x its
         sounds) for a second opinion: most other speech is further, and is not worth the CPU."""
-        opening = best_opening(normalize(text), self.phrase)
+        opening = best_opening(words(text), self.phrase)
         return bool(self.second_opinion) and opening is not None and opening.within(self.ask_within)
 
     def heard_in_audio(self, audio: np.ndarray) -> bool:
@@ -170,11 +170,11 @@ def _ways_to_write(phrase: list[str]) -> list[str]:
 def rest_after(text: str, phrase: str | list[str], tolerance: float) -> str | None:
     """The words after `phrase` when `text` opens with words that sound like it, at most
     `tolerance` x its sounds away (None when it does not)."""
-    words = normalize(text)
-    opening = best_opening(words, normalize(phrase) if isinstance(phrase, str) else phrase)
+    heard = words(text)
+    opening = best_opening(heard, words(phrase) if isinstance(phrase, str) else phrase)
     if opening is None or not opening.within(tolerance):
         return None
-    return " ".join(words[opening.words :])
+    return " ".join(heard[opening.words :])
 
 
 def best_opening(words: list[str], phrase: list[str]) -> Opening | None:

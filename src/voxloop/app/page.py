@@ -123,8 +123,9 @@ def _wire_turns(layout: Layout, turns: TurnHandlers, turn_outputs: list[Any]) ->
         layout.session,
         view.timings,
     ]
-    # One turn at a time: the engines are shared and two cores are busy with one. A turn
-    # that starts as a recording stops may have its transcript streamed already.
+    # One turn at a time: the engines are shared, and one turn already gives them all the
+    # threads they are set to use (stt.threads, llm.threads); a second would slow both. A
+    # turn that starts as a recording stops may have its transcript streamed already.
     for trigger, respond in (
         (layout.audio_in.stop_recording, turns.respond_recorded),
         (layout.send.click, turns.respond),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voxloop.audio import from_int16
+from voxloop.audio import MS_PER_SECOND, from_int16
 from voxloop.config import VADSettings
 from voxloop.conversation.echo import is_echo
 from voxloop.conversation.events import (
@@ -185,12 +185,12 @@ class Conversation:
             self._speech_started()
         elif event.kind == "pause":  # maybe the end: prepare the answer, but keep it quiet
             if event.audio is not None:
-                self._speculate(event.audio, time.monotonic() - event.silence_ms / 1000)
+                self._speculate(event.audio, time.monotonic() - event.silence_ms / MS_PER_SECOND)
         elif event.kind == "resume" and self._speculation is not None:
             self._speculation.cancel.set()  # they went on speaking: that answer was premature
             self._speculation = None
         elif event.kind == "end" and event.audio is not None:
-            self._speech_ended(event.audio, time.monotonic() - event.silence_ms / 1000)
+            self._speech_ended(event.audio, time.monotonic() - event.silence_ms / MS_PER_SECOND)
 
     def _speech_started(self) -> None:
         reply = self._reply
@@ -332,7 +332,7 @@ class Conversation:
         latency_ms = None
         if reply.first_audio_at is None:
             reply.first_audio_at = time.monotonic()
-            latency_ms = (reply.first_audio_at - speech_ended_at) * 1000
+            latency_ms = (reply.first_audio_at - speech_ended_at) * MS_PER_SECOND
             self.latencies_ms.append(latency_ms)
         self.emit(ReplyAudio(reply.turn, speech.chunk, speech.text, latency_ms))
         reply.pieces.append((speech.text, speech.chunk.seconds))

@@ -71,6 +71,8 @@ _LETTER_HYPHEN = re.compile(r"(?<=[a-z])-(?=[a-z])")
 
 def normalize(text: str) -> str:
     """Lower-case words with numbers as digits, punctuation gone but for arithmetic signs."""
+    # Not text.words: the skills' patterns need what a word list drops (signs, decimal points,
+    # "1,000" as one number) and spelled numbers turned into digits.
     text = text.lower().translate(_APOSTROPHES)
     text = _LETTER_HYPHEN.sub(" ", text)
     text = re.sub(r"(?<=\d),(?=\d{3})", "", text)  # 1,000 -> 1000

@@ -80,8 +80,8 @@ def say_duration(seconds: float) -> str:
     """'1 hour and 30 minutes', '90 seconds' -> '1 minute and 30 seconds'."""
     whole = round(seconds)
     parts = []
-    for name, size in (("hour", 3600), ("minute", 60), ("second", 1)):
-        count, whole = divmod(whole, size)
+    for name in ("hour", "minute", "second"):
+        count, whole = divmod(whole, SECONDS[name])
         if count:
             parts.append(f"{count} {name}{'s' if count != 1 else ''}")
     if not parts:

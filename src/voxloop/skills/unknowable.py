@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from voxloop.skills import SkillContext, skill
+from voxloop.text import stem
 
 NOT_TOLD = "I don't know that: you haven't told me."
 FUTURE = "I can't know that: nobody can tell the future for sure, and I have no live news."
@@ -72,8 +73,7 @@ KNOWN_FUTURES = {"sun", "sunrise", "sunset", "moon", "birthday"}  # the calendar
 
 def _stem(word: str) -> str:
     """'neighbour's' and 'neighbors' -> 'neighbor': the same thing, spelled any way."""
-    word = word.removesuffix("'s").removesuffix("'").replace("our", "or")
-    return word[:-1] if word.endswith("s") and len(word) > 3 else word
+    return stem(word.removesuffix("'").replace("our", "or"))
 
 
 def _is_fact_question(words: list[str]) -> bool:
