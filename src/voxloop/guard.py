@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import HTTPException
 
+from voxloop.audio import BYTES_PER_MEGABYTE, SECONDS_PER_MINUTE
 from voxloop.errors import ConfigError
 
 Scope = MutableMapping[str, Any]
@@ -28,8 +29,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 POLICY_VIOLATION = 1008  # WebSocket close code: not allowed
-SECONDS_PER_MINUTE = 60
-BYTES_PER_MEGABYTE = 1_000_000
 BUSY_RETRY_SECONDS = 5
 # An over-size upload is read and dropped up to this much, so the client hears the 413 rather
 # than a reset connection; beyond it the connection is closed.

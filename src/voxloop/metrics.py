@@ -14,9 +14,10 @@ from prometheus_client import (
     generate_latest,
 )
 
+from voxloop.audio import MS_PER_SECOND
+
 # Turn stages are measured from the end of speech; a voice reply should start well under 1 s.
 LATENCY_BUCKETS_SECONDS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 120.0)
-MS_PER_SECOND = 1000
 
 
 class Metrics:

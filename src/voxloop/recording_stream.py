@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voxloop.audio import SAMPLE_RATE, from_int16
+from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE, from_int16
 from voxloop.config import Settings
 from voxloop.conversation.primer import Primer
 from voxloop.live import LiveSessions
@@ -27,7 +27,6 @@ from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turns import TurnRequest
 
 log = logging.getLogger("voxloop.recording")
-MS_PER_SECOND = 1000
 # A turn waits this long for a stopped recording's last words (they take tens of ms).
 RESULT_WAIT_SECONDS = 2.0
 # The page's stream and Gradio's recording start and stop a little apart; a longer mismatch

@@ -29,7 +29,9 @@ class SmartTurn:
         from voxloop.assets import smart_turn_path
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads  # one thread: measured faster than two here
+        # One thread by default: a call is ~0.1 s either way, and it runs beside the answer
+        # being prepared, which needs the other cores.
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(
             str(smart_turn_path()), sess_options=options, providers=["CPUExecutionProvider"]

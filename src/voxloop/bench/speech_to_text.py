@@ -50,7 +50,6 @@ REAL, SYNTHETIC = "real", "synthetic"
 FRAME_SAMPLES = 320  # 20 ms at 16 kHz: frames for the active speech level
 ACTIVE_FRAME_SHARE = 0.01  # frames above this share of the loudest frame's power are speech
 SAMPLE_RATE = 16000
-INT16_MAX = 32767
 
 
 @suite("stt")
@@ -315,10 +314,10 @@ def load_clip(path: str) -> np.ndarray:
         with zipfile.ZipFile(archive) as opened:
             return audio.load(opened.read(member))
     if path.endswith(".raw"):  # pocketsphinx-testdata: headerless 16 kHz 16-bit mono
-        return np.fromfile(path, dtype="<i2").astype(np.float32) / INT16_MAX
+        return audio.from_int16(Path(path).read_bytes())
     if path.endswith(".g722"):  # Asterisk's wideband prompts: no header for a probe to read
         pcm = _ffmpeg_pcm(["-f", "g722", "-i", path])
-        return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / INT16_MAX
+        return audio.from_int16(pcm)
     return audio.load(path)
 
 

@@ -204,7 +204,7 @@ def _complete(items: list[dict[str, Any]], matcher: WakeMatcher) -> list[dict[st
         openings = item.pop("_openings")
         for number, probability in enumerate(item["probabilities"]):
             if probability is None and openings[number] is not None:
-                samples = openings[number].astype(np.float32) / 32768.0
+                samples = audio.from_int16(openings[number])
                 item["probabilities"][number] = matcher.opening_probability(samples)
     return items
 
@@ -444,7 +444,7 @@ def _real_english(settings: Settings) -> list[tuple[str, np.ndarray]]:
             clips.append((f"moonshine-{path.stem}", audio.load(path)))
     numbers = recordings.POCKETSPHINX_DATA / "numbers.raw"
     if numbers.is_file():
-        pcm = np.frombuffer(numbers.read_bytes(), "<i2").astype(np.float32) / 32768.0
+        pcm = audio.from_int16(numbers.read_bytes())
         clips.append(("numbers", pcm))
     # The English voice acting of the game Fish Fillets (Debian `fillets-ng-data`).
     for path in sorted(FILLETS_SOUND.glob("*/en/*.ogg")):

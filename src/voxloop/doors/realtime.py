@@ -44,8 +44,8 @@ from voxloop.pipeline import Pipeline
 
 log = logging.getLogger("voxloop.realtime")
 PCM = "audio/pcm"
-DEFAULT_RATE = 24000  # the API's audio/pcm rate
-RATES = (16000, 24000)  # what voxloop accepts for audio/pcm, in and out
+DEFAULT_RATE = audio.PCM_SAMPLE_RATE  # the API's audio/pcm rate
+RATES = (audio.SAMPLE_RATE, audio.PCM_SAMPLE_RATE)  # accepted for audio/pcm, in and out
 MODEL = "voxloop"
 # semantic_vad: the longest silence when the end-of-turn model hears an unfinished sentence.
 EAGERNESS_WAIT_MS = {"low": 3000, "medium": 1500, "auto": 1500, "high": 800}
@@ -223,7 +223,7 @@ class RealtimeSession:
         """`input_audio_buffer.append`: base64 PCM16 at the session's input rate."""
         samples = _pcm16(message.get("audio"), self.settings.audio.max_megabytes)
         samples = audio.resample(samples, self.config.input_rate, audio.SAMPLE_RATE)
-        self.audio_ms += len(samples) * 1000 / audio.SAMPLE_RATE
+        self.audio_ms += len(samples) * audio.MS_PER_SECOND / audio.SAMPLE_RATE
         if self.config.server_vad:
             self.conversation.feed(samples)
             return
@@ -297,7 +297,7 @@ class RealtimeSession:
                 "invalid_truncate",
                 "Give the item_id of an answer and audio_end_ms, how much of it was played.",
             )
-        heard = self.conversation.truncate(response.turn, end_ms / 1000)
+        heard = self.conversation.truncate(response.turn, end_ms / audio.MS_PER_SECOND)
         if heard is None:
             raise ClientError("invalid_truncate", "Only the last answer can be truncated.")
         response.transcript = heard
@@ -560,7 +560,7 @@ def _pcm16(encoded: Any, max_megabytes: float) -> np.ndarray:
     """Base64 little-endian 16-bit PCM as float32 samples."""
     if not isinstance(encoded, str):
         raise ClientError("invalid_audio", "'audio' must be base64-encoded 16-bit PCM.")
-    if len(encoded) * 3 / 4 > max_megabytes * 1_000_000:
+    if len(encoded) * 3 / 4 > max_megabytes * audio.BYTES_PER_MEGABYTE:
         raise ClientError("audio_too_large", f"One append is over {max_megabytes:g} MB.")
     try:
         data = base64.b64decode(encoded, validate=True)

@@ -12,8 +12,8 @@ from voxloop.audio import SAMPLE_RATE
 from voxloop.config import STTSettings
 from voxloop.stt import Transcript, engines
 
-# Re-decoding the whole utterance is Whisper's only way to give partials; doing it at most
-# once per this much new audio keeps a live stream affordable on two cores.
+# Re-decoding the whole utterance is Whisper's only way to give partials: at most once per
+# this much new audio, so a live stream costs at most one decode per second of speech.
 PARTIAL_EVERY_SECONDS = 1.0
 # Whisper reads at most 224 prompt tokens; the last words of a conversation matter most.
 PROMPT_MAX_WORDS = 60
