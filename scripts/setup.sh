@@ -19,6 +19,8 @@ apt_packages=(espeak-ng)                      # voices for languages other than 
 [[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata fillets-ng-data-nl chromium)
 # Tests and benchmarks: voices of engines voxloop does not speak with, to ask it questions.
 [[ "${1:-}" == "--test" ]] && apt_packages+=(flite festival festvox-kdlpc16k)
+# Tests: a real PostgreSQL server (memory.url), started by the tests as an unprivileged cluster.
+[[ "${1:-}" == "--test" ]] && apt_packages+=(postgresql)
 # Speech to text on many speakers (benchmarks/stt/clips.json): Asterisk's prompts and their
 # text, Warzone 2100's voices, ALSA's test voice; Fish Fillets' sound effects as real noise.
 [[ "${1:-}" == "--test" ]] && apt_packages+=(asterisk-core-sounds-en asterisk-core-sounds-en-g722

@@ -74,3 +74,14 @@ def clearly_spoken(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres():  # type: ignore[no-untyped-def]
+    """A real PostgreSQL server (tests/postgres.py) for the tests of the shared store."""
+    from postgres import missing_reason, postgres_cluster
+
+    if reason := missing_reason():
+        pytest.skip(reason)
+    with postgres_cluster() as cluster:
+        yield cluster

@@ -101,6 +101,9 @@ class LlamaServer:
             sys.executable, "-m", "llama_cpp.server", "--model", str(self.model),
             "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "2048",
             "--n_threads", "2", "--model_alias", self.alias,
+            # Its default cuts a running reply off when another request arrives: with several
+            # replicas, one replica's prompt priming would end another's answer.
+            "--interrupt_requests", "False",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

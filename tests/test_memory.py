@@ -1,35 +1,58 @@
-"""The SQLite store: conversations, facts, summaries, isolation and crash safety."""
+"""The conversation store, embedded (SQLite) and shared (PostgreSQL): conversations, facts,
+summaries, isolation, replicas writing and compacting at once, and crash safety."""
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from voxloop.config import MemorySettings
+from voxloop.errors import VoxloopError
 from voxloop.memory import Memory
 from voxloop.turns import Turn
+
+Store = Callable[..., Memory]  # (MemorySettings fields) -> a new Memory on the test's store
+RESTART_DEADLINE_SECONDS = 60  # a store that has not resumed by then has not resumed by itself
 
 
 def _turn(user_text: str, reply: str = "Okay.") -> Turn:
     return Turn(user_text=user_text, reply=reply, voice="joe", timings_ms={"total": 1.0})
 
 
-def test_history_survives_a_new_instance_and_sessions_are_separate(tmp_path: Path) -> None:
-    db = tmp_path / "voxloop.db"
-    Memory(db).add_turn("ada", _turn("My name is Ada.", "Hello Ada."))
-    Memory(db).add_turn("bob", _turn("My name is Bob.", "Hello Bob."))
-    recall = Memory(db).recall("ada")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """store(**settings) -> a Memory on this test's own store: a new SQLite file, or a new
+    database on the real PostgreSQL server. Every call is a new instance, as a restart or
+    another replica would make."""
+    url = request.getfixturevalue("postgres").create_database() if request.param != "sqlite" else ""
+
+    def memory(**settings: Any) -> Memory:
+        return Memory(tmp_path / "voxloop.db", MemorySettings(url=url, **settings))
+
+    return memory
+
+
+def test_history_survives_a_new_instance_and_sessions_are_separate(store: Store) -> None:
+    store().add_turn("ada", _turn("My name is Ada.", "Hello Ada."))
+    store().add_turn("bob", _turn("My name is Bob.", "Hello Bob."))
+    recall = store().recall("ada")
     assert [m["content"] for m in recall.history] == ["My name is Ada.", "Hello Ada."]
     assert "Bob" not in str(recall)
     assert recall.notes == ["What you know about the user: The user's name is Ada."]
 
 
-def test_facts_are_per_session_and_can_be_corrected_and_deleted(tmp_path: Path) -> None:
-    memory = Memory(tmp_path / "voxloop.db")
+def test_facts_are_per_session_and_can_be_corrected_and_deleted(store: Store) -> None:
+    memory = store()
     memory.add_turn("ada", _turn("I live in Paris. I'm vegetarian."))
     memory.add_turn("ada", _turn("I live in Rome."))  # replaces Paris
     memory.add_turn("bob", _turn("I live in Oslo."))
@@ -45,8 +68,8 @@ def test_facts_are_per_session_and_can_be_corrected_and_deleted(tmp_path: Path) 
     assert memory.facts("bob") and memory.exchanges("bob")
 
 
-def test_new_conversation_and_reopening_an_older_one(tmp_path: Path) -> None:
-    memory = Memory(tmp_path / "voxloop.db")
+def test_new_conversation_and_reopening_an_older_one(store: Store) -> None:
+    memory = store()
     memory.add_turn("s", _turn("first thread"))
     first = memory.current("s")
     memory.new_conversation("s")
@@ -55,11 +78,11 @@ def test_new_conversation_and_reopening_an_older_one(tmp_path: Path) -> None:
     assert [c.title for c in memory.conversations("s")] == ["second thread", "first thread"]
     memory.open_conversation("s", first)
     assert memory.exchanges("s") == [("first thread", "Okay.")]
-    assert Memory(tmp_path / "voxloop.db").current("s") == first  # kept across restarts
+    assert store().current("s") == first  # kept across restarts
 
 
-def test_recall_keeps_the_most_recent_turns_that_fit(tmp_path: Path) -> None:
-    memory = Memory(tmp_path / "voxloop.db", MemorySettings(history_tokens=30))
+def test_recall_keeps_the_most_recent_turns_that_fit(store: Store) -> None:
+    memory = store(history_tokens=30)
     for i in range(10):
         memory.add_turn("s", _turn(f"question {i}", f"answer {i}"))
     said = [m["content"] for m in memory.recall("s").history][::2]
@@ -67,8 +90,8 @@ def test_recall_keeps_the_most_recent_turns_that_fit(tmp_path: Path) -> None:
     assert len(said) < 10
 
 
-def test_compact_folds_older_turns_into_the_summary(tmp_path: Path) -> None:
-    memory = Memory(tmp_path / "voxloop.db", MemorySettings(history_tokens=40, keep_turns=2))
+def test_compact_folds_older_turns_into_the_summary(store: Store) -> None:
+    memory = store(history_tokens=40, keep_turns=2)
     seen: list[tuple[str, str]] = []
 
     def summarize(previous: str, transcript: str) -> str:  # a stand-in for the model
@@ -88,6 +111,177 @@ def test_compact_folds_older_turns_into_the_summary(tmp_path: Path) -> None:
         memory.add_turn("s", _turn(f"question number {i}", f"answer number {i}"))
     assert memory.compact("s", summarize)
     assert seen[1][0] == "summary 1"  # the earlier summary is folded into the new one
+
+
+def test_timers_recordings_and_revised_replies(store: Store) -> None:
+    memory, now = store(), time.time()
+    pasta = memory.add_timer("s", "timer", "pasta", 60, now - 61)
+    oven = memory.add_timer("s", "timer", "oven", 600, now)
+    call = memory.add_timer("s", "reminder", "call mum", 30, now)
+    assert len({pasta.id, oven.id, call.id}) == 3
+    assert [t.label for t in memory.running_timers("s")] == ["pasta", "call mum", "oven"]
+    assert memory.due_timers(now, "s") == [pasta] and memory.due_timers(now, "other") == []
+    assert memory.ring(pasta.id) and not store().ring(pasta.id)  # announced once, by one replica
+    memory.cancel_timers("s", [oven.id])
+    assert memory.running_timers("s") == [call]
+    assert memory.running_timers("s")[0].ends == now + 30  # seconds since 1970, to the digit
+    first = memory.add_turn("s", _turn("Summarize this recording."), recording='{"a": 1}')
+    memory.add_turn("s", _turn("And the second part?"))
+    assert store().latest_recording("s") == '{"a": 1}'
+    memory.revise_reply(first, "Cut off.")
+    assert memory.exchanges("s")[0] == ("Summarize this recording.", "Cut off.")
+
+
+def test_two_replicas_compacting_one_conversation_at_once(store: Store) -> None:
+    """Both read the same turns and summarize them at the same moment: one summary is kept,
+    and the next compaction continues right after the turns it covers."""
+    first, second = (store(history_tokens=40, keep_turns=2) for _ in range(2))
+    for i in range(6):
+        first.add_turn("s", _turn(f"question number {i}", f"answer number {i}"))
+    both_read = threading.Barrier(2, timeout=RESTART_DEADLINE_SECONDS)
+    transcripts: list[str] = []
+
+    def summarize(previous: str, transcript: str) -> str:  # a stand-in for the model
+        transcripts.append(transcript)
+        both_read.wait()  # neither stores a summary before the other has read the turns
+        return f"{previous}\n{transcript}".strip()
+
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda m=m: results.append(m.compact("s", summarize)))
+        for m in (first, second)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, True]  # one summary stored, the other dropped
+    assert transcripts[0] == transcripts[1] and "question number 3" in transcripts[0]
+    recall = second.recall("s")
+    assert recall.notes == [f"Summary of the conversation so far: {transcripts[0]}"]
+    assert [m["content"] for m in recall.history][::2] == ["question number 4", "question number 5"]
+    for i in range(6, 9):
+        second.add_turn("s", _turn(f"question number {i}", f"answer number {i}"))
+    transcripts.clear()
+    assert first.compact("s", lambda previous, transcript: f"{previous}\n{transcript}")
+    summary = first.recall("s").notes[0]
+    for i in range(7):  # every summarized turn once, in order
+        assert summary.count(f"question number {i}\n") == 1
+    assert summary.index("question number 3") < summary.index("question number 4")
+
+
+def test_replicas_writing_and_compacting_at_once_lose_and_repeat_nothing(store: Store) -> None:
+    """Two replicas take turns of one new session at the same time, each compacting after
+    every turn as the pipeline does: every turn ends up once, in the summary or the history."""
+    replicas = [store(history_tokens=30, keep_turns=2) for _ in range(2)]
+    per_replica = 12
+
+    def summarize(previous: str, transcript: str) -> str:  # keeps every word: checkable
+        return f"{previous}\n{transcript}".strip()
+
+    def take_turns(replica: int) -> None:
+        for i in range(per_replica):
+            replicas[replica].add_turn("s", _turn(f"r{replica}-q{i:02d}", "Okay, noted."))
+            replicas[replica].compact("s", summarize)
+
+    threads = [threading.Thread(target=take_turns, args=(r,)) for r in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    said = sorted(f"r{r}-q{i:02d}" for r in range(2) for i in range(per_replica))
+    assert sorted(user for user, _reply in replicas[0].exchanges("s")) == said  # one thread
+    recall = replicas[1].recall("s")
+    remembered = re.findall(r"r\d-q\d\d", " ".join([*recall.notes, *map(str, recall.history)]))
+    assert sorted(remembered) == said
+    for r in range(2):  # and each replica's turns in the order it took them
+        mine = [word for word in remembered if word.startswith(f"r{r}")]
+        assert mine == sorted(mine)
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for `condition` (a guard against hanging, not a timing requirement)."""
+    deadline = time.monotonic() + RESTART_DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting: {what}")
+        time.sleep(0.05)
+
+
+def test_postgresql_restarting_under_load_loses_nothing_and_service_resumes(
+    postgres: Any, tmp_path: Path
+) -> None:
+    """The database server crashes and restarts while a replica writes turn after turn: the
+    writes meanwhile fail with a clear error, every write that succeeded is still there, and
+    writing resumes by itself."""
+    memory = Memory(tmp_path / "unused.db", MemorySettings(url=postgres.create_database()))
+    stored: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        for i in range(1_000_000):
+            if stop.is_set():
+                return
+            try:
+                memory.add_turn("s", _turn(f"turn {i}"))
+                stored.append(f"turn {i}")
+            except VoxloopError as err:
+                failed.append(f"turn {i}")
+                errors.append(str(err))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        _wait_until(lambda: len(stored) >= 20, "writes before the crash")
+        postgres.stop("immediate")  # like a power cut: no clean shutdown, crash recovery next
+        _wait_until(lambda: bool(failed), "a write failing while the server is down")
+        postgres.start()
+        before = len(stored)
+        _wait_until(lambda: len(stored) >= before + 20, "writes resuming after the restart")
+    finally:
+        stop.set()
+        writer.join()
+        postgres.ensure_started()  # for the next tests, even if this one failed
+    assert all("Cannot reach the conversation database" in error for error in errors), errors
+    assert f"PostgreSQL at 127.0.0.1:{postgres.port}/" in errors[0]
+    assert "not-a-secret" not in errors[0]  # the URL's password is not shown
+    present = [user for user, _reply in memory.exchanges("s")]
+    assert set(stored) <= set(present)  # nothing stored is lost
+    assert set(present) <= set(stored) | set(failed)  # nor anything made up
+    assert present == sorted(present, key=lambda text: int(text.split()[1]))
+
+
+def test_a_turn_in_flight_when_postgresql_restarts(  # type: ignore[no-untyped-def]
+    postgres: Any, settings, clearly_spoken, tmp_path: Path
+) -> None:
+    """The database goes away while a spoken reply is being written: the turn ends with a
+    clear error, and once the database is back the next turn works and remembers."""
+    from voxloop.pipeline import Pipeline
+    from voxloop.turns import Done, ReplyText, TurnRequest
+
+    memory = Memory(tmp_path / "unused.db", MemorySettings(url=postgres.create_database()))
+    pipeline = Pipeline(settings, memory, prime_after_turn=False)
+
+    def turn(text: str) -> TurnRequest:
+        return TurnRequest(audio=pipeline.load_audio(clearly_spoken(text)), session="s")
+
+    told = list(pipeline.run(turn("My name is Peter.")))[-1]
+    assert isinstance(told, Done)
+    in_flight = pipeline.run(turn("What is the capital of France?"))
+    next(event for event in in_flight if isinstance(event, ReplyText))  # writing the reply
+    postgres.stop()
+    try:
+        with pytest.raises(VoxloopError, match="Cannot reach the conversation database"):
+            for _event in in_flight:
+                pass
+    finally:
+        postgres.ensure_started()
+    asked = list(pipeline.run(turn("What is my name?")))[-1]
+    assert isinstance(asked, Done) and "peter" in asked.turn.reply.lower()
+    said = [user for user, _reply in memory.exchanges("s")]
+    assert len(said) == 2 and "name" in said[1].lower()  # the interrupted turn is not stored
 
 
 def test_a_file_from_the_first_release_is_upgraded(tmp_path: Path) -> None:

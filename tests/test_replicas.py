@@ -1,9 +1,11 @@
 """Scale beyond one process, on loopback: the language model on its own OpenAI-compatible
 server (llama.cpp's), two `voxloop serve` replicas sharing it, and sharing one conversation
-store, so a person's next turn may land on either replica."""
+store (the data folder's SQLite file, or a real PostgreSQL server: every test runs with each),
+so a person's next turn may land on either replica."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ import pytest
 
 from servers import LlamaServer, llama_server, running_server, turn_events
 from voxloop import assets
-from voxloop.config import Settings
+from voxloop.config import MemorySettings, Settings
+from voxloop.memory import Memory
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +27,26 @@ def shared_llm(settings: Settings) -> Iterator[LlamaServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def replicas(
-    shared_llm: LlamaServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[str]]:
-    """Two voxloop replicas using the shared model server and one data folder."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shared_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Memory:
+    """The conversation store of the replicas: their data folder's SQLite file, or a database
+    on the real PostgreSQL server (memory.url)."""
     data_dir = tmp_path_factory.mktemp("replicas")
+    url = request.getfixturevalue("postgres").create_database() if request.param != "sqlite" else ""
+    return Memory(data_dir / MemorySettings().file_name, MemorySettings(url=url))
+
+
+@pytest.fixture(scope="module")
+def replicas(shared_llm: LlamaServer, shared_store: Memory) -> Iterator[list[str]]:
+    """Two voxloop replicas using the shared model server and the shared store."""
+    data_dir = shared_store.path.parent
     env = {
         "VOXLOOP_LLM__BACKEND": "openai",
         "VOXLOOP_LLM__BASE_URL": shared_llm.base_url,
         "VOXLOOP_LLM__MODEL": shared_llm.alias,
+        "VOXLOOP_MEMORY__URL": shared_store.settings.url,
     }
     with running_server(data_dir, **env) as first, running_server(data_dir, **env) as second:
         yield [first.rstrip("/"), second.rstrip("/")]
@@ -68,3 +81,23 @@ def test_a_conversation_continues_on_another_replica(replicas: list[str], spoken
     _reply(first, "traveller", "My name is Anneliese and I live in Ghent.")
     question = spoken("What is my name?")
     assert "anneliese" in _reply(second, "traveller", spoken=question).lower()
+
+
+def test_both_replicas_store_turns_of_one_conversation_at_once(
+    replicas: list[str], shared_store: Memory
+) -> None:
+    """A person on two devices: turns of one session reach both replicas at the same moment,
+    and both are stored in the one conversation, as the store says."""
+    questions = ["What is two plus two?", "What colour is the sky?"]
+    replies: list[str] = []
+    threads = [
+        threading.Thread(target=lambda u=url, q=q: replies.append(_reply(u, "two-devices", q)))
+        for url, q in zip(replicas, questions, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(replies) == 2 and all(replies)
+    stored = shared_store.exchanges("two-devices")
+    assert sorted(user for user, _reply in stored) == sorted(questions)
