@@ -78,3 +78,12 @@ def test_printed_config_is_valid_toml_that_reads_back_the_same(tmp_path: Path) -
     config.write_text(to_toml(settings))
     assert load_settings(config) == settings
     assert "Bind address; loopback unless told otherwise." in to_toml(settings)
+
+
+def test_printed_config_hides_a_database_password() -> None:
+    from voxloop.config import to_toml
+
+    url = "postgresql://voxloop:s3cret@db.internal:5432/voxloop"
+    printed = to_toml(load_settings(memory={"url": url}))
+    assert "s3cret" not in printed
+    assert 'url = "postgresql://voxloop:***@db.internal:5432/voxloop"' in printed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -465,6 +466,9 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         _config_file.reset(token)
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
 def to_toml(settings: Settings) -> str:
     """The settings as a commented TOML file (what `voxloop config` prints)."""
     lines = ["# voxloop settings. Environment: VOXLOOP_<KEY>, VOXLOOP_<SECTION>__<KEY>."]
@@ -482,8 +486,13 @@ def to_toml(settings: Settings) -> str:
             if value is None:
                 lines.append(f"# {key} = (unset)  # {field.description}")
             else:
-                lines.append(f"{key} = {_toml_value(value)}  # {field.description}")
+                lines.append(f"{key} = {_toml_value(_shown(value))}  # {field.description}")
     return "\n".join(lines) + "\n"
+
+
+def _shown(value: Any) -> Any:
+    """`value` as `voxloop config` may print it: a password inside a URL is masked."""
+    return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
 
 
 def _toml_value(value: Any) -> str:

@@ -25,7 +25,7 @@ from voxloop import facts as fact_patterns
 from voxloop.config import MemorySettings
 from voxloop.errors import VoxloopError
 from voxloop.llm import Message
-from voxloop.prompts import estimate_tokens
+from voxloop.prompts import CONVERSATION_SUMMARY_NOTE, FACTS_NOTE, estimate_tokens
 from voxloop.turns import Turn
 
 if TYPE_CHECKING:
@@ -487,9 +487,9 @@ class Memory:
             known = [fact.text for fact in _facts(db, session)]
             recall = Recall(recording=_latest_recording(db, conversation_id))
         if known:
-            recall.notes.append("What you know about the user: " + " ".join(known))
+            recall.notes.append(FACTS_NOTE + " ".join(known))
         if summary:
-            recall.notes.append("Summary of the conversation so far: " + summary)
+            recall.notes.append(CONVERSATION_SUMMARY_NOTE + summary)
         budget = self.settings.history_tokens
         for _id, user_text, reply in reversed(rows):  # newest first, until the budget is spent
             budget -= estimate_tokens(user_text) + estimate_tokens(reply)
