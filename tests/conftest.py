@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from voxloop import recordings
 from voxloop.config import Settings, load_settings
+from voxloop_bench import recordings
 
 # Tests never touch the network: Gradio analytics off, Hugging Face hubs unreachable on purpose.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -24,7 +24,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_recordings(tmp_path_factory: pytest.TempPathFactory) -> list[recordings.Recording]:
-    """Every real recording and its variants (see voxloop.recordings)."""
+    """Every real recording and its variants (see voxloop_bench.recordings)."""
     assert recordings.available(), "install pocketsphinx-testdata (make test does it)"
     return recordings.real_recordings(tmp_path_factory.mktemp("recordings"))
 

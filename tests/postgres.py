@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from voxloop.bench import free_port
+from voxloop_bench import free_port
 
 # Debian keeps the server programs out of PATH (pg_ctlcluster wraps them); look there too.
 SEARCH_PATHS = [*sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)]

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from voxloop.bench import free_port, local_server
 from voxloop.errors import VoxloopError
+from voxloop_bench import free_port, local_server
 
 SERVER_START_SECONDS = 120
 

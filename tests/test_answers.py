@@ -6,16 +6,16 @@ from collections import Counter
 
 import pytest
 
-from voxloop.bench.answers import (
+from voxloop.config import Settings
+from voxloop.pipeline import Pipeline
+from voxloop.turns import Done, TurnRequest
+from voxloop_bench.answers import (
     UNKNOWABLE,
     Question,
     canonical_words,
     judge,
     load_questions,
 )
-from voxloop.config import Settings
-from voxloop.pipeline import Pipeline
-from voxloop.turns import Done, TurnRequest
 
 HELD_OUT = {q.id: q for q in load_questions("heldout")}
 # One held-out question per category (picked after the runs: tests guard, they do not tune).

@@ -11,7 +11,7 @@ import pytest
 from voxloop import audio
 from voxloop.errors import AudioTooLong, BadAudio, NoSpeech
 from voxloop.pipeline import Pipeline
-from voxloop.recordings import POCKETSPHINX_DATA, wer
+from voxloop_bench.recordings import POCKETSPHINX_DATA, wer
 
 ORIGINAL = POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
 ORIGINAL_TEXT = "he was not an ill disposed young man"

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxloop import audio, recordings
+from voxloop import audio
 from voxloop.cli import build_parser
-from voxloop.recordings import POCKETSPHINX_DATA, wer
+from voxloop_bench import recordings
+from voxloop_bench.recordings import POCKETSPHINX_DATA, wer
 
 READ_SPEECH = POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0930.wav"
 READ_TEXT = "he might even have been made amiable himself"

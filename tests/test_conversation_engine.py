@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.conversation import (
     Conversation,
@@ -33,6 +32,7 @@ from voxloop.conversation.wake_gate import WakeGate
 from voxloop.pipeline import Pipeline
 from voxloop.turns import TurnRequest
 from voxloop.wake import WakeMatcher
+from voxloop_bench import feed_like_a_microphone
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 

@@ -13,12 +13,12 @@ import pytest
 
 from voxloop import audio
 from voxloop.audio import AudioChunk
-from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.handsfree import HandsFree, Options
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
+from voxloop_bench import feed_like_a_microphone
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 STORED_WITHIN_SECONDS = 60  # a stopped answer is stored and cut to its heard part

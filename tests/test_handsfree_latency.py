@@ -11,12 +11,12 @@ import numpy as np
 
 from voxloop import audio
 from voxloop.app.handlers import ChatView, TurnHandlers
-from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.handsfree import HandsFree, Options
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
+from voxloop_bench import feed_like_a_microphone
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 CLIENT = "page"

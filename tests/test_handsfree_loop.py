@@ -13,10 +13,10 @@ import numpy as np
 from test_handsfree import RecordingLive, _microphone, _wait
 from voxloop import audio
 from voxloop.audio import AudioChunk
-from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings
 from voxloop.handsfree import HandsFree, Options
 from voxloop.pipeline import Pipeline
+from voxloop_bench import feed_like_a_microphone
 
 QUESTION = "What is the capital of France?"
 THANKS = "Thank you."

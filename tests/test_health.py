@@ -16,10 +16,10 @@ from fastapi import FastAPI
 
 from servers import LlamaServer, running_server, serve_in_thread, turn_events
 from voxloop import api, assets, audio
-from voxloop.bench import free_port
 from voxloop.config import Settings
 from voxloop.pipeline import LLM_APOLOGY, Pipeline
-from voxloop.recordings import normalize
+from voxloop_bench import free_port
+from voxloop_bench.recordings import normalize
 
 QUESTION = "What is the capital of France?"
 APOLOGY_WORDS = ["sorry", "language", "model"]  # heard back in the spoken apology

@@ -12,9 +12,9 @@ from voxloop import audio
 from voxloop.config import Settings, STTSettings
 from voxloop.pipeline import Pipeline, voice_in
 from voxloop.prompts import Utterance, classify, language_note
-from voxloop.recordings import DUTCH, dutch_recordings, normalize, wer
 from voxloop.tts import find_voice
 from voxloop.turns import Done, Speech, Turn, TurnRequest
+from voxloop_bench.recordings import DUTCH, dutch_recordings, normalize, wer
 
 MAX_DUTCH_WER = 0.3
 DUTCH_PACKAGE = "fillets-ng-data-nl"  # the Dutch voice acting of Fish Fillets

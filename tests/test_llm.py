@@ -16,7 +16,7 @@ from voxloop.errors import BackendDown, ConfigError, ModelUnavailable
 from voxloop.llm import get_chat_model
 from voxloop.llm.llamacpp import LlamaCppChat
 from voxloop.prompts import build_messages
-from voxloop.recordings import normalize
+from voxloop_bench.recordings import normalize
 
 QUESTION = "What is the capital of France?"
 

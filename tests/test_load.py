@@ -7,8 +7,8 @@ from pathlib import Path
 
 from servers import serve_process
 from voxloop import assets
-from voxloop.bench import measure_load
 from voxloop.config import Settings
+from voxloop_bench import measure_load
 
 CLIENTS = 8
 SECONDS = 20

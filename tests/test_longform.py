@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voxloop import audio, bench, grounding, longform, recordings
+import voxloop_bench as bench
+from voxloop import audio, grounding, longform
 from voxloop.config import Settings, load_settings
 from voxloop.errors import AudioTooLong, BadAudio, ConfigError, NoSpeech
 from voxloop.llm import Message
@@ -28,6 +29,7 @@ from voxloop.pipeline import Pipeline
 from voxloop.prompts import RECORDING_SYSTEM_PROMPT, RETELL_REQUEST, estimate_tokens
 from voxloop.text import sentences
 from voxloop.turns import Done, TurnRequest
+from voxloop_bench import recordings
 
 LONG_SECONDS = 10 * 60 + 15
 SHORT_SECONDS = 60  # also warms the engines up before the long one is measured
@@ -439,7 +441,7 @@ STORY_ENDING = {
 
 
 def test_a_spoken_story_is_summarized_to_its_end(tmp_path: Path, settings: Settings) -> None:
-    from voxloop.bench import summaries
+    from voxloop_bench import summaries
 
     story = next(r for r in summaries.evaluation_set() if r.id == "lighthouse")
     pause = np.zeros(round(summaries.PARAGRAPH_PAUSE_SECONDS * audio.SAMPLE_RATE), np.float32)

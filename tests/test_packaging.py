@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from voxloop.bench import free_port
+from voxloop_bench import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "voxloop/static/voxloop.js"
@@ -90,6 +90,19 @@ def test_the_fresh_environment_imports_the_wheel_not_the_source_tree(
         check=True, capture_output=True, text=True, cwd=tmp_path, env=_clean_environment(),
     ).stdout.strip()  # fmt: skip
     assert Path(found).is_relative_to(installed), found
+
+
+def test_the_wheel_holds_no_benchmarks_and_bench_says_what_it_needs(
+    wheel: Path, installed: Path, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        assert not [name for name in archive.namelist() if "bench" in name]
+    ran = subprocess.run(
+        [str(installed / "bin" / "voxloop"), "bench", "engines"],
+        capture_output=True, text=True, cwd=tmp_path, env=_clean_environment(), timeout=120,
+    )  # fmt: skip
+    assert ran.returncode == 2
+    assert "source checkout" in ran.stderr and "Traceback" not in ran.stderr, ran.stderr
 
 
 @contextmanager

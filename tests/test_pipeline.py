@@ -9,8 +9,8 @@ import pytest
 from voxloop import audio
 from voxloop.errors import ConfigError, NoSpeech
 from voxloop.pipeline import Pipeline
-from voxloop.recordings import normalize
 from voxloop.turns import Done, Event, Heard, ReplyText, Speech, TurnRequest
+from voxloop_bench.recordings import normalize
 
 LONG_QUESTION = "Tell me about the city of Paris in five sentences."
 

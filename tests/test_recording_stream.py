@@ -15,11 +15,11 @@ from websockets.sync.client import connect
 
 from servers import serve_in_thread
 from voxloop import audio, recording_stream
-from voxloop.bench import feed_like_a_microphone
 from voxloop.config import Settings, load_settings
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
-from voxloop.recordings import Recording, wer
+from voxloop_bench import feed_like_a_microphone
+from voxloop_bench.recordings import Recording, wer
 
 CLIENT = "page"
 # Moonshine's streaming decoder and its one-shot transcription of the same audio may differ

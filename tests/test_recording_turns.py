@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voxloop import recordings
 from voxloop.config import Settings
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
 from voxloop.turns import Done, Speech, Turn, TurnRequest
+from voxloop_bench import recordings
 
 RECORDING_SECONDS = 60
 QUESTION = "In the recording, it was the best of what?"

@@ -24,13 +24,13 @@ import pytest
 from servers import running_server, turn_events
 from voxloop import audio, skills
 from voxloop.alarms import Alarms
-from voxloop.bench.skills import false_fires, unknowable_questions
 from voxloop.config import Settings, load_settings
 from voxloop.memory import Memory, Timer
 from voxloop.pipeline import Pipeline
-from voxloop.recordings import normalize
 from voxloop.skills.numbers import numbers_to_digits
 from voxloop.turns import Done, Speech, TurnRequest
+from voxloop_bench.recordings import normalize
+from voxloop_bench.skills import false_fires, unknowable_questions
 
 MONDAY_MORNING = datetime(2026, 11, 30, 10, 5, tzinfo=ZoneInfo("Europe/Paris"))
 ORDINARY = [

@@ -10,8 +10,8 @@ import pytest
 
 from voxloop import audio
 from voxloop.config import Settings, load_settings
-from voxloop.recordings import Recording, normalize, wer
 from voxloop.stt import get_transcriber
+from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.10  # the bound the foundation issue sets for the default engine
 ENGINE_MAX_WER = {"moonshine": 0.10, "whisper": 0.12}

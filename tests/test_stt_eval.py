@@ -13,13 +13,13 @@ import pytest
 
 from resources import require_package
 from voxloop import audio
-from voxloop.bench import data_file
-from voxloop.bench import speech_to_text as bench_stt
 from voxloop.config import Settings
-from voxloop.recordings import wer
 from voxloop.stt import get_transcriber
 from voxloop.stt.checked import unknown_words, vocabulary
 from voxloop.stt.whisper import WhisperTranscriber
+from voxloop_bench import data_file
+from voxloop_bench import speech_to_text as bench_stt
+from voxloop_bench.recordings import wer
 
 RECOMMENDED = "whisper"  # tiny.en: the recommendation of docs/benchmarks.md (`voxloop bench stt`)
 MAX_WER = 0.10  # issue 11: at most 10% on every source

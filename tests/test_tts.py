@@ -8,8 +8,8 @@ import pytest
 from voxloop import audio, tts
 from voxloop.config import Settings, load_settings
 from voxloop.errors import ConfigError
-from voxloop.recordings import wer
 from voxloop.stt import get_transcriber
+from voxloop_bench.recordings import wer
 
 SENTENCE = "The weather is lovely today. Shall we walk to the old bridge by the river?"
 BUNDLED_VOICES = ["joe", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]

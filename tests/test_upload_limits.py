@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from servers import serve_in_thread
-from voxloop import recordings
 from voxloop.audio import BYTES_PER_MEGABYTE
 from voxloop.config import load_settings
 from voxloop.errors import AudioTooLong
+from voxloop_bench import recordings
 
 SHORTER_SECONDS, LONGER_SECONDS = 60, 300  # two long recordings (16 kHz WAV: 32 kB a second)
 

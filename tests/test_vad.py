@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench.speech_to_text import load_clip
 from voxloop.config import Settings
-from voxloop.recordings import CARDS, LIBRIVOX, POCKETSPHINX_DATA
 from voxloop.vad import TurnDetector
+from voxloop_bench.recordings import CARDS, LIBRIVOX, POCKETSPHINX_DATA
+from voxloop_bench.speech_to_text import load_clip
 
 MIC_CHUNK = 320  # 20 ms, what a browser worklet delivers
 START_TOLERANCE_MS = 150
@@ -69,7 +69,7 @@ def test_turn_audio_transcribes_to_what_was_said(settings: Settings, pipeline) -
         TurnDetector(settings.vad), np.concatenate([_silence(0.5), recording, _silence(1)])
     )
     end = next(e for e in events if e.kind == "end")
-    from voxloop.recordings import wer
+    from voxloop_bench.recordings import wer
 
     assert wer([(CARDS["005"], pipeline.transcribe(end.audio).text)]) <= 0.15
 

@@ -33,7 +33,7 @@ from wyoming.tts import (
 
 from servers import wyoming_server
 from voxloop import tts
-from voxloop.recordings import Recording, normalize, wer
+from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.2
 CHUNK_FRAMES = 1024  # frames per audio-chunk sent, as a microphone would send them

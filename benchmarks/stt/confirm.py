@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from voxloop.recordings import word_errors
+from voxloop_bench.recordings import word_errors
 
 HERE = Path(__file__).resolve().parent
 ENGINES = ("moonshine", "whisper-tiny", "whisper-base")

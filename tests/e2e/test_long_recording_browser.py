@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from e2e_browser import LOUD_RMS, open_browser
-from voxloop import audio, recordings
+from voxloop import audio
 from voxloop.config import load_settings
+from voxloop_bench import recordings
 
 # Words only the recording could have given (recordings.long_recording: the two_cities reading
 # and a Sense and Sensibility line, repeated), matched as whole words.

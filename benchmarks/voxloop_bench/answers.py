@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _peak_rss_mb, _percentile, data_file, progress_bar, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
+from voxloop_bench import _peak_rss_mb, _percentile, data_file, progress_bar, suite
 
 QUESTIONS_FILE = "answers/questions.json"
 # Questions about the person and the future, unknowable or not (written apart from the rule).
@@ -64,8 +64,8 @@ _TEEN_MIN, _UNIT_MAX, _TWO_DIGITS = 10, 9, 100  # "nineteen sixty" -> a year, "f
 
 
 def canonical_words(text: str) -> list[str]:
-    """Normalized words (voxloop.recordings.normalize) with every number written in digits."""
-    from voxloop.recordings import normalize
+    """Normalized words (voxloop_bench.recordings.normalize) with every number written in digits."""
+    from voxloop_bench.recordings import normalize
 
     text = text.replace("’", "'")
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,000 -> 1000
@@ -410,7 +410,7 @@ def _timings(turns: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _report(turns: list[dict[str, Any]], mode: str) -> dict[str, Any]:
-    from voxloop.recordings import wer
+    from voxloop_bench.recordings import wer
 
     mine = [t for t in turns if t["mode"] == mode]
     report = {

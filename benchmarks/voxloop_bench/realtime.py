@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench import _percentile, _spoken_questions, local_server, progress, suite
 from voxloop.config import Settings
+from voxloop_bench import _percentile, _spoken_questions, local_server, progress, suite
 
 API_RATE = 24000
 APPEND_SECONDS = 0.1  # one append per 100 ms, as a client streaming a microphone would

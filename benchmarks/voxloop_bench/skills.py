@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from voxloop import skills
-from voxloop.bench import data_file, progress, progress_bar, suite
-from voxloop.bench.answers import (
+from voxloop.config import Settings
+from voxloop_bench import data_file, progress, progress_bar, suite
+from voxloop_bench.answers import (
     DEFAULT_VOICES,
     PERSONAL_FILE,
     load_questions,
     spoken_question,
 )
-from voxloop.config import Settings
-from voxloop.recordings import normalize
+from voxloop_bench.recordings import normalize
 
 PHRASINGS_FILE = "skills/phrasings.json"
 SKILL_CATEGORY = "arithmetic"  # the answers suite's category that a skill should answer

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _isolated, _ms, _peak_rss_mb, data_file, progress, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
+from voxloop_bench import _isolated, _ms, _peak_rss_mb, data_file, progress, suite
 
 CLIPS = "stt/clips.json"
 # name -> (engine, STT settings changed, whether the previous line of the dialogue is the prompt)
@@ -261,7 +261,7 @@ def derive(settings: Settings, runs: dict[str, Any]) -> dict[str, Any]:
 
 def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
     """Pooled WER overall, per split, source, variant and voice; worst source; RTF."""
-    from voxloop.recordings import wer
+    from voxloop_bench.recordings import wer
 
     by_key = {(item["id"], item["variant"]): item for item in items}
     groups: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -88,7 +88,7 @@ def suite(name: str) -> Callable[[Suite], Suite]:
 
 # Evaluation sets (questions, transcripts, key facts) sit beside the package in a source
 # checkout, not inside it: they are the project's, not the product's.
-DATA_DIR = Path(__file__).resolve().parents[3] / "benchmarks"
+DATA_DIR = Path(__file__).resolve().parents[1]  # benchmarks/: the data beside this package
 
 
 def data_file(name: str) -> Path:
@@ -289,7 +289,7 @@ def longform(settings: Settings) -> dict[str, Any]:
     """Long recordings of 10 and 20 minutes (built from real recordings), each in a fresh
     process: seconds and peak memory per audio minute of transcription and of the summary;
     then `quality`: the key facts summaries name (the `summaries` suite, bench/summaries.py)."""
-    from voxloop import recordings
+    from voxloop_bench import recordings
 
     folder = settings.cache_dir / "bench-recordings"
     warm_up = recordings.long_recording(folder / "long-1min.mp3", LONGFORM_WARM_UP_SECONDS)
@@ -532,8 +532,9 @@ def _baseline(settings: Settings) -> float:
 
 
 def _stt(settings: Settings, engine: str) -> dict[str, Any]:
-    from voxloop import audio, recordings
+    from voxloop import audio
     from voxloop.stt import get_transcriber
+    from voxloop_bench import recordings
 
     started = time.perf_counter()
     transcriber = get_transcriber(settings, engine)
@@ -614,7 +615,7 @@ def _tts(settings: Settings, voice: str) -> dict[str, Any]:
 
 
 # Suites in their own modules register themselves when imported (after `suite` is defined).
-from voxloop.bench import (  # noqa: E402
+from voxloop_bench import (  # noqa: E402
     answers,  # noqa: F401
     end_of_turn,  # noqa: F401
     realtime,  # noqa: F401

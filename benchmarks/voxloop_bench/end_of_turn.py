@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio
-from voxloop.bench import _percentile, data_file, progress, suite
-from voxloop.bench.speech_to_text import CLIPS, load_clip
 from voxloop.config import Settings
 from voxloop.vad import FRAME_SAMPLES, TurnDetector
+from voxloop_bench import _percentile, data_file, progress, suite
+from voxloop_bench.speech_to_text import CLIPS, load_clip
 
 MIN_WORDS = 7  # enough words to cut a sentence in two phrases
 MIN_SIDE_WORDS = 3  # words kept on either side of the cut

@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from voxloop import audio, recordings
-from voxloop.bench import data_file, feed_like_a_microphone, progress_bar, suite
+from voxloop import audio
 from voxloop.config import Settings
 from voxloop.conversation import Conversation, Event, Options, StateChanged
 from voxloop.conversation.playback import Reply
@@ -40,6 +39,7 @@ from voxloop.conversation.prepared import Answer
 from voxloop.errors import ConfigError
 from voxloop.pipeline import Pipeline
 from voxloop.wake import WakeMatcher, rest_after
+from voxloop_bench import data_file, feed_like_a_microphone, progress_bar, recordings, suite
 
 # name -> (engine, voice): voxloop's own voices and engines voxloop does not use
 VOICES = {

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from voxloop.bench import _isolated, data_file, progress, suite
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.grounding import checked, normalized, unsupported
+from voxloop_bench import _isolated, data_file, progress, suite
 
 DATA = "longform/recordings.json"
 AUDIO_FOLDER = "bench-longform"
@@ -79,7 +79,8 @@ def evaluation_set() -> list[EvalRecording]:
 
 def build(recording: EvalRecording, settings: Settings) -> Path:
     """The recording's audio file in settings.cache_dir/bench-longform, built once."""
-    from voxloop import audio, recordings
+    from voxloop import audio
+    from voxloop_bench import recordings
 
     out = settings.cache_dir / AUDIO_FOLDER / f"{recording.id}{AUDIO_SUFFIX}"
     if recording.real_seconds:
@@ -133,7 +134,7 @@ def _write(samples: np.ndarray, out: Path) -> None:
     """Encode 16 kHz float32 audio to `out` (format by suffix), under a temporary name first:
     a cut-off file is no cache."""
     from voxloop import audio
-    from voxloop.recordings import _ffmpeg
+    from voxloop_bench.recordings import _ffmpeg
 
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "speech.wav"

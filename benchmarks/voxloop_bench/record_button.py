@@ -14,19 +14,19 @@ from typing import Any
 import numpy as np
 
 from voxloop import audio, recording_stream
-from voxloop.bench import (
-    _percentile,
-    _spoken_questions,
-    feed_like_a_microphone,
-    progress,
-    suite,
-)
 from voxloop.config import Settings
 from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.prompts import build_messages
 from voxloop.turns import Event, Speech, TurnRequest
+from voxloop_bench import (
+    _percentile,
+    _spoken_questions,
+    feed_like_a_microphone,
+    progress,
+    suite,
+)
 
 CLIENT = "bench"
 LEAD_SECONDS = 0.3  # from the click on record to the first word
