@@ -19,7 +19,7 @@ import pytest
 import soundfile
 
 from servers import running_server, turn_events
-from voxloop.recordings import Recording, normalize, wer
+from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.2
 UPLOAD_LIMIT_MB = 5  # this server's upload limit, small so the "huge file" test stays quick

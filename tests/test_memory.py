@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from voxloop.config import MemorySettings
-from voxloop.errors import VoxloopError
+from voxloop.errors import StoreUnavailable, VoxloopError
 from voxloop.memory import Memory
 from voxloop.turns import Turn
 
@@ -273,7 +273,7 @@ def test_a_turn_in_flight_when_postgresql_restarts(  # type: ignore[no-untyped-d
     next(event for event in in_flight if isinstance(event, ReplyText))  # writing the reply
     postgres.stop()
     try:
-        with pytest.raises(VoxloopError, match="Cannot reach the conversation database"):
+        with pytest.raises(StoreUnavailable, match="Cannot reach the conversation database"):
             for _event in in_flight:
                 pass
     finally:

@@ -24,7 +24,13 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Request, Up
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from voxloop import __version__, audio
@@ -37,6 +43,7 @@ from voxloop.errors import (
     ConfigError,
     ModelUnavailable,
     NoSpeech,
+    StoreUnavailable,
     VoxloopError,
 )
 from voxloop.guard import (
@@ -53,11 +60,12 @@ from voxloop.guard import (
     check_api_key,
     error_body,
 )
-from voxloop.llm import Message, chat_model_loaded
+from voxloop.llm import Message, Sampling, Usage, chat_model_loaded
 from voxloop.metrics import Metrics
 from voxloop.pipeline import Pipeline
 from voxloop.prompts import LANGUAGE_NAMES
 from voxloop.stt import engines as stt_engines
+from voxloop.stt import timed
 from voxloop.turns import Done, Heard, ReplyText, Speech, TurnRequest
 
 if TYPE_CHECKING:
@@ -93,13 +101,17 @@ ERROR_STATUS: list[tuple[type[VoxloopError], int, str]] = [
     (ConfigError, 400, "bad_setting"),
     (BackendDown, 502, "llm_unavailable"),
     (ModelUnavailable, 503, "model_unavailable"),
+    (StoreUnavailable, 503, "store_unavailable"),
     (VoxloopError, 500, "voxloop_error"),
 ]
-SSE_DONE = "data: [DONE]\n\n"
+SSE_DONE = "[DONE]"  # the data of the chat stream's last event, as OpenAI ends it
+SSE_SEPARATOR = "\n"  # events end with a blank line; lines end with a plain newline
 _END: Any = object()  # what `next` returns for a stream that is already over
-EVENT_POLL_SECONDS = 1.0  # an alert stream checks this often whether its client left
-KEEP_ALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing the stream
+EVENT_POLL_SECONDS = 1.0  # an alert stream waits this long at a time for the next alert
+# No-cache and X-Accel-Buffering keep proxies (nginx and the like) from holding a stream back.
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+TIMED_FORMATS = ("verbose_json", "srt", "vtt")  # transcript formats that need segment times
+VTT_MEDIA_TYPE = "text/vtt"
 T = TypeVar("T")
 
 
@@ -165,16 +177,35 @@ class ChatMessageIn(BaseModel):
         return Message(role="system" if self.role == "developer" else self.role, content=content)
 
 
+class StreamOptions(BaseModel):
+    """A streamed chat's options: `include_usage` adds a last chunk with the token counts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
-    """POST /v1/chat/completions (sampling options are the server's own settings)."""
+    """POST /v1/chat/completions (sampling options not given are the server's settings)."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = "voxloop"
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = Field(
+        None, description="Up to 4 strings; the reply ends before the first of them."
+    )
+
+    def sampling(self) -> Sampling:
+        """The request's sampling choices, as the language models take them."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop or []
+        return Sampling(self.temperature, self.top_p, tuple(s for s in stop if s))
 
 
 # ---- speech to text ------------------------------------------------------------------------
@@ -186,7 +217,10 @@ async def transcriptions(
     file: Annotated[UploadFile, File(description="The audio, in any common format.")],
     model: Annotated[str, Form(description="'whisper-1' or any: the default engine.")] = "",
     language: Annotated[str | None, Form(description="ISO 639-1 code, else detected.")] = None,
-    response_format: Annotated[Literal["json", "text", "verbose_json"], Form()] = "json",
+    response_format: Annotated[
+        Literal["json", "text", "verbose_json", "srt", "vtt"],
+        Form(description="verbose_json, srt and vtt give segments with their times."),
+    ] = "json",
 ) -> Response:
     """Transcribe an audio file (OpenAI's `audio.transcriptions.create`)."""
     pipeline = _state(request).pipeline
@@ -194,22 +228,37 @@ async def transcriptions(
     data = await file.read()
     async with await _slot(request):
         samples = await run_in_threadpool(pipeline.load_audio, data)
+        if response_format in TIMED_FORMATS:
+            segmented = await run_in_threadpool(
+                timed.transcribe, samples, pipeline.settings, engine, language
+            )
+            return _timed_response(segmented, response_format)
         transcript = await run_in_threadpool(pipeline.transcribe, samples, engine, language)
     if response_format == "text":
         return PlainTextResponse(transcript.text + "\n")
-    if response_format == "json":
-        return JSONResponse({"text": transcript.text})
-    seconds = len(samples) / audio.SAMPLE_RATE
-    segment = {"id": 0, "seek": 0, "start": 0.0, "end": seconds, "text": transcript.text}
-    return JSONResponse(
-        {
-            "task": "transcribe",
-            "language": LANGUAGE_NAMES.get(transcript.language, transcript.language).lower(),
-            "duration": seconds,
-            "text": transcript.text,
-            "segments": [segment],
-        }
-    )
+    return JSONResponse({"text": transcript.text})
+
+
+def _timed_response(transcript: timed.TimedTranscript, response_format: str) -> Response:
+    """A transcript with segment times as `verbose_json`, SubRip or WebVTT."""
+    if response_format == "srt":
+        return PlainTextResponse(timed.srt(transcript.segments))
+    if response_format == "vtt":
+        return PlainTextResponse(timed.vtt(transcript.segments), media_type=VTT_MEDIA_TYPE)
+    return JSONResponse(_verbose(transcript))
+
+
+def _verbose(transcript: timed.TimedTranscript) -> dict[str, Any]:
+    """A transcript as OpenAI's `verbose_json`: language name, duration, timed segments."""
+    segments = [
+        {"id": n, "seek": 0, "start": s.start, "end": s.end, "text": s.text}
+        for n, s in enumerate(transcript.segments)
+    ]
+    language = LANGUAGE_NAMES.get(transcript.language, transcript.language).lower()
+    return {
+        "task": "transcribe", "language": language, "duration": transcript.duration,
+        "text": transcript.text, "segments": segments,
+    }  # fmt: skip
 
 
 # ---- text to speech ------------------------------------------------------------------------
@@ -230,7 +279,9 @@ async def speech(request: Request, body: SpeechRequest) -> Response:
     )
     encoded = audio.encode_stream(chunks, body.response_format)
     return StreamingResponse(
-        _released(encoded, slot), media_type=audio.MEDIA_TYPES[body.response_format]
+        _released(encoded, slot),
+        media_type=audio.MEDIA_TYPES[body.response_format],
+        headers=STREAM_HEADERS,
     )
 
 
@@ -245,58 +296,94 @@ async def chat_completions(request: Request, body: ChatRequest) -> Response:
     wanted = body.max_completion_tokens or body.max_tokens or settings.max_tokens
     max_tokens = min(wanted, settings.context_tokens // 2)  # leave room for the conversation
     messages = [m.as_message() for m in body.messages]
-    completion = _Completion(body.model)
+    completion, sampling, usage = _Completion(body.model), body.sampling(), Usage()
     if not body.stream:
         async with await _slot(request):
-            pieces = state.pipeline.chat(messages, max_tokens)
+            pieces = state.pipeline.chat(messages, max_tokens, sampling=sampling, usage=usage)
             text = await run_in_threadpool(lambda: "".join(pieces))
-        return JSONResponse(completion.whole(text))
+        return JSONResponse(_json(completion.whole(text, usage)))
     cancel = threading.Event()
     slot, pieces = await _started(
-        request, lambda: state.pipeline.chat(messages, max_tokens, cancel)
+        request, lambda: state.pipeline.chat(messages, max_tokens, cancel, sampling, usage)
     )
-    events = completion.events(pieces)
-    return StreamingResponse(_released(events, slot, cancel), media_type="text/event-stream")
+    with_usage = body.stream_options is not None and body.stream_options.include_usage
+    events = completion.events(pieces, usage, with_usage)
+    return _event_stream(request, _released(events, slot, cancel))
 
 
 class _Completion:
-    """The JSON of one chat completion, whole or as stream chunks."""
+    """One chat completion, whole or as stream chunks, in the `openai` package's types."""
 
     def __init__(self, model: str) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self.model = model
         self.created = int(time.time())
 
-    def whole(self, text: str) -> dict[str, Any]:
+    def whole(self, text: str, usage: Usage) -> ChatCompletion:
         """A `chat.completion` object."""
-        message = {"role": "assistant", "content": text}
-        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
-        return {**self._head("chat.completion"), "choices": [choice]}
+        message = ChatCompletionMessage(role="assistant", content=text)
+        choice = Choice(index=0, message=message, finish_reason=usage.finish_reason, logprobs=None)
+        return ChatCompletion(
+            id=self.id, object="chat.completion", created=self.created, model=self.model,
+            choices=[choice], usage=_usage(usage),
+        )  # fmt: skip
 
-    def events(self, pieces: Iterator[str]) -> Iterator[str]:
-        """Server-sent `chat.completion.chunk` events; an error mid-stream is sent as one."""
-        yield _sse(self._chunk({"role": "assistant", "content": ""}))
+    def events(
+        self, pieces: Iterator[str], usage: Usage, with_usage: bool
+    ) -> Iterator[ServerSentEvent]:
+        """Server-sent `chat.completion.chunk` events, then [DONE]; `with_usage`, a last chunk
+        with the token counts (OpenAI's `include_usage`). An error mid-stream is sent as one.
+
+        `usage` is filled in by the model as `pieces` ends."""
+        yield _event(_json(self._chunk(ChoiceDelta(role="assistant", content=""))))
         try:
             for piece in pieces:
                 if piece:
-                    yield _sse(self._chunk({"content": piece}))
+                    yield _event(_json(self._chunk(ChoiceDelta(content=piece))))
         except VoxloopError as err:
             status, code = _status(err)
-            yield _sse(error_body(status, str(err), code))
+            yield _event(error_body(status, str(err), code))
             return
         except Exception:  # a bug: end the stream with an error the client can show
             log.exception("The chat completion failed")
-            yield _sse(error_body(500, INTERNAL_ERROR, "internal_error"))
+            yield _event(error_body(500, INTERNAL_ERROR, "internal_error"))
             return
-        yield _sse(self._chunk({}, finish_reason="stop"))
-        yield SSE_DONE
+        yield _event(_json(self._chunk(ChoiceDelta(), usage.finish_reason)))
+        if with_usage and (counts := _usage(usage)) is not None:
+            yield _event(_json(self._usage_chunk(counts)))
+        yield ServerSentEvent(SSE_DONE, sep=SSE_SEPARATOR)
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return {**self._head("chat.completion.chunk"), "choices": [choice]}
+    def _chunk(
+        self, delta: ChoiceDelta, finish_reason: Literal["stop", "length"] | None = None
+    ) -> ChatCompletionChunk:
+        choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason, logprobs=None)
+        return ChatCompletionChunk(
+            id=self.id, object="chat.completion.chunk", created=self.created, model=self.model,
+            choices=[choice],
+        )  # fmt: skip
 
-    def _head(self, kind: str) -> dict[str, Any]:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+    def _usage_chunk(self, usage: CompletionUsage) -> ChatCompletionChunk:
+        """The last chunk of a stream with `include_usage`: no choices, the token counts."""
+        return ChatCompletionChunk(
+            id=self.id, object="chat.completion.chunk", created=self.created, model=self.model,
+            choices=[], usage=usage,
+        )  # fmt: skip
+
+
+def _usage(usage: Usage) -> CompletionUsage | None:
+    """The token counts in OpenAI's type; None where the model did not tell them."""
+    if usage.prompt_tokens is None or usage.completion_tokens is None:
+        return None
+    return CompletionUsage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.prompt_tokens + usage.completion_tokens,
+    )
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    """An `openai` object as JSON, with only the fields voxloop set (as it always sent them)."""
+    return model.model_dump(mode="json", exclude_unset=True)
 
 
 # ---- speech to speech ----------------------------------------------------------------------
@@ -335,24 +422,24 @@ async def turn(
 
     slot, started = await _started(request, events)
     stream = _turn_events(started)
-    return StreamingResponse(_released(stream, slot, cancel), media_type="text/event-stream")
+    return _event_stream(request, _released(stream, slot, cancel))
 
 
-def _turn_events(events: Iterator[Any]) -> Iterator[str]:
+def _turn_events(events: Iterator[Any]) -> Iterator[ServerSentEvent]:
     """The turn's events as server-sent JSON: transcript, reply, audio, done (or error)."""
     try:
         for event in events:
             if isinstance(event, Heard):
-                yield _sse({"type": "transcript", "text": event.text, "language": event.language})
+                yield _event({"type": "transcript", "text": event.text, "language": event.language})
             elif isinstance(event, ReplyText):
-                yield _sse({"type": "reply", "delta": event.delta})
+                yield _event({"type": "reply", "delta": event.delta})
             elif isinstance(event, Speech):
                 pcm = base64.b64encode(event.chunk.pcm.astype("<i2").tobytes()).decode()
                 rate = event.chunk.sample_rate
-                yield _sse({"type": "audio", "sample_rate": rate, "pcm_s16le": pcm})
+                yield _event({"type": "audio", "sample_rate": rate, "pcm_s16le": pcm})
             elif isinstance(event, Done):
                 turn = event.turn
-                yield _sse(
+                yield _event(
                     {
                         "type": "done", "transcript": turn.user_text, "reply": turn.heard_reply,
                         "outcome": turn.outcome, "timings_ms": turn.timings_ms,
@@ -360,10 +447,10 @@ def _turn_events(events: Iterator[Any]) -> Iterator[str]:
                     }
                 )  # fmt: skip
     except VoxloopError as err:
-        yield _sse({"type": "error", "message": str(err), "code": _status(err)[1]})
+        yield _event({"type": "error", "message": str(err), "code": _status(err)[1]})
     except Exception:  # a bug: the client still gets an ending it can show, the log the trace
         log.exception("The turn failed")
-        yield _sse({"type": "error", "message": INTERNAL_ERROR, "code": "internal_error"})
+        yield _event({"type": "error", "message": INTERNAL_ERROR, "code": "internal_error"})
 
 
 def _check_timezone(name: str) -> None:
@@ -395,7 +482,7 @@ def timers(request: Request, session: str) -> dict[str, Any]:
 
 
 @v1.get("/voxloop/events")
-async def alert_events(request: Request, session: str) -> StreamingResponse:
+async def alert_events(request: Request, session: str) -> EventSourceResponse:
     """The session's alerts (a timer or reminder going off) as server-sent events, each with
     its spoken audio; a comment line keeps the connection alive on long waits."""
     door = _state(request).alerts
@@ -403,25 +490,20 @@ async def alert_events(request: Request, session: str) -> StreamingResponse:
         raise ApiError(404, "This server does not announce timers.", "not_found")
     events = door.subscribe(session)
 
-    async def stream() -> AsyncIterator[str]:
-        quiet = 0.0
+    async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
-            yield ": listening\n\n"
-            while not await request.is_disconnected():
+            # Tells the client it is subscribed: an alert from now on reaches it.
+            yield ServerSentEvent(comment="listening", sep=SSE_SEPARATOR)
+            while True:  # until the client leaves: the response then cancels this generator
                 try:
                     event = await run_in_threadpool(events.get, True, EVENT_POLL_SECONDS)
                 except queue.Empty:
-                    quiet += EVENT_POLL_SECONDS
-                    if quiet >= KEEP_ALIVE_SECONDS:
-                        quiet = 0.0
-                        yield ": ping\n\n"
                     continue
-                quiet = 0.0
-                yield _sse(event)
+                yield _event(event)
         finally:
             door.unsubscribe(session, events)
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    return _event_stream(request, stream())
 
 
 # ---- operations ----------------------------------------------------------------------------
@@ -547,8 +629,16 @@ async def _released(
                 close()
 
 
-def _sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _event(data: dict[str, Any]) -> ServerSentEvent:
+    """One server-sent event whose data is `data` as JSON."""
+    return ServerSentEvent(json.dumps(data, ensure_ascii=False), sep=SSE_SEPARATOR)
+
+
+def _event_stream(request: Request, events: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    """Server-sent events as they come, with a keep-alive comment on long waits and the
+    headers that keep proxies from buffering them."""
+    ping = _state(request).pipeline.settings.server.keep_alive_seconds
+    return EventSourceResponse(events, headers=STREAM_HEADERS, ping=ping, sep=SSE_SEPARATOR)
 
 
 def _status(err: VoxloopError) -> tuple[int, str]:

@@ -162,7 +162,11 @@ class STTSettings(Section):
 class LLMSettings(Section):
     """The language model."""
 
-    backend: str = Field("llamacpp", description="'llamacpp' (in-process) or 'openai' (HTTP).")
+    backend: str = Field(
+        "llamacpp",
+        description="'llamacpp' (in-process), 'llama-server' (llama.cpp's server, started by "
+        "voxloop, several conversations at once) or 'openai' (HTTP).",
+    )
     model: str = Field(
         "qwen2.5-0.5b",
         description="llamacpp: 'qwen2.5-0.5b' (fast), 'qwen2.5-1.5b' (right far more often, "
@@ -184,6 +188,17 @@ class LLMSettings(Section):
         15.0,
         description="Give up on the HTTP backend when it is silent this long (the turn then "
         "ends with a spoken apology).",
+    )
+    parallel: int = Field(
+        4,
+        ge=1,
+        description="llama-server backend: conversations generated at once (slots), each with "
+        "its own context of context_tokens.",
+    )
+    server_binary: str = Field(
+        "",
+        description="llama-server backend: the llama-server program; empty: the one in the "
+        "virtual environment's bin/.",
     )
 
 

@@ -29,5 +29,9 @@ class BackendDown(VoxloopError):
     """A remote engine (an OpenAI-compatible server) failed or is unreachable."""
 
 
+class StoreUnavailable(VoxloopError):
+    """The conversation store (a PostgreSQL server) cannot be reached for now."""
+
+
 class ConfigError(VoxloopError):
     """A setting names something that does not exist (engine, voice, file)."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from voxloop import facts as fact_patterns
 from voxloop.config import MemorySettings
-from voxloop.errors import VoxloopError
+from voxloop.errors import StoreUnavailable, VoxloopError
 from voxloop.llm import Message
 from voxloop.prompts import CONVERSATION_SUMMARY_NOTE, FACTS_NOTE, estimate_tokens
 from voxloop.turns import Turn
@@ -270,7 +270,7 @@ def _postgres_transaction(url: str) -> Iterator[Database]:
         raise _unreachable(url, err) from err
 
 
-def _unreachable(url: str, err: Exception) -> VoxloopError:
+def _unreachable(url: str, err: Exception) -> StoreUnavailable:
     """The error a person reads when the PostgreSQL server cannot be reached."""
     from psycopg_pool import PoolTimeout
 
@@ -278,7 +278,7 @@ def _unreachable(url: str, err: Exception) -> VoxloopError:
         reason = f"no connection within {POSTGRES_WAIT_SECONDS:g} s (is the server running?)"
     else:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return VoxloopError(
+    return StoreUnavailable(
         f"Cannot reach the conversation database ({postgres_where(url)}): {reason}. "
         "Please try again in a moment."
     )

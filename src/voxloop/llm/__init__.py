@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
 from voxloop.config import Settings
@@ -17,13 +18,39 @@ class Message(TypedDict):
     content: str
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """A request's own sampling choices; None keeps the configured one (or the backend's)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Usage:
+    """What one reply used and why it ended, filled in by the backend when its stream ends;
+    token counts stay None where the backend cannot tell."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: Literal["stop", "length"] = "stop"
+
+
 class ChatModel(Protocol):
     """A chat model that streams its reply as text pieces."""
 
     def stream(
-        self, messages: list[Message], *, max_tokens: int, cancel: threading.Event | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        cancel: threading.Event | None = None,
+        sampling: Sampling | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[str]:
-        """Yield the reply piece by piece; stop early once `cancel` is set."""
+        """Yield the reply piece by piece; stop early once `cancel` is set. With `usage`, the
+        token counts and the finish reason are written into it at the end."""
         ...
 
 

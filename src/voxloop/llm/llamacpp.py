@@ -10,7 +10,7 @@ from typing import Any, cast
 from voxloop import assets
 from voxloop.config import LLMSettings
 from voxloop.errors import ModelUnavailable
-from voxloop.llm import Message, backends
+from voxloop.llm import Message, Sampling, Usage, backends
 
 
 class LlamaCppChat:
@@ -41,25 +41,61 @@ class LlamaCppChat:
         self._lock = threading.Lock()  # one llama context cannot run two generations at once
 
     def stream(
-        self, messages: list[Message], *, max_tokens: int, cancel: threading.Event | None = None
+        self,
+        messages: list[Message],
+        *,
+        max_tokens: int,
+        cancel: threading.Event | None = None,
+        sampling: Sampling | None = None,
+        usage: Usage | None = None,
     ) -> Iterator[str]:
         """Yield reply pieces as llama.cpp generates them."""
+        sampling = sampling or Sampling()
+        options: dict[str, Any] = {"stop": list(sampling.stop)} if sampling.stop else {}
+        if sampling.top_p is not None:  # else llama.cpp's own default
+            options["top_p"] = sampling.top_p
+        temperature = sampling.temperature
+        if temperature is None:
+            temperature = self.settings.temperature
         with self._lock:
+            if sampling.temperature == 0:
+                # A client asking for greedy replies wants them repeatable, but the logits of a
+                # prompt that is wholly cached differ a little from those of one evaluated
+                # afresh, enough to flip a near tie: evaluate it afresh. Not for voxloop's own
+                # turns (no explicit temperature): they need the cached prefix to answer fast.
+                self.llama.reset()
             chunks = cast(
                 "Iterator[Any]",
                 self.llama.create_chat_completion(
                     messages=cast("Any", messages),
                     max_tokens=max_tokens,
-                    temperature=self.settings.temperature,
+                    temperature=temperature,
                     stream=True,
+                    **options,
                 ),
             )
+            reply: list[str] = []
+            prompt_tokens = None
             for chunk in chunks:
                 if cancel is not None and cancel.is_set():
                     break
-                piece = chunk["choices"][0]["delta"].get("content")
-                if piece:
+                if prompt_tokens is None:
+                    # The first chunk comes as the first reply token is sampled: the context
+                    # then holds the prompt, evaluated, and nothing else yet.
+                    prompt_tokens = self.llama.n_tokens
+                choice = chunk["choices"][0]
+                if choice.get("finish_reason") == "length" and usage is not None:
+                    usage.finish_reason = "length"
+                if piece := choice["delta"].get("content"):
+                    reply.append(piece)
                     yield piece
+            if usage is not None:
+                usage.prompt_tokens = prompt_tokens
+                usage.completion_tokens = self._tokens("".join(reply))
+
+    def _tokens(self, text: str) -> int:
+        """How many tokens `text` is to this model (a reply's length, as the model counts)."""
+        return len(self.llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
 
 
 @backends.register("llamacpp")
