@@ -97,3 +97,15 @@ def test_empty_text_and_unknown_voice_fail_before_any_work(pipeline: Pipeline) -
         _events(pipeline, TurnRequest(text="   "))
     with pytest.raises(ConfigError):
         _events(pipeline, TurnRequest(text="Hi", voice="nobody"))
+
+
+def test_a_model_server_gets_no_prompts_evaluated_ahead(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Evaluating ahead pays only where one context keeps the prefix (in process); a model
+    # server would get a stray request per partial transcript (here: none listens at all).
+    from voxloop.config import load_settings
+    from voxloop_bench import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    remote = Pipeline(load_settings(data_dir=tmp_path, llm={"backend": "openai", "base_url": url}))
+    assert not remote.chat_model.keeps_prefix
+    remote.prime_turn(TurnRequest(), "What is the capital")  # returns without a request

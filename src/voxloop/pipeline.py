@@ -309,8 +309,9 @@ class Pipeline:
     def prime_turn(self, request: TurnRequest, user_text: str) -> None:
         """Evaluate the prompt a turn of `request` saying `user_text` would start with (the
         words heard so far while the person still speaks), so that turn answers sooner."""
-        self.wait_for_upkeep()
-        self.prime(self._messages(request, Turn(user_text=user_text)))
+        if self.chat_model.keeps_prefix:
+            self.wait_for_upkeep()
+            self.prime(self._messages(request, Turn(user_text=user_text)))
 
     def _messages(self, request: TurnRequest, turn: Turn) -> list[Message]:
         history, notes = request.history, request.notes
@@ -400,7 +401,7 @@ class Pipeline:
         def upkeep() -> None:
             try:
                 memory.compact(session, self.summarize)
-                if self.prime_after_turn:
+                if self.prime_after_turn and self.chat_model.keeps_prefix:
                     # The next prompt starts with the (maybe new) notes and history: evaluate
                     # it now, while the person listens, not after they have spoken.
                     follow_up = TurnRequest(session=session, system_prompt=request.system_prompt)

@@ -40,6 +40,10 @@ class Usage:
 class ChatModel(Protocol):
     """A chat model that streams its reply as text pieces."""
 
+    # Whether evaluating a prompt ahead (a one-token request) makes the next request that
+    # starts with it faster: true where one context keeps the evaluated prefix (in process).
+    keeps_prefix: bool
+
     def stream(
         self,
         messages: list[Message],

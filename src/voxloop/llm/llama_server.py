@@ -57,6 +57,8 @@ def _die_with_parent() -> None:
 class LlamaServerChat:
     """A supervised llama-server with `settings.parallel` slots, serving `settings.model`."""
 
+    keeps_prefix = False  # the next request may go to another slot
+
     def __init__(self, settings: LLMSettings, cache_dir: Path) -> None:
         self.settings = settings
         chosen = settings.server_binary

@@ -16,6 +16,8 @@ from voxloop.llm import Message, Sampling, Usage, backends
 class LlamaCppChat:
     """A GGUF chat model run in this process; the chat template comes from the GGUF file."""
 
+    keeps_prefix = True  # one context: the next prompt reuses what this one evaluated
+
     def __init__(self, settings: LLMSettings, cache_dir: Path) -> None:
         try:
             from llama_cpp import Llama

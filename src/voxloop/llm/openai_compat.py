@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 class OpenAICompatChat:
     """Streams chat completions from `settings.base_url` with the official openai client."""
 
+    keeps_prefix = False  # a request ahead would only load the server, and may cut others off
+
     def __init__(self, settings: LLMSettings) -> None:
         import openai
 
