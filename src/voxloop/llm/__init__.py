@@ -71,4 +71,4 @@ def chat_model_loaded(settings: Settings) -> bool:
     return backends.built(settings.llm.backend, settings.llm, settings.cache_dir)
 
 
-from voxloop.llm import llamacpp, openai_compat  # noqa: E402,F401  (registers the backends)
+from voxloop.llm import llama_server, llamacpp, openai_compat  # noqa: E402,F401  (registers the backends)

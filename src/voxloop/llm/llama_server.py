@@ -161,19 +161,29 @@ class LlamaServerChat:
     ) -> Iterator[str]:
         """Yield reply pieces from the server, waiting for it first if it is restarting."""
         chat = self._serving()
-        yield from chat.stream(
-            messages, max_tokens=max_tokens, cancel=cancel, sampling=sampling, usage=usage
-        )
+        replied = False
+        try:
+            for piece in chat.stream(
+                messages, max_tokens=max_tokens, cancel=cancel, sampling=sampling, usage=usage
+            ):
+                replied = True
+                yield piece
+        except BackendDown:
+            if replied:  # half a reply is already out: the turn apologizes instead
+                raise
+            # It died since it was last seen healthy: ask the one its supervisor starts next.
+            retry = self._serving(instead_of=chat)
+            yield from retry.stream(
+                messages, max_tokens=max_tokens, cancel=cancel, sampling=sampling, usage=usage
+            )
 
-    def _serving(self) -> OpenAICompatChat:
-        """The client of a live, loaded server, waiting up to timeout_seconds for a restart."""
+    def _serving(self, instead_of: OpenAICompatChat | None = None) -> OpenAICompatChat:
+        """The client of a loaded server (not `instead_of`), waiting up to timeout_seconds."""
         deadline = time.monotonic() + self.settings.timeout_seconds
         while time.monotonic() < deadline and not self._stopping.is_set():
             with self._lock:
-                process, chat = self.process, self.chat
-            # A server that just died may still be marked ready: its supervisor is waking up.
-            alive = process is not None and process.poll() is None
-            if self._ready.is_set() and alive and chat is not None:
+                chat = self.chat
+            if self._ready.is_set() and chat is not None and chat is not instead_of:
                 return chat
             self._ready.wait(HEALTH_POLL_SECONDS)
         raise BackendDown(
