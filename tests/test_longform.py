@@ -320,8 +320,17 @@ def test_summaries_are_combined_in_rounds_until_they_fit(
     assert len(rounds) > 1  # the notes did not fit: retold together, in rounds
     assert requests[-1].startswith("Notes on consecutive parts")
     assert calls == sorted(calls) and calls[-1] == 1.0 and len(calls) == len(model.requests) + 1
-    # Whole sentences only: the cut-off "And then" is dropped; repeats are said once.
-    assert summary == "This part is about the sea. Ships sail on it. Ports are busy."
+    # Whole sentences only: the cut-off "And then" is dropped; repeats are said once. The
+    # rounds kept 3 sentences where 12 were asked for: the notes themselves, spread along the
+    # recording, are the summary (all the same sentence here).
+    assert summary == "This part is about the sea."
+
+
+def test_notes_spread_evenly_from_the_first_to_the_last() -> None:
+    notes = [f"Event {number} happened." for number in range(40)]
+    assert longform.spread(notes, 5, 1000) == [notes[i] for i in (0, 10, 20, 29, 39)]
+    assert len(" ".join(longform.spread(notes, 24, 30)).split()) <= 30  # words bound it too
+    assert longform.spread(notes, 24, 2) == notes[:1]
 
 
 def test_each_part_of_the_recording_gets_its_share_of_the_summary(

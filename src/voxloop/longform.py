@@ -51,6 +51,9 @@ CONTEXT_MARGIN_TOKENS = 64  # chat-template tokens around the messages, and slac
 MIN_CHUNK_TOKENS = 200  # a context with less room than this for transcript is too small
 IN_PROCESS_BACKEND = "llamacpp"  # the backend whose model `longform.model` names
 
+# A round of retelling that keeps fewer than 1/SHORT_ROUND of the sentences asked for is not
+# used: the notes, spread along the recording, are the summary instead.
+SHORT_ROUND = 2
 PART_GROWTH = 1.2  # larger parts, step by step, until each part has a sentence of the summary
 
 SENTENCE_ENDS = (".", "!", "?", "…")
@@ -227,6 +230,11 @@ def summarize(
         retold = writer.retell(groups, NOTES_LABEL, most, longform.summary_tokens)
         if len(retold) >= len(notes) and not writer.cancelled:
             raise ConfigError(_too_small(settings))
+        if len(retold) * SHORT_ROUND < fitting:
+            # The model kept a few sentences of many (it sometimes restates one stretch):
+            # the notes themselves, taken evenly along the recording, cover it better.
+            notes = spread(notes, room, longform.summary_words)
+            break
         notes = retold
     if writer.cancelled:
         return ""
@@ -292,6 +300,17 @@ def _fitting(pieces: Iterable[str], max_tokens: int) -> Iterator[str]:
     width = math.floor(max_tokens * CHARS_PER_TOKEN)
     for piece in pieces:
         yield from textwrap.wrap(piece, width=width)  # also collapses runs of whitespace
+
+
+def spread(notes: list[str], room: int, max_words: int) -> list[str]:
+    """As many notes as fit in `room` sentences and `max_words` words, taken evenly from the
+    first to the last, in order (at least the first)."""
+    for count in range(min(room, len(notes)), 1, -1):
+        step = (len(notes) - 1) / (count - 1)
+        chosen = [notes[round(number * step)] for number in range(count)]
+        if len(" ".join(chosen).split()) <= max_words:
+            return chosen
+    return notes[:1]
 
 
 def _fitting_sentences(notes: list[str], room: int, max_words: int) -> int:
