@@ -97,7 +97,8 @@ def _microphone(settings: Settings, spoken: Any, question: str) -> np.ndarray:
 
 def test_a_spoken_question_comes_out_as_events_in_order(settings: Settings, spoken) -> None:  # type: ignore[no-untyped-def]
     events: list[Event] = []
-    pipeline = Pipeline(settings)
+    ahead = settings.handsfree.model_copy(update={"evaluate_ahead": True})
+    pipeline = Pipeline(settings.model_copy(update={"handsfree": ahead}))
     primed: list[tuple[str, int]] = []  # the words evaluated ahead, and how many events before
     prime_turn = pipeline.prime_turn
 

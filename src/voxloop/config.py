@@ -94,10 +94,11 @@ class HandsFreeSettings(Section):
 
     partial_every_ms: int = Field(320, description="Update the live transcript this often.")
     evaluate_ahead: bool = Field(
-        True,
+        False,
         description="While the person speaks, the language model evaluates the turn's prompt "
         "with the live transcript so far, so the answer starts from a prompt mostly evaluated "
-        "(worth it with the in-process llama.cpp model, which reuses the evaluated prefix).",
+        "(in-process llama.cpp only). Off: no first-audio gain was measured, and each extra "
+        "model call moves the sampler on, so answers come out differently.",
     )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
