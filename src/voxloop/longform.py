@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voxloop import audio, vad
+from voxloop import audio
 from voxloop.config import LongformSettings, Settings
 from voxloop.errors import ConfigError, NoSpeech, VoxloopError
 from voxloop.grounding import supported_sentences
@@ -173,29 +173,11 @@ def speech_segments(
 ) -> Iterator[tuple[float, float, np.ndarray]]:
     """(start, end, audio) of each stretch of speech, cut at pauses (`longform.pause_ms`) and
     at `longform.segment_max_seconds`; the silence between them is skipped."""
-    longform = settings.longform
-    turns = settings.vad.model_copy(
-        update={
-            "silence_ms": longform.pause_ms,
-            "max_turn_seconds": longform.segment_max_seconds,
-            "speculate_ms": 0,  # no 'pause' events: nothing is prepared ahead here
-        }
+    from voxloop.stt.timed import speech_pieces  # it imports Segment from here
+
+    yield from speech_pieces(
+        audio.stream(path, max_seconds=settings.longform.max_seconds), settings
     )
-    detector = vad.TurnDetector(turns)
-    fed = 0
-    for block in audio.stream(path, max_seconds=longform.max_seconds):
-        fed += len(block)
-        for event in detector.feed(block):
-            if event.kind == "end" and event.audio is not None:
-                yield _placed(event.at_ms / audio.MS_PER_SECOND, event.audio)
-    if detector.speaking:  # the recording ends mid-speech
-        whole_frames = fed - fed % vad.FRAME_SAMPLES
-        yield _placed(whole_frames / audio.SAMPLE_RATE, np.concatenate(detector.utterance))
-
-
-def _placed(end: float, speech: np.ndarray) -> tuple[float, float, np.ndarray]:
-    start = max(0.0, end - len(speech) / audio.SAMPLE_RATE)
-    return round(start, 3), round(end, 3), speech
 
 
 def summarize(

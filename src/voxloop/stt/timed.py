@@ -10,14 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxloop import vad
-from voxloop.audio import SAMPLE_RATE
+from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE, SECONDS_PER_HOUR, SECONDS_PER_MINUTE
 from voxloop.config import Settings
 from voxloop.errors import NoSpeech
 from voxloop.longform import Segment
 from voxloop.stt import get_transcriber
-
-MS_PER_SECOND = 1000
-SECONDS_PER_HOUR, SECONDS_PER_MINUTE = 3600, 60
 
 
 @dataclass(frozen=True)
