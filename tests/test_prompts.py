@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from voxloop.config import load_settings
+from voxloop.llm import Message
 from voxloop.prompts import (
     DEFAULT_SYSTEM_PROMPT,
     Utterance,
@@ -56,6 +57,22 @@ def test_notes_go_into_the_system_prompt() -> None:
     messages = build_messages("Be brief.", [], "Hi.", ["What you know about the user: Ada."])
     assert messages[0]["content"] == "Be brief.\n\nWhat you know about the user: Ada."
     assert messages[-1] == {"role": "user", "content": "Hi."}
+
+
+def test_a_reply_cut_off_before_any_word_is_not_shown_to_the_model() -> None:
+    history: list[Message] = [
+        {"role": "user", "content": "What is two plus two?"},
+        {"role": "assistant", "content": "…"},  # interrupted before the person heard a word
+        {"role": "user", "content": "Tell me a joke."},
+        {"role": "assistant", "content": "Why did the …"},  # heard in part: kept
+    ]
+    messages = build_messages("Be brief.", history, "What is three plus three?")
+    assert [m["content"] for m in messages[1:]] == [
+        "What is two plus two?",
+        "Tell me a joke.",
+        "Why did the …",
+        "What is three plus three?",
+    ]
 
 
 def test_the_prompt_texts_load_before_anything_else_of_voxloop() -> None:

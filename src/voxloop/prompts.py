@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from voxloop.text import words
+
 if TYPE_CHECKING:
     from voxloop.llm import Message
 
@@ -82,11 +84,16 @@ def build_messages(
     user_text: str,
     notes: Sequence[str] = (),
 ) -> list[Message]:
-    """The persona (with `notes`: what the model should know), earlier turns, the new words."""
+    """The persona (with `notes`: what the model should know), earlier turns, the new words.
+
+    A reply cut off before the person heard any of it is kept as "…" (so the page shows it);
+    the model does not see it: a small model takes it for an example and answers "…" too.
+    """
     system = system_prompt
     if notes:
         system += "\n\n" + "\n".join(notes)
-    return [{"role": "system", "content": system}, *history, {"role": "user", "content": user_text}]
+    said = [m for m in history if m["role"] != "assistant" or words(m["content"])]
+    return [{"role": "system", "content": system}, *said, {"role": "user", "content": user_text}]
 
 
 # ISO 639-1 code (what Whisper detects) -> the language's English name, for the model.
