@@ -135,3 +135,32 @@ def test_a_spoken_question_comes_out_as_events_in_order(settings: Settings, spok
     # While they spoke, the prompt was evaluated with their first words, before the answer.
     assert primed and primed[0][1] < started
     assert final.text.lower().startswith(primed[0][0].lower().rstrip(".?!"))
+
+
+def test_hands_free_turns_are_heard_by_the_final_transcript_engine(
+    settings: Settings,
+    spoken: Any,
+) -> None:
+    stt = settings.stt.model_copy(update={"engine": "whisper", "partial_engine": "moonshine"})
+    pipeline = Pipeline(settings.model_copy(update={"stt": stt}))
+    heard: list[str] = []
+    hear = pipeline.hear
+
+    def recorded_hear(samples: np.ndarray, request: TurnRequest) -> Any:
+        transcript = hear(samples, request)
+        heard.append(transcript.text)
+        return transcript
+
+    pipeline.hear = recorded_hear  # type: ignore[method-assign]
+    events: list[Event] = []
+    conversation = Conversation(pipeline, Options(), events.append)
+    question = _microphone(settings, spoken, "How many legs does a spider have?")
+    feed_like_a_microphone(conversation.feed_pcm16, question)
+    deadline = time.monotonic() + ANSWER_WITHIN_SECONDS
+    while not any(isinstance(e, ReplyDone) for e in events):
+        assert time.monotonic() < deadline, events
+        time.sleep(0.1)
+    conversation.close(wait_seconds=60)
+    final = [e for e in events if isinstance(e, TranscriptUpdated) and e.final][-1]
+    assert heard and final.text == heard[-1], (heard, final)  # Whisper's words, not Moonshine's
+    assert "spider" in final.text.lower()

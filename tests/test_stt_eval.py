@@ -150,3 +150,30 @@ def test_pipeline_gives_the_conversation_to_whisper(
         update={"stt": settings.stt.model_copy(update={"conversation_prompt": False})}
     )
     assert Pipeline(unprompted)._conversation_prompt(request) is None  # it can be turned off
+
+
+def test_whisper_encodes_a_short_window_for_a_short_question(
+    settings: Settings, clips: list[dict[str, Any]]
+) -> None:
+    short = [c for c in clips if len(c["samples"]) < 8 * audio.SAMPLE_RATE]
+    encoded: dict[float, list[int]] = {}
+    for window in (10.0, 30.0):
+        changes = {"whisper_window_seconds": window}
+        options = settings.model_copy(update={"stt": settings.stt.model_copy(update=changes)})
+        transcriber = get_transcriber(options, "whisper")
+        assert isinstance(transcriber, WhisperTranscriber)
+        model, frames = transcriber.model, encoded.setdefault(window, [])
+        original = model.encode
+
+        def counted(features: Any, original: Any = original, frames: list[int] = frames) -> Any:
+            result = original(features)
+            frames.append(int(result.shape[1]))  # encoder positions: two frames each
+            return result
+
+        model.encode = counted
+        try:
+            pairs = [(c["transcript"], transcriber.transcribe(c["samples"]).text) for c in short]
+        finally:
+            del model.encode
+        assert wer(pairs) <= MAX_WER, (window, pairs)
+    assert max(encoded[10.0]) <= 500 < min(encoded[30.0]) == 1500, encoded

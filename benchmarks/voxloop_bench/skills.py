@@ -4,8 +4,8 @@ skills stay silent on ordinary questions?
 Each phrasing of benchmarks/skills/phrasings.json is said by voices of engines voxloop does not
 speak with, transcribed by the configured engine, and given to the skills with a fresh session
 (its timers and facts set up first). Handled right: the named skill answers, with the expected
-words. False fires: any skill answering a question of the answers suite outside its arithmetic
-category (benchmarks/answers/questions.json).
+words. False fires: any skill answering a question of the answers suite outside its arithmetic and
+unknowable categories (benchmarks/answers/questions.json).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from voxloop_bench.answers import (
 from voxloop_bench.recordings import normalize
 
 PHRASINGS_FILE = "skills/phrasings.json"
-SKILL_CATEGORY = "arithmetic"  # the answers suite's category that a skill should answer
+# The answers suite's categories that a skill should answer: sums, and what no model can know.
+SKILL_CATEGORIES = ("arithmetic", "unknowable")
 
 
 @suite("skills")
@@ -138,7 +139,7 @@ def _shares(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def false_fires() -> dict[str, Any]:
     """Skills answering ordinary questions of the answers suite (typed)."""
-    questions = [q for q in load_questions() if q.category != SKILL_CATEGORY]
+    questions = [q for q in load_questions() if q.category not in SKILL_CATEGORIES]
     context = skills.SkillContext(skills.now(None))
     fired = []
     for question in questions:
@@ -247,7 +248,7 @@ def tool_calling(settings: Settings) -> dict[str, Any]:
             tool, first_ms = ask(item["text"])
             first_tokens.append(first_ms)
             right.setdefault(name, []).append(tool is not None and TOOLS[tool][0] == name)
-    ordinary = [q for q in load_questions() if q.category != SKILL_CATEGORY]
+    ordinary = [q for q in load_questions() if q.category not in SKILL_CATEGORIES]
     false_calls = sum(ask(q.text)[0] is not None for q in ordinary[:TOOL_ORDINARY_SAMPLE])
     every = [r for results in right.values() for r in results]
     return {

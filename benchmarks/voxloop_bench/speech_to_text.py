@@ -30,6 +30,8 @@ CLIPS = "stt/clips.json"
 CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "moonshine": ("moonshine", {}, False),
     "whisper-tiny": ("whisper", {}, False),
+    "whisper-tiny-15s": ("whisper", {"whisper_window_seconds": 15.0}, False),
+    "whisper-tiny-30s": ("whisper", {"whisper_window_seconds": 30.0}, False),
     "whisper-tiny-beam5": ("whisper", {"beam_size": 5}, False),
     "whisper-base": ("whisper", {"whisper_model": "base", "language": "en"}, False),
     "checked": ("checked", {}, False),

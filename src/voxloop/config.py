@@ -59,8 +59,10 @@ class VADSettings(Section):
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
     speculate_ms: int = Field(
-        160,
-        description="Silence after which the answer is prepared, in case the turn ends (0: off).",
+        64,
+        description="Silence after which the answer is prepared, in case the turn ends (0: "
+        "off). Early, so the final transcript (Whisper) and the answer's start fit in the "
+        "end-of-turn silence; an answer prepared in a pause the person speaks on is dropped.",
     )
     start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
     min_speech_ms: int = Field(
@@ -134,10 +136,10 @@ class STTSettings(Section):
     """Speech to text."""
 
     engine: str = Field(
-        "moonshine",
-        description="Final transcripts: 'moonshine' (English; fastest), 'whisper' (Whisper "
-        "tiny.en: about 40% fewer errors over 5 sources and 15 speakers, but first audio "
-        "~0.27 s later: see docs/benchmarks.md, `voxloop bench stt`), "
+        "whisper",
+        description="Final transcripts: 'whisper' (Whisper tiny.en in a 12 s window: a third "
+        "fewer errors than Moonshine over 5 sources and 15 speakers, at Moonshine's speed; see "
+        "docs/benchmarks.md, `voxloop bench stt`), 'moonshine' (English; Moonshine tiny), "
         "'checked' (Moonshine, Whisper where Moonshine made up a word), 'pick' (both; Whisper "
         "unless unsure), or 'auto' (any language: detected by Whisper base; English then goes "
         "to Moonshine).",
@@ -152,6 +154,11 @@ class STTSettings(Section):
     )
     language: str | None = Field(None, description="Force a language code; None detects it.")
     beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")
+    whisper_window_seconds: float = Field(
+        12.0,
+        description="Whisper encodes at least this much audio (padded), not its usual 30 s: "
+        "about twice as fast, as accurate (docs/benchmarks.md); 30 = Whisper's own window.",
+    )
     threads: int = Field(2, description="CPU threads for speech to text.")
     conversation_prompt: bool = Field(
         True,

@@ -243,7 +243,7 @@ class Pipeline:
             turn.user_text = request.text.strip()
             turn.language = request.language or turn.language
         elif request.audio is not None:
-            transcript = self.transcribe(request.audio, prompt=self._conversation_prompt(request))
+            transcript = self.hear(request.audio, request)
             turn.user_text, turn.language = transcript.text, transcript.language
         elif request.recording is not None:
             turn.recording = longform.process(
@@ -295,6 +295,11 @@ class Pipeline:
         run.turn.reply += delta
         yield ReplyText(delta)
         yield from self._say(LLM_APOLOGY, run)
+
+    def hear(self, audio: np.ndarray, request: TurnRequest) -> Transcript:
+        """The final transcript of what a person said in the conversation of `request`
+        (whose last exchange primes a Whisper engine); NoSpeech if nothing was said."""
+        return self.transcribe(audio, prompt=self._conversation_prompt(request))
 
     def _conversation_prompt(self, request: TurnRequest) -> str | None:
         """The conversation's last exchange, for Whisper to expect its words (when enabled)."""

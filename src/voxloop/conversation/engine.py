@@ -38,7 +38,7 @@ from voxloop.conversation.playback import Reply
 from voxloop.conversation.prepared import Answer
 from voxloop.conversation.primer import Primer
 from voxloop.conversation.wake_gate import WakeGate
-from voxloop.errors import VoxloopError
+from voxloop.errors import NoSpeech, VoxloopError
 from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
@@ -232,9 +232,8 @@ class Conversation:
         """Start answering what was said so far; the audio is held until the turn ends."""
         if self._partial is None:
             return
-        text = self._partial.add(utterance[self._fed_frames * FRAME_SAMPLES :]).strip()
-        self._fed_frames = len(utterance) // FRAME_SAMPLES
         self._stop_priming()
+        text = self._final_text(self._partial, utterance, done=False)
         if answer := self._what_to_answer(text, [utterance], final=False):
             self._speculation = self._start_answer(answer, speech_ended_at, held=True)
 
@@ -251,13 +250,28 @@ class Conversation:
             partial.close()  # its text is known; decoding again would slow the answer
             self.emit(TranscriptUpdated(speculation.reply.user_text, final=True))
             return
-        partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])  # the last bit of speech
-        text = partial.finish().text.strip()
+        text = self._final_text(partial, utterance, done=True)
         self.emit(TranscriptUpdated(text, final=True))
         if answer := self._what_to_answer(text, [utterance]):
             self._reply_thread = self._start_answer(answer, speech_ended_at).thread
         else:
             self.emit(StateChanged("listening"))
+
+    def _final_text(self, partial: PartialTranscriber, utterance: np.ndarray, done: bool) -> str:
+        """What the person said: the live transcript with the last bit of speech, or, when
+        final transcripts are another engine's (`stt.engine`), that engine's on the whole
+        utterance. `done`: the utterance has ended (else this is a pause, maybe the end)."""
+        stt = self.settings.stt
+        if stt.engine == stt.partial_engine:
+            text = partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])
+            self._fed_frames = len(utterance) // FRAME_SAMPLES
+            return (partial.finish().text if done else text).strip()
+        if done:
+            partial.close()
+        try:
+            return self.pipeline.hear(utterance, self._request("")).text.strip()
+        except NoSpeech:
+            return ""
 
     def _what_to_answer(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
         """The text to answer ('' for nothing: no words, our own echo, or asleep); `final`

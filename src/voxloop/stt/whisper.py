@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +18,26 @@ from voxloop.stt import Transcript, engines
 PARTIAL_EVERY_SECONDS = 1.0
 # Whisper reads at most 224 prompt tokens; the last words of a conversation matter most.
 PROMPT_MAX_WORDS = 60
+WHISPER_WINDOW_SECONDS = 30.0  # the audio window Whisper's encoder was trained on
+FRAMES_PER_SECOND = 100  # Whisper's log-mel frames
+# Audio after the speech in a shortened window, so the last word is not cut at the edge.
+WINDOW_TAIL_SECONDS = 1.0
+# A segment that starts this close to the end of the audio, or after it, is Whisper repeating
+# itself into the silence of a short window, not speech.
+SEGMENT_END_MARGIN_SECONDS = 0.1
+# More words than this per second of audio (plus a few) is Whisper looping, not speech: people
+# say at most ~4.5 a second; the set's fastest clip has 4.4.
+MAX_WORDS_PER_SECOND = 5.0
+LOOP_SLACK_WORDS = 2
 
 
 class WhisperTranscriber:
     """faster-whisper on the CPU with int8 weights."""
 
     def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
-        from faster_whisper import WhisperModel
-
         self.settings = settings
         path = assets.whisper_dir(settings.whisper_model, cache_dir)
-        self.model = WhisperModel(
-            str(path), device="cpu", compute_type="int8", cpu_threads=settings.threads
-        )
+        self.model = _windowed_model(str(path), settings.threads)
 
     def transcribe(
         self, audio: np.ndarray, prompt: str | None = None, language: str | None = None
@@ -42,17 +50,51 @@ class WhisperTranscriber:
         if not self.model.model.is_multilingual:
             language = "en"
         language = language or self.settings.language
-        segments, info = self.model.transcribe(
-            audio,
-            language=language,
-            beam_size=self.settings.beam_size,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            initial_prompt=_last_words(prompt) if prompt else None,
-        )
-        segments = list(segments)
+        seconds = len(audio) / SAMPLE_RATE
+        window = self._window_seconds(seconds, language)
+        segments, info = self._decode(audio, window, language, prompt)
+        if window < WHISPER_WINDOW_SECONDS and _looped(segments, seconds):
+            segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
+
+    def _decode(
+        self, audio: np.ndarray, window: float, language: str | None, prompt: str | None
+    ) -> tuple[list[Any], Any]:
+        """Whisper's segments of `audio` with the encoder reading `window` seconds, and the
+        transcription's info; segments past the audio's end (repeats) dropped."""
+        seconds = len(audio) / SAMPLE_RATE
+        self.model.window.frames = round(window * FRAMES_PER_SECOND)
+        try:
+            segments, info = self.model.transcribe(
+                audio,
+                language=language,
+                beam_size=self.settings.beam_size,
+                condition_on_previous_text=False,
+                # Timestamps show where a short window's speech ends: see _window_seconds.
+                without_timestamps=window >= WHISPER_WINDOW_SECONDS,
+                initial_prompt=_last_words(prompt) if prompt else None,
+            )
+            kept = [s for s in segments if s.start < seconds - SEGMENT_END_MARGIN_SECONDS]
+        finally:
+            self.model.window.frames = None
+        return kept, info
+
+    def _window_seconds(self, seconds: float, language: str | None) -> float:
+        """How much audio the encoder reads for a recording of `seconds`.
+
+        Whisper always encodes 30 s, padding a short question with silence: most of its time.
+        A shorter window (`stt.whisper_window_seconds`) is about twice as fast and as accurate
+        (docs/benchmarks.md, speech to text), but in a short window Whisper may start the text
+        again after the speech; with timestamps on, those repeats start after the audio's end
+        and are dropped, and a transcript still too long for its audio is decoded again in
+        the whole window. Windows under ~10 s repeat too often: see the benchmark. Measured
+        on English only: other languages (or one still to detect) keep the whole window.
+        """
+        shortest = self.settings.whisper_window_seconds
+        if language != "en" or not shortest or shortest >= WHISPER_WINDOW_SECONDS:
+            return WHISPER_WINDOW_SECONDS
+        return min(WHISPER_WINDOW_SECONDS, max(shortest, seconds + WINDOW_TAIL_SECONDS))
 
     def detect_language(self, audio: np.ndarray) -> str:
         """The language spoken in `audio` (ISO 639-1 code); 'en' for an English-only model."""
@@ -64,6 +106,29 @@ class WhisperTranscriber:
     def stream(self) -> WhisperStream:
         """A live transcription that re-decodes the growing utterance now and then."""
         return WhisperStream(self)
+
+
+def _windowed_model(path: str, threads: int) -> Any:
+    """A faster-whisper model whose encoder reads only `model.window.frames` of its padded
+    30 s of features, when a transcription sets that (per thread: the engine is shared)."""
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):
+        window = threading.local()
+
+        def encode(self, features: np.ndarray) -> Any:
+            frames = getattr(self.window, "frames", None)
+            if frames:
+                features = np.ascontiguousarray(features[..., :frames])
+            return super().encode(features)
+
+    return WindowedWhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
+
+
+def _looped(segments: list[Any], seconds: float) -> bool:
+    """Whether the segments hold more words than anyone says in `seconds`: a decoding loop."""
+    said = sum(len(segment.text.split()) for segment in segments)
+    return said > MAX_WORDS_PER_SECOND * seconds + LOOP_SLACK_WORDS
 
 
 def _last_words(prompt: str) -> str:
