@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from websockets.sync.client import connect
 
 from servers import serve_in_thread
@@ -18,6 +17,8 @@ from voxloop import audio, recording_stream
 from voxloop.config import Settings, load_settings
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
+from voxloop.stt import Transcript
+from voxloop.turns import TurnRequest
 from voxloop_bench import feed_like_a_microphone
 from voxloop_bench.recordings import Recording, wer
 
@@ -110,11 +111,21 @@ def test_a_turn_takes_only_its_own_recording(
     assert _streamed(live, pipeline, samples), "the next recording was not taken"
 
 
-@pytest.mark.parametrize("engine", ["whisper"])
-def test_a_final_engine_other_than_the_streaming_one_transcribes_the_upload(
-    engine: str, tmp_path: Path, real_recordings: list[Recording]
+def test_a_final_engine_other_than_the_live_one_transcribes_the_streamed_audio(
+    tmp_path: Path, real_recordings: list[Recording]
 ) -> None:
-    settings = load_settings(data_dir=tmp_path, stt={"engine": engine})
-    samples = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
-    live = LiveSessions()
-    assert _streamed(live, Pipeline(settings), samples) is None
+    recording = next(r for r in real_recordings if r.name == "librivox-0870")
+    settings = load_settings(data_dir=tmp_path, stt={"engine": "whisper"})
+    pipeline = Pipeline(settings)
+    heard: list[str] = []
+    hear = pipeline.hear
+
+    def recorded_hear(samples: np.ndarray, request: TurnRequest) -> Transcript:
+        transcript = hear(samples, request)
+        heard.append(transcript.text)
+        return transcript
+
+    pipeline.hear = recorded_hear  # type: ignore[method-assign]
+    streamed = _streamed(LiveSessions(), pipeline, audio.load(recording.path))
+    assert heard and streamed == heard[-1]  # Whisper's words on the streamed audio, at stop
+    assert wer([(recording.text, streamed)]) <= MAX_WER_TO_FILE

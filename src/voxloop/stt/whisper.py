@@ -53,7 +53,7 @@ class WhisperTranscriber:
         seconds = len(audio) / SAMPLE_RATE
         window = self._window_seconds(seconds, language)
         segments, info = self._decode(audio, window, language, prompt)
-        if window < WHISPER_WINDOW_SECONDS and _looped(segments, seconds):
+        if window < WHISPER_WINDOW_SECONDS and (not segments or _looped(segments, seconds)):
             segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
         text = " ".join(segment.text.strip() for segment in segments).strip()
         return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
@@ -84,12 +84,13 @@ class WhisperTranscriber:
         """How much audio the encoder reads for a recording of `seconds`.
 
         Whisper always encodes 30 s, padding a short question with silence: most of its time.
-        A shorter window (`stt.whisper_window_seconds`) is about twice as fast and as accurate
-        (docs/benchmarks.md, speech to text), but in a short window Whisper may start the text
-        again after the speech; with timestamps on, those repeats start after the audio's end
-        and are dropped, and a transcript still too long for its audio is decoded again in
-        the whole window. Windows under ~10 s repeat too often: see the benchmark. Measured
-        on English only: other languages (or one still to detect) keep the whole window.
+        A shorter window (`stt.whisper_window_seconds`) is about twice as fast and nearly as
+        accurate (docs/benchmarks.md, speech to text), but in a short window Whisper may start
+        the text again after the speech; with timestamps on, those repeats start after the
+        audio's end and are dropped, and a transcript still too long for its audio (or an empty
+        one: a short window may take a short word for silence) is decoded again in the whole
+        window. Windows under ~10 s repeat too often: see the benchmark. Measured on English
+        only: other languages (or one still to detect) keep the whole window.
         """
         shortest = self.settings.whisper_window_seconds
         if language != "en" or not shortest or shortest >= WHISPER_WINDOW_SECONDS:
