@@ -59,7 +59,12 @@ def skill(name: str) -> Callable[[Skill], Skill]:
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "×": " times ", "÷": " divided by "})
 # What transcripts split or spell otherwise, put back as the patterns expect them.
-_SPOKEN_FORMS = [(re.compile(r"\bto day\b"), "today"), (re.compile(r"\bper cent\b"), "percent")]
+# Whisper writes "15%" for "fifteen percent".
+_SPOKEN_FORMS = [
+    (re.compile(r"\bto day\b"), "today"),
+    (re.compile(r"\bper cent\b"), "percent"),
+    (re.compile(r"(?<=\d)%"), " percent"),
+]
 _CONTRACTIONS = {"what's": "what is", "whats": "what is", "it's": "it is", "how's": "how is",
                  "what're": "what are", "there's": "there is", "i've": "i have",
                  "don't": "do not", "that's": "that is", "where's": "where is",
