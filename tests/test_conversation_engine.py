@@ -142,7 +142,8 @@ def test_hands_free_turns_are_heard_by_the_final_transcript_engine(
     spoken: Any,
 ) -> None:
     stt = settings.stt.model_copy(update={"engine": "whisper", "partial_engine": "moonshine"})
-    pipeline = Pipeline(settings.model_copy(update={"stt": stt}))
+    final = settings.handsfree.model_copy(update={"final_transcript": "final"})
+    pipeline = Pipeline(settings.model_copy(update={"stt": stt, "handsfree": final}))
     heard: list[str] = []
     hear = pipeline.hear
 

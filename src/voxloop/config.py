@@ -59,10 +59,10 @@ class VADSettings(Section):
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
     speculate_ms: int = Field(
-        64,
+        160,
         description="Silence after which the answer is prepared, in case the turn ends (0: "
-        "off). Early, so the final transcript (Whisper) and the answer's start fit in the "
-        "end-of-turn silence; an answer prepared in a pause the person speaks on is dropped.",
+        "off). About 64 with handsfree.final_transcript = 'final' and Whisper, so Whisper and "
+        "the answer's start fit in the end-of-turn silence.",
     )
     start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
     min_speech_ms: int = Field(
@@ -102,6 +102,14 @@ class HandsFreeSettings(Section):
         "(in-process llama.cpp only). Off: no first-audio gain was measured, and each extra "
         "model call moves the sampler on, so answers come out differently.",
     )
+    final_transcript: Literal["live", "final"] = Field(
+        "live",
+        description="The words a hands-free turn answers: 'live' (the live transcript of "
+        "stt.partial_engine, ready when the pause starts) or 'final' (stt.engine on the whole "
+        "utterance; with Whisper, set vad.speculate_ms to about 64 so it fits the end-of-turn "
+        "silence). 'live': on the browser's processed microphone, Whisper tiny.en heard "
+        "'capital of friends' where Moonshine heard 'France' (docs/benchmarks.md, hands-free).",
+    )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
     wake_tolerance: float = Field(
@@ -136,10 +144,11 @@ class STTSettings(Section):
     """Speech to text."""
 
     engine: str = Field(
-        "whisper",
-        description="Final transcripts: 'whisper' (Whisper tiny.en in a 12 s window: a third "
-        "fewer errors than Moonshine over 5 sources and 15 speakers, at Moonshine's speed; see "
-        "docs/benchmarks.md, `voxloop bench stt`), 'moonshine' (English; Moonshine tiny), "
+        "moonshine",
+        description="Final transcripts: 'moonshine' (English; Moonshine tiny), 'whisper' "
+        "(Whisper tiny.en in a 12 s window: a third fewer errors over 5 sources and 15 "
+        "speakers at Moonshine's speed, but it misheard two of the browser tests' questions "
+        "that Moonshine got right: see docs/benchmarks.md, `voxloop bench stt`), "
         "'checked' (Moonshine, Whisper where Moonshine made up a word), 'pick' (both; Whisper "
         "unless unsure), or 'auto' (any language: detected by Whisper base; English then goes "
         "to Moonshine).",

@@ -5,8 +5,6 @@ WebSocket ({"type": "record", "on": true}, 16 kHz int16 frames, then "on": false
 recording is fed to a streaming transcriber in a thread of its own, which sends the live
 transcript to the page; when the recording stops its transcript is ready a few tens of
 milliseconds later, and the turn handler takes it instead of transcribing the upload again.
-When final transcripts are another engine's (`stt.engine`, Whisper by default), that engine
-transcribes the streamed audio as soon as the recording stops, before the upload arrives.
 Meanwhile the language model evaluates the prompt with the words heard so far, so the turn
 finds most of its prompt evaluated already.
 """
@@ -23,17 +21,14 @@ import numpy as np
 from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE, from_int16
 from voxloop.config import Settings
 from voxloop.conversation.primer import Primer
-from voxloop.errors import NoSpeech
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turns import TurnRequest
 
 log = logging.getLogger("voxloop.recording")
-# A turn waits at most this long for a stopped recording's transcript (tens of ms for the live
-# engine's last words, a fraction of a second for the final engine): transcribing the upload
-# again instead would only take longer.
-RESULT_WAIT_SECONDS = 10.0
+# A turn waits this long for a stopped recording's last words (they take tens of ms).
+RESULT_WAIT_SECONDS = 2.0
 # The page's stream and Gradio's recording start and stop a little apart; a longer mismatch
 # means they are not the same recording.
 LENGTH_TOLERANCE_SECONDS = 1.0
@@ -47,15 +42,10 @@ class RecordingStream:
         settings: Settings,
         on_partial: Callable[[str], None],
         prime: Callable[[str], None] | None = None,
-        hear: Callable[[np.ndarray], Transcript] | None = None,
     ) -> None:
         self.settings = settings
         self.on_partial = on_partial
         self._primer = Primer(prime) if prime is not None else None
-        stt = settings.stt
-        # The final transcript's engine on the whole recording, when it is not the live one.
-        self._hear = hear if hear is not None and stt.engine != stt.partial_engine else None
-        self._heard: list[np.ndarray] = []  # the recording, kept for `_hear`
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._ended = threading.Event()  # feeding is over: stopped or cancelled
@@ -128,30 +118,15 @@ class RecordingStream:
                 return
             if ended:
                 if pending:
-                    stream.add(self._keep(_samples(pending)))
-                self._transcript = self._final(stream)
+                    stream.add(_samples(pending))
+                self._transcript = stream.finish()
                 self.on_partial(self._transcript.text)
                 return
             if sum(len(f) for f in pending) // 2 >= every:
-                text = stream.add(self._keep(_samples(pending)))
+                text = stream.add(_samples(pending))
                 pending = []
                 self.on_partial(text)
                 self._prime(text)
-
-    def _keep(self, samples: np.ndarray) -> np.ndarray:
-        if self._hear is not None:
-            self._heard.append(samples)
-        return samples
-
-    def _final(self, stream: PartialTranscriber) -> Transcript:
-        """The live transcript's last words, or the final engine's on the whole recording."""
-        if self._hear is None:
-            return stream.finish()
-        stream.close()
-        try:
-            return self._hear(np.concatenate(self._heard or [np.zeros(0, np.float32)]))
-        except NoSpeech:
-            return Transcript("")
 
     def _prime(self, text: str) -> None:
         if self._primer is not None:
@@ -194,16 +169,11 @@ def start(
     def show(text: str) -> None:
         live.send_json(client_id, {"type": "partial", "text": text})
 
-    def request() -> TurnRequest:
-        return TurnRequest(session=session.session or client_id, system_prompt=system_prompt)
-
     def prime(text: str) -> None:
-        pipeline.prime_turn(request(), text)
+        request = TurnRequest(session=session.session or client_id, system_prompt=system_prompt)
+        pipeline.prime_turn(request, text)
 
-    def hear(samples: np.ndarray) -> Transcript:
-        return pipeline.hear(samples, request())
-
-    session.recording = RecordingStream(pipeline.settings, show, prime, hear)
+    session.recording = RecordingStream(pipeline.settings, show, prime)
 
 
 def stop(live: LiveSessions, client_id: str) -> None:
@@ -238,6 +208,9 @@ def take(live: LiveSessions, client_id: str, seconds: float) -> Transcript | Non
     try:
         recording: RecordingStream = live.get(client_id).recorded.popleft()
     except IndexError:  # another turn took it
+        return None
+    stt = recording.settings.stt
+    if stt.engine != stt.partial_engine:  # the final transcript is the other engine's to make
         return None
     if abs(recording.seconds - seconds) > LENGTH_TOLERANCE_SECONDS:
         log.info(

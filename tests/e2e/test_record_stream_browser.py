@@ -22,9 +22,11 @@ SPOKEN_REPLY_MS = 1000  # a spoken reply lasts at least this long
 
 @pytest.fixture(scope="module")
 def streaming_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app with the record button's stream on (server.stream_recordings)."""
+    """The app with the record button's stream on (server.stream_recordings), its live engine
+    making the final transcript too (else the upload is transcribed by stt.engine)."""
     data_dir = tmp_path_factory.mktemp("streaming")
-    with running_server(data_dir, VOXLOOP_SERVER__STREAM_RECORDINGS="true") as url:
+    streaming = {"VOXLOOP_SERVER__STREAM_RECORDINGS": "true", "VOXLOOP_STT__ENGINE": "moonshine"}
+    with running_server(data_dir, **streaming) as url:
         yield url
 
 

@@ -258,11 +258,13 @@ class Conversation:
             self.emit(StateChanged("listening"))
 
     def _final_text(self, partial: PartialTranscriber, utterance: np.ndarray, done: bool) -> str:
-        """What the person said: the live transcript with the last bit of speech, or, when
-        final transcripts are another engine's (`stt.engine`), that engine's on the whole
-        utterance. `done`: the utterance has ended (else this is a pause, maybe the end)."""
+        """What the person said: the live transcript with the last bit of speech, or, with
+        `handsfree.final_transcript = "final"` and another final engine (`stt.engine`), that
+        engine's on the whole utterance. `done`: the utterance has ended (else this is a
+        pause, maybe the end)."""
         stt = self.settings.stt
-        if stt.engine == stt.partial_engine:
+        live = self.settings.handsfree.final_transcript == "live"
+        if live or stt.engine == stt.partial_engine:
             text = partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])
             self._fed_frames = len(utterance) // FRAME_SAMPLES
             return (partial.finish().text if done else text).strip()
