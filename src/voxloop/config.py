@@ -165,8 +165,9 @@ class STTSettings(Section):
     beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")
     whisper_window_seconds: float = Field(
         12.0,
-        description="Whisper encodes at least this much audio (padded), not its usual 30 s: "
-        "about twice as fast, as accurate (docs/benchmarks.md); 30 = Whisper's own window.",
+        description="English: Whisper encodes at least this much audio (padded), not its "
+        "usual 30 s: about twice as fast, about one point more WER (docs/benchmarks.md); 30 = "
+        "Whisper's own window.",
     )
     threads: int = Field(2, description="CPU threads for speech to text.")
     conversation_prompt: bool = Field(
