@@ -312,3 +312,22 @@ def test_the_api_announces_a_timer_as_an_event_with_its_audio(
     pcm = np.frombuffer(base64.b64decode(events[0]["pcm_s16le"]), "<i2")
     heard = pipeline.transcribe(audio.to_mono_16k(pcm, events[0]["sample_rate"])).text
     assert {"time", "up", "timer", "done"} <= set(normalize(heard))
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected"),
+    [  # as Moonshine heard synthetic voices say them (benchmarks/skills, spoken)
+        ("What is today's late?", "November 30, 2026"),
+        ("Which here is it,", "It is 2026"),
+        ("Convert 6 feet to matters.", "1.83 metres"),
+    ],
+)
+def test_skill_words_heard_as_words_that_sound_like_them(heard: str, expected: str) -> None:
+    assert expected in (_answer(heard) or "")
+
+
+@pytest.mark.parametrize(
+    "question", ["How can I feel less stressed?", "What is the matter?", "Tell me about tigers."]
+)
+def test_ordinary_words_that_sound_like_skill_words_stay_with_the_model(question: str) -> None:
+    assert _answer(question) is None

@@ -9,7 +9,7 @@ deterministic patterns, chosen over the model's tool calling by measured accurac
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -118,10 +118,28 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
     words = normalize(text)
     if not words:
         return None
-    for name in ORDER:
+    if found := _first_answer(words, context, ORDER):
+        return found
+    # Misheard skill words ("cancel all tigers"): read them as the words they sound like. Not
+    # for "I don't know": a respelled question is no more about the person than before.
+    if respelled := sound_alike.respelled(words, FILLER):
+        return _first_answer(respelled, context, ORDER[:-1])
+    return None
+
+
+def _first_answer(words: str, context: SkillContext, order: Sequence[str]) -> SkillAnswer | None:
+    for name in order:
         if (reply := SKILLS[name](words, context)) is not None:
             return SkillAnswer(name, reply)
     return None
 
 
-from voxloop.skills import arithmetic, clock, recall, timers, units, unknowable  # noqa: E402,F401
+from voxloop.skills import (  # noqa: E402,F401
+    arithmetic,
+    clock,
+    recall,
+    sound_alike,
+    timers,
+    units,
+    unknowable,
+)

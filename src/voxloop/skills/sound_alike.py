@@ -1,0 +1,82 @@
+"""Skill words heard as other words: "tigers" for "timers", "late" for "date".
+
+A recognizer often turns one word of a request into another that sounds like it, and the
+skill's pattern then misses the request ("Cancel all tigers", "What is today's late?"). When no
+skill took a transcript as heard, each word (or pair of words: "sent imeters") that is not a
+skill word but sounds within one or two edits of one (`wake.edit_distance`, on espeak-ng's
+phonemes) is read as that skill word, and the skills are asked again. The skills' patterns stay
+as strict as before (nothing but asking words around the request), which keeps a respelled
+ordinary question from being taken for one.
+"""
+
+from __future__ import annotations
+
+from voxloop.text import stem
+from voxloop.wake import edit_distance, sounds_of_many
+
+# The words skills key on that a recognizer mishears (their other forms come with them).
+SKILL_WORDS = (
+    "timer", "timers", "remind", "reminder", "cancel", "date", "day", "year", "month", "time",
+    "minutes", "hours", "seconds", "percent", "centimetres", "metres", "kilometres", "litres",
+    "millilitres", "grams", "ounces", "inches", "feet", "miles", "pints", "gallon", "cubed",
+    "squared", "subtract", "divided", "plus", "times", "multiply",
+)  # fmt: skip
+# How near a heard word must sound: at most this share of the skill word's sounds (weighted
+# edits), and never more than MAX_EDITS.
+TOLERANCE = 0.25
+MAX_EDITS = 2
+SPAN_WORDS = 2  # a skill word may be heard as two words ("sent imeters")
+MIN_SOUNDS = 3  # shorter words ("a", "to") sound like too much
+_SKILL_STEMS = frozenset(stem(word) for word in SKILL_WORDS)  # "days", "minute" are heard right
+
+
+def respelled(words: str, keep: frozenset[str]) -> str | None:
+    """`words` with words that sound like skill words replaced by them (None: none did);
+    words in `keep` (and skill words) are never replaced."""
+    heard = words.split()
+    candidates = [
+        (start, size, " ".join(heard[start : start + size]))
+        for size in range(1, SPAN_WORDS + 1)
+        for start in range(len(heard) - size + 1)
+        if not any(_kept(word, keep) for word in heard[start : start + size])
+    ]
+    if not candidates:
+        return None
+    texts = [text for _start, _size, text in candidates]
+    heard_sounds = sounds_of_many(texts)
+    targets = dict(zip(SKILL_WORDS, sounds_of_many(list(SKILL_WORDS)), strict=True))
+    replaced: dict[int, tuple[int, str]] = {}  # start -> (size, skill word)
+    for (start, size, _text), sounds in zip(candidates, heard_sounds, strict=True):
+        overlaps = any(start < s + n and s < start + size for s, (n, _w) in replaced.items())
+        if len(sounds) < MIN_SOUNDS or overlaps:
+            continue
+        if best := _nearest(sounds, targets):
+            replaced[start] = (size, best)
+    if not replaced:
+        return None
+    out, position = [], 0
+    while position < len(heard):
+        if position in replaced:
+            size, word = replaced[position]
+            out.append(word)
+            position += size
+        else:
+            out.append(heard[position])
+            position += 1
+    return " ".join(out)
+
+
+def _kept(word: str, keep: frozenset[str]) -> bool:
+    """Whether `word` stays as heard: an asking word, a number, or a form of a skill word."""
+    return word in keep or word.isdigit() or stem(word) in _SKILL_STEMS
+
+
+def _nearest(sounds: tuple[str, ...], targets: dict[str, tuple[str, ...]]) -> str | None:
+    """The skill word that `sounds` is nearest, when near enough."""
+    scored = []
+    for word, target in targets.items():
+        allowed = min(MAX_EDITS, max(1, round(TOLERANCE * len(target))))
+        distance = edit_distance(sounds, target)
+        if 0 < distance <= allowed:
+            scored.append((distance, word))
+    return min(scored)[1] if scored else None
