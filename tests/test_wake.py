@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from voxloop.config import Settings, load_settings
-from voxloop.wake import WakeMatcher, edit_distance, rest_after, sounds
+from voxloop.sounds import edit_distance, sounds
+from voxloop.wake import WakeMatcher, rest_after
 
 PHRASE = "hey computer"
 TOLERANCE = load_settings().handsfree.wake_tolerance

@@ -3,16 +3,16 @@
 A recognizer often turns one word of a request into another that sounds like it, and the
 skill's pattern then misses the request ("Cancel all tigers", "What is today's late?"). When no
 skill took a transcript as heard, each word (or pair of words: "sent imeters") that is not a
-skill word but sounds within one or two edits of one (`wake.edit_distance`, on espeak-ng's
-phonemes) is read as that skill word, and the skills are asked again. The skills' patterns stay
-as strict as before (nothing but asking words around the request), which keeps a respelled
-ordinary question from being taken for one.
+skill word but sounds within one or two edits of one (`sounds.edit_distance`, on espeak-ng's
+phonemes) is read as that skill word, and the skills are asked again. The skills' patterns
+stay as strict as before (nothing but asking words around the request), which keeps a
+respelled ordinary question from being taken for one.
 """
 
 from __future__ import annotations
 
+from voxloop.sounds import edit_distance, sounds_of_many
 from voxloop.text import stem
-from voxloop.wake import edit_distance, sounds_of_many
 
 # The words skills key on that a recognizer mishears (their other forms come with them).
 SKILL_WORDS = (
