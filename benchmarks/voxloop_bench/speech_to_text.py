@@ -47,6 +47,10 @@ DERIVED = {"checked": ("moonshine", "whisper-tiny"), "pick": ("moonshine", "whis
 DEFAULT_RUN = [name for name in CANDIDATES if name not in DERIVED]
 QUESTION_SECONDS = 3.5  # a typical spoken question: what a slower final transcript adds to it
 ORIGINAL, TELEPHONE, NOISY = "original", "telephone-8k", "noise-10db"
+# The original as the page's microphone sends it (Chromium, voxloop.js): a door of its own,
+# reported beside the columns above and not pooled into them. "0" leaves it out (no Chromium).
+BROWSER = "browser"
+BROWSER_ENV = "VOXLOOP_BENCH_STT_BROWSER"
 TELEPHONE_OPTIONS = ["-af", "highpass=f=300,lowpass=f=3400", "-ar", "8000", "-c:a", "pcm_mulaw"]
 REAL, SYNTHETIC = "real", "synthetic"
 FRAME_SAMPLES = 320  # 20 ms at 16 kHz: frames for the active speech level
@@ -120,7 +124,24 @@ def prepare(settings: Settings, data: dict[str, Any]) -> list[dict[str, Any]]:
         for variant, path in ((ORIGINAL, original), (TELEPHONE, telephone), (NOISY, noisy)):
             items.append(_item(clip, REAL, variant, path))
     items.extend(_synthetic(out, data["synthetic"]))
+    if os.environ.get(BROWSER_ENV, "1") != "0":
+        items.extend(_through_browser(out, [i for i in items if i["variant"] == ORIGINAL]))
     return items
+
+
+def _through_browser(out: Path, originals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every original as the page's microphone sends it, captured once (in real time)."""
+    from voxloop_bench.browser_microphone import capture
+
+    paths = [out / f"{item['id']}.{BROWSER}.wav" for item in originals]
+    missing = [(item, path) for item, path in zip(originals, paths, strict=True)
+               if not path.exists()]  # fmt: skip
+    if missing:
+        heard = capture([load_clip(item["path"]) for item, _ in missing])
+        for (_, path), samples in zip(missing, heard, strict=True):
+            _write_wav(path, samples)
+    return [{**item, "variant": BROWSER, "path": str(path)}
+            for item, path in zip(originals, paths, strict=True)]  # fmt: skip
 
 
 def _item(clip: dict[str, Any], column: str, variant: str, path: Path) -> dict[str, Any]:
@@ -273,6 +294,12 @@ def summarize(items: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any
         if item is None:  # a clip left out of the set since that run
             continue
         pair = (item["text"], result["text"])
+        if item["variant"] == BROWSER:
+            where = "voice" if item["column"] == SYNTHETIC else "source"
+            for group in (item["column"], f"split:{item['split']}", f"{where}:{item['source']}"):
+                groups[f"{group}/variant:{BROWSER}"].append(pair)
+            groups[f"variant:{BROWSER}"].append(pair)
+            continue
         if item["column"] == SYNTHETIC:
             groups["synthetic"].append(pair)
             groups[f"voice:{item['source']}"].append(pair)

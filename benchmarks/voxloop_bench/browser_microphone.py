@@ -1,0 +1,138 @@
+"""Recordings as the page's microphone sends them: played through Chromium's fake microphone
+(with the browser's echo cancellation, noise suppression and gain control) and the page's own
+capture code (voxloop.js: its worklet resamples to 16 kHz), as hands-free mode streams them.
+
+One Chromium plays every clip in turn, with a second of silence between clips, in real time;
+the page's frames are caught by a stand-in WebSocket, lined up with what was played by cross
+correlation, and cut back into clips.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voxloop.errors import VoxloopError
+
+SAMPLE_RATE = 16000
+GAP_SECONDS = 1.0  # silence between clips: the gain control and suppressor settle as in a pause
+MARGIN_SECONDS = 0.25  # kept either side of a clip when it is cut back out
+TAKE_SECONDS = 2  # how often the frames are taken out of the page
+ALIGN_SECONDS = 30  # the stretch of the start that finds where playback began in the capture
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+PAGE_URL = "http://127.0.0.1:9/"  # answered by the route below: a secure origin, no server
+PAGE = '<button id="talk">Start conversation</button><div id="live_state"></div>'
+# Stands in for the page's socket: keeps the binary frames voxloop.js sends.
+SOCKET = """
+window.__frames = [];
+window.WebSocket = class {
+  static OPEN = 1;
+  constructor(url) { this.readyState = 1; setTimeout(() => this.onopen && this.onopen(), 0); }
+  send(data) {
+    if (data instanceof ArrayBuffer) window.__frames.push(new Int16Array(data.slice(0)));
+  }
+  close() {}
+};
+window.__take = () => {
+  const frames = window.__frames; window.__frames = [];
+  let total = 0; for (const f of frames) total += f.length;
+  const all = new Int16Array(total); let at = 0;
+  for (const f of frames) { all.set(f, at); at += f.length; }
+  const bytes = new Uint8Array(all.buffer); let text = "";
+  for (let i = 0; i < bytes.length; i += 32768) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 32768));
+  }
+  return btoa(text);
+};
+"""
+
+
+def capture(clips: list[np.ndarray], page_script: str | None = None) -> list[np.ndarray]:
+    """Each clip (16 kHz float32) as the page's microphone capture sent it; `page_script`
+    replaces the shipped voxloop.js (to compare a change to it)."""
+    from voxloop import audio
+
+    gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), np.float32)
+    starts, pieces, at = [], [gap], len(gap)
+    for clip in clips:
+        starts.append(at)
+        pieces += [clip, gap]
+        at += len(clip) + len(gap)
+    played = np.concatenate(pieces)
+    with tempfile.TemporaryDirectory() as folder:
+        track = Path(folder) / "microphone.wav"
+        track.write_bytes(audio.wav_bytes(audio.to_int16(played), SAMPLE_RATE))
+        sent = _record(track, len(played) / SAMPLE_RATE + 2 * GAP_SECONDS, page_script)
+    lag = _lag(played, sent)
+    margin = int(MARGIN_SECONDS * SAMPLE_RATE)
+    return [
+        sent[max(0, lag + start - margin) : lag + start + len(clip) + margin]
+        for start, clip in zip(starts, clips, strict=True)
+    ]
+
+
+def page_script() -> str:
+    """The page client as it ships (voxloop/static/voxloop.js)."""
+    from voxloop import assets
+
+    return (assets.package_dir("voxloop") / "static" / "voxloop.js").read_text()
+
+
+def _record(track: Path, seconds: float, script: str | None) -> np.ndarray:
+    """What the page sends over its socket while Chromium plays `track` as the microphone."""
+    from playwright.sync_api import sync_playwright
+
+    from voxloop import audio
+    from voxloop_bench import progress_bar
+
+    if not Path(CHROMIUM).exists():
+        raise VoxloopError("The browser column needs Chromium: `apt-get install chromium`.")
+    script = script or page_script()
+    chunks = []
+    with sync_playwright() as playwright:
+        args = [*CHROMIUM_ARGS, f"--use-file-for-fake-audio-capture={track}%noloop"]
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            context = browser.new_context()
+            context.add_init_script(SOCKET)
+            context.route(PAGE_URL, lambda r: r.fulfill(body=PAGE, content_type="text/html"))
+            page = context.new_page()
+            page.goto(PAGE_URL)
+            page.add_script_tag(content=script)
+            page.click("#talk")
+            with progress_bar("stt capturing clips through Chromium", "s", round(seconds)) as bar:
+                for _ in range(round(seconds / TAKE_SECONDS)):
+                    time.sleep(TAKE_SECONDS)
+                    chunks.append(base64.b64decode(page.evaluate("window.__take()")))
+                    bar.update(TAKE_SECONDS)
+            time.sleep(TAKE_SECONDS)
+            chunks.append(base64.b64decode(page.evaluate("window.__take()")))
+        finally:
+            browser.close()
+    return audio.from_int16(b"".join(chunks))
+
+
+def _lag(played: np.ndarray, sent: np.ndarray) -> int:
+    """Where `played` begins in `sent` (samples), by cross correlation of their starts."""
+    length = min(len(played), len(sent), ALIGN_SECONDS * SAMPLE_RATE)
+    if length == 0:
+        raise VoxloopError("The browser sent no microphone audio.")
+    reference = played[:length]
+    size = 1 << int(np.ceil(np.log2(2 * len(sent))))
+    correlation = np.fft.irfft(
+        np.fft.rfft(sent, size) * np.conj(np.fft.rfft(reference, size)), size
+    )
+    return int(np.argmax(correlation[: len(sent)]))
