@@ -15,6 +15,7 @@ LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -
 say() { printf '\033[1m[voxloop setup]\033[0m %s\n' "$*"; }
 
 apt_packages=(espeak-ng)                      # voices for languages other than English
+apt_packages+=(cmake g++)                     # llama-server, built from llama.cpp's source
 # Tests: real recordings (English; Dutch voice acting of Fish Fillets) and a real browser.
 [[ "${1:-}" == "--test" ]] && apt_packages+=(pocketsphinx-testdata fillets-ng-data-nl chromium)
 # Tests and benchmarks: voices of engines voxloop does not speak with, to ask it questions.
@@ -85,6 +86,44 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   fi
   say "llama.cpp built in $((SECONDS - start)) s"
 fi
+
+# llama.cpp's own server (llm.backend = "llama-server": parallel slots for many conversations),
+# from the same llama.cpp source as the binding: only its target, linked statically. Kept in
+# voxloop's cache, so this happens once per machine, like the binding's wheel.
+LLAMA_SERVER_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/voxloop/llama-server-$LLAMA_CPP_VERSION"
+build_llama_server() {
+  local work
+  work=$(mktemp -d)
+  pip_quiet download --no-binary :all: --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$work"
+  tar xzf "$work"/llama_cpp_python-*.tar.gz -C "$work"
+  # shellcheck disable=SC2086  # LLAMA_CMAKE_ARGS is a list of flags
+  cmake -S "$work"/llama_cpp_python-*/vendor/llama.cpp -B "$work/build" \
+    -DCMAKE_BUILD_TYPE=Release $LLAMA_CMAKE_ARGS -DBUILD_SHARED_LIBS=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF
+  cmake --build "$work/build" --target llama-server -j"$(nproc)"
+  mkdir -p "$(dirname "$LLAMA_SERVER_CACHE")"
+  cp "$work/build/bin/llama-server" "$LLAMA_SERVER_CACHE"
+  rm -rf "$work"
+}
+if [[ ! -x "$LLAMA_SERVER_CACHE" ]]; then
+  say "building llama-server $LLAMA_CPP_VERSION (llama.cpp's own server, for"
+  say "llm.backend = llama-server; about 5 minutes on 2 cores, once per machine)"
+  build_llama_server >"$VENV/llama-server-build.log" 2>&1 &
+  build=$!
+  start=$SECONDS
+  while kill -0 $build 2>/dev/null; do
+    sleep 15
+    kill -0 $build 2>/dev/null && say "  still compiling llama-server... $((SECONDS - start)) s"
+  done
+  if ! wait $build; then
+    tail -30 "$VENV/llama-server-build.log"
+    say "ERROR: building llama-server failed (full log: $VENV/llama-server-build.log)"
+    exit 1
+  fi
+  say "llama-server built in $((SECONDS - start)) s"
+fi
+install -m 755 "$LLAMA_SERVER_CACHE" "$VENV/bin/llama-server"
 
 say "installing voxloop and its packaged models (about 1.3 GB the first time)"
 extras=""; [[ "${1:-}" == "--test" ]] && extras="[dev]"

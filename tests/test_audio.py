@@ -13,8 +13,8 @@ from voxloop.errors import AudioTooLong, BadAudio, NoSpeech
 from voxloop.pipeline import Pipeline
 from voxloop_bench.recordings import POCKETSPHINX_DATA, wer
 
-ORIGINAL = POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0880.wav"
-ORIGINAL_TEXT = "he was not an ill disposed young man"
+ORIGINAL = POCKETSPHINX_DATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0930.wav"
+ORIGINAL_TEXT = "he might even have been made amiable himself"
 # extension -> (ffmpeg options, sample rate, channels): every container people send us
 FORMATS = {
     "wav": (["-c:a", "pcm_s24le"], 48000, 2),

@@ -14,7 +14,7 @@ def test_defaults_are_local_and_offline() -> None:
     settings = Settings()
     assert settings.server.host == "127.0.0.1"
     assert settings.llm.backend == "llamacpp" and settings.llm.model == "qwen2.5-0.5b"
-    assert settings.stt.engine == "moonshine" and settings.tts.voice == "joe"
+    assert settings.stt.engine == "whisper" and settings.tts.voice == "joe"
 
 
 def test_environment_beats_toml_and_overrides_beat_both(

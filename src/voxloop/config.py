@@ -107,8 +107,8 @@ class HandsFreeSettings(Section):
         description="The words a hands-free turn answers: 'live' (the live transcript of "
         "stt.partial_engine, ready when the pause starts) or 'final' (stt.engine on the whole "
         "utterance; with Whisper, set vad.speculate_ms to about 64 so it fits the end-of-turn "
-        "silence). 'live': on the browser's processed microphone, Whisper tiny.en heard "
-        "'capital of friends' where Moonshine heard 'France' (docs/benchmarks.md, hands-free).",
+        "silence; measured 541 vs 529 ms p50, but more answers prepared and dropped in short "
+        "pauses: not yet tried in the browser tests, docs/benchmarks.md, hands-free).",
     )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
@@ -144,14 +144,13 @@ class STTSettings(Section):
     """Speech to text."""
 
     engine: str = Field(
-        "moonshine",
-        description="Final transcripts: 'moonshine' (English; Moonshine tiny), 'whisper' "
-        "(Whisper tiny.en in a 12 s window: a third fewer errors over 5 sources and 15 "
-        "speakers at Moonshine's speed, but it misheard two of the browser tests' questions "
-        "that Moonshine got right: see docs/benchmarks.md, `voxloop bench stt`), "
-        "'checked' (Moonshine, Whisper where Moonshine made up a word), 'pick' (both; Whisper "
-        "unless unsure), or 'auto' (any language: detected by Whisper base; English then goes "
-        "to Moonshine).",
+        "whisper",
+        description="Final transcripts: 'whisper' (Whisper tiny.en in a 12 s window: a third "
+        "fewer errors than Moonshine over 5 sources and 15 speakers, also through the page's "
+        "microphone, at Moonshine's speed; docs/benchmarks.md, `voxloop bench stt`), "
+        "'moonshine' (English; Moonshine tiny), 'checked' (Moonshine, Whisper where Moonshine "
+        "made up a word), 'pick' (both; Whisper unless unsure), or 'auto' (any language: "
+        "detected by Whisper base; English then goes to Moonshine).",
     )
     partial_engine: str = Field("moonshine", description="Live partial transcripts.")
     whisper_model: str = Field(

@@ -49,10 +49,10 @@ def _stored_facts(data_dir: Path) -> list[str]:
         return [text for (text,) in db.execute("SELECT text FROM facts ORDER BY id")]
 
 
-def test_memory_panel_lists_edits_and_deletes_facts(served, spoken) -> None:  # type: ignore[no-untyped-def]
+def test_memory_panel_lists_edits_and_deletes_facts(served, clearly_spoken) -> None:  # type: ignore[no-untyped-def]
     url, data_dir = served
     with open_browsers(url, None, None) as (ada, stranger):
-        ada.upload(spoken(TOLD))
+        ada.upload(clearly_spoken(TOLD))  # espeak's "Ada" is "Aida" to Whisper, even as a file
         ada.page.click("#send")
         ada.wait_for_turn(1)
 
