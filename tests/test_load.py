@@ -34,3 +34,17 @@ def test_eight_clients_at_once_get_answers_or_busy(
     # The server's own memory was measured: it holds the language model it answered with.
     model = assets.gguf_path(settings.llm.model, settings.cache_dir)
     assert report["server_peak_rss_mb"] > model.stat().st_size / BYTES_PER_MB, report
+
+
+def test_conversations_at_a_persons_pace_wait_for_the_answer_before_speaking_again(
+    spoken,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    questions = [spoken(q).read_bytes() for q in ("What is two plus two?", "Name a colour.")]
+    speaking = [1.0, 1.0]
+    with serve_process(tmp_path) as (url, process):
+        report = measure_load(url.rstrip("/"), questions, 2, SECONDS, process.pid, speaking)
+    assert report["paced"] and report["errors"] == 0 and report["busy"] == 0, report
+    # Each of the two speaks (1 s), is answered, listens to the spoken answer and pauses (2 s):
+    # at most one turn per 3 s each, however fast the machine.
+    assert 2 <= report["turns_answered"] <= 2 * (SECONDS // 3 + 1), report

@@ -66,6 +66,13 @@ SECONDS_PER_MINUTE = 60
 HALF = 0.5
 LOAD_CLIENTS = 8
 LOAD_SECONDS = 180
+# Issue 15's other scenario: conversations at a person's pace (speak the question, listen to
+# the whole answer, pause, speak again), as hands-free satellites of one household would.
+PACED_CONVERSATIONS = 4
+PACED_PAUSE_SECONDS = 2.0
+# A comma-separated subset of LOAD_SCENARIOS to run (default: both).
+LOAD_SCENARIOS_ENV = "VOXLOOP_BENCH_LOAD_SCENARIOS"
+LOAD_SCENARIOS = ("back_to_back", "paced")
 SERVER_START_SECONDS = 180
 TURN_TIMEOUT_SECONDS = 300
 BUSY = 503
@@ -365,22 +372,43 @@ def _per_audio_minute(run: dict[str, Any]) -> dict[str, Any]:
 
 @suite("load")
 def load(settings: Settings) -> dict[str, Any]:
-    """LOAD_CLIENTS clients send spoken turns to a `voxloop serve` on loopback for LOAD_SECONDS."""
+    """Clients talk to one `voxloop serve` on loopback for LOAD_SECONDS: LOAD_CLIENTS sending
+    turns back to back, and PACED_CONVERSATIONS at a person's pace."""
+    import os
     import tempfile
 
     from voxloop import audio
 
-    questions = [
-        audio.wav_bytes(audio.to_int16(q), audio.SAMPLE_RATE) for q in _spoken_questions(settings)
-    ]
-    with tempfile.TemporaryDirectory() as data_dir, local_server(Path(data_dir)) as (url, process):
-        return measure_load(url, questions, LOAD_CLIENTS, LOAD_SECONDS, process.pid)
+    spoken = _spoken_questions(settings)
+    questions = [audio.wav_bytes(audio.to_int16(q), audio.SAMPLE_RATE) for q in spoken]
+    seconds = [len(q) / audio.SAMPLE_RATE for q in spoken]
+    chosen = [s for s in os.environ.get(LOAD_SCENARIOS_ENV, "").split(",") if s]
+    unknown = set(chosen) - set(LOAD_SCENARIOS)
+    if unknown:
+        raise VoxloopError(f"Unknown load scenarios {sorted(unknown)}: see {LOAD_SCENARIOS}.")
+    results = {}
+    for scenario in chosen or LOAD_SCENARIOS:
+        with tempfile.TemporaryDirectory() as data_dir, local_server(Path(data_dir)) as (url, p):
+            if scenario == "paced":
+                paced = measure_load(url, questions, PACED_CONVERSATIONS, LOAD_SECONDS, p.pid,
+                                     speaking_seconds=seconds)  # fmt: skip
+                results[scenario] = paced
+            else:
+                results[scenario] = measure_load(url, questions, LOAD_CLIENTS, LOAD_SECONDS, p.pid)
+    return results
 
 
 def measure_load(
-    url: str, questions: list[bytes], clients: int, seconds: float, server_pid: int
+    url: str,
+    questions: list[bytes],
+    clients: int,
+    seconds: float,
+    server_pid: int,
+    speaking_seconds: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Each client sends turns (to `url`'s /v1/voxloop/turn) one after another until time is up."""
+    """Each client sends turns (to `url`'s /v1/voxloop/turn) until time is up: back to back, or,
+    with `speaking_seconds` (each question's length), at a person's pace: it speaks the question
+    (waits its length), sends it, listens to the whole answer, pauses, and speaks again."""
     from concurrent.futures import ThreadPoolExecutor
 
     deadline = time.monotonic() + seconds
@@ -390,8 +418,13 @@ def measure_load(
         results = []
         turn = number
         while time.monotonic() < deadline:
-            results.append(_load_turn(url, questions[turn % len(questions)]))
+            question = turn % len(questions)
+            if speaking_seconds is not None:
+                time.sleep(speaking_seconds[question])
+            results.append(_load_turn(url, questions[question]))
             bar.update()
+            if speaking_seconds is not None:
+                time.sleep(results[-1].get("listening_s", 0.0) + PACED_PAUSE_SECONDS)
             turn += clients
         return results
 
@@ -403,6 +436,7 @@ def measure_load(
     errors = [r["error"] for r in results if r["outcome"] == "error"]
     return {
         "clients": clients,
+        "paced": speaking_seconds is not None,
         "seconds": round(elapsed),
         "turns_answered": len(answered),
         "turns_per_minute": round(len(answered) / elapsed * SECONDS_PER_MINUTE, 1),
@@ -422,7 +456,7 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
     import httpx
 
     started = time.perf_counter()
-    first_audio, in_server = None, {}
+    first_audio, in_server, reply_seconds = None, {}, 0.0
     try:
         with httpx.stream(
             "POST", f"{url}/v1/voxloop/turn",
@@ -435,8 +469,10 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
                 return {"outcome": "error", "error": f"{response.status_code}: {response.read()!r}"}
             for line in response.iter_lines():
                 event = json.loads(line[5:]) if line.startswith("data:") else {}
-                if event.get("type") == "audio" and first_audio is None:
-                    first_audio = time.perf_counter()
+                if event.get("type") == "audio":
+                    first_audio = first_audio or time.perf_counter()
+                    samples = len(event["pcm_s16le"]) * 3 // 4 // 2  # base64 of 16-bit samples
+                    reply_seconds += samples / event["sample_rate"]
                 elif event.get("type") == "done":  # the server's timings: no time queued
                     in_server = {f"in_server_{k}": v for k, v in event["timings_ms"].items()}
                 elif event.get("type") == "error":
@@ -448,6 +484,8 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
     ended = time.perf_counter()
     return {
         "outcome": "answered",
+        # what a person still hears after the stream ends: playback began at the first audio
+        "listening_s": max(0.0, first_audio + reply_seconds - ended),
         "timings_ms": {
             "first_audio": _ms(first_audio - started),
             "total": _ms(ended - started),
