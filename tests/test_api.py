@@ -40,9 +40,9 @@ def client(server: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{server}/v1", api_key="not-needed", max_retries=0)
 
 
-def _transcribe(client: openai.OpenAI, path: Path) -> str:
+def _transcribe(client: openai.OpenAI, path: Path, model: str = "whisper-1") -> str:
     with path.open("rb") as f:
-        return client.audio.transcriptions.create(model="whisper-1", file=f).text
+        return client.audio.transcriptions.create(model=model, file=f).text
 
 
 def _by_kind(recordings: list[Recording], kind: str) -> list[Recording]:
@@ -296,7 +296,9 @@ def test_unicode_and_emoji_text_is_spoken(client: openai.OpenAI, tmp_path: Path)
     path = tmp_path / "unicode.wav"
     path.write_bytes(speech.content)
     # Accented words are said, and the emoji stops nothing: the words after it are heard.
-    heard = unicodedata.normalize("NFKD", _transcribe(client, path)).encode("ascii", "ignore")
+    # (Moonshine judges: Whisper tiny.en hears this voice's "The café" as "the kefias".)
+    transcript = _transcribe(client, path, model="moonshine")
+    heard = unicodedata.normalize("NFKD", transcript).encode("ascii", "ignore")
     words = set(normalize(heard.decode()))
     assert {"resume", "ready"} <= words and any(w.startswith("cafe") for w in words), heard
 
