@@ -68,23 +68,34 @@ pip_quiet() {
 }
 pip_quiet install --upgrade pip
 
+# Compiling takes minutes: run the command (the arguments after NAME and LOG) in the background,
+# logging to LOG and saying it is alive every 15 s; stop setup if it fails.
+build_with_progress() {
+  local name=$1 log=$2 build start
+  shift 2
+  start=$SECONDS
+  "$@" >"$log" 2>&1 &
+  build=$!
+  while kill -0 $build 2>/dev/null; do
+    sleep 15
+    kill -0 $build 2>/dev/null && say "  still compiling $name... $((SECONDS - start)) s"
+  done
+  if ! wait $build; then
+    tail -30 "$log"
+    say "ERROR: building $name failed (full log: $log)"
+    exit 1
+  fi
+  say "$name built in $((SECONDS - start)) s"
+}
+
+build_llama_binding() {
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install -q \
+    "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
+}
 if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   say "building llama-cpp-python $LLAMA_CPP_VERSION from source (about 5 minutes on 2 cores;"
   say "pip caches the wheel, so this happens once per machine)"
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "$VENV/bin/python" -m pip install -q \
-    "llama-cpp-python[server]==$LLAMA_CPP_VERSION" >"$VENV/llama-build.log" 2>&1 &
-  build=$!
-  start=$SECONDS
-  while kill -0 $build 2>/dev/null; do
-    sleep 15
-    kill -0 $build 2>/dev/null && say "  still compiling llama.cpp... $((SECONDS - start)) s"
-  done
-  if ! wait $build; then
-    tail -30 "$VENV/llama-build.log"
-    say "ERROR: building llama-cpp-python failed (full log: $VENV/llama-build.log)"
-    exit 1
-  fi
-  say "llama.cpp built in $((SECONDS - start)) s"
+  build_with_progress llama-cpp-python "$VENV/llama-build.log" build_llama_binding
 fi
 
 # llama.cpp's own server (llm.backend = "llama-server": parallel slots for many conversations),
@@ -109,19 +120,7 @@ build_llama_server() {
 if [[ ! -x "$LLAMA_SERVER_CACHE" ]]; then
   say "building llama-server $LLAMA_CPP_VERSION (llama.cpp's own server, for"
   say "llm.backend = llama-server; about 5 minutes on 2 cores, once per machine)"
-  build_llama_server >"$VENV/llama-server-build.log" 2>&1 &
-  build=$!
-  start=$SECONDS
-  while kill -0 $build 2>/dev/null; do
-    sleep 15
-    kill -0 $build 2>/dev/null && say "  still compiling llama-server... $((SECONDS - start)) s"
-  done
-  if ! wait $build; then
-    tail -30 "$VENV/llama-server-build.log"
-    say "ERROR: building llama-server failed (full log: $VENV/llama-server-build.log)"
-    exit 1
-  fi
-  say "llama-server built in $((SECONDS - start)) s"
+  build_with_progress llama-server "$VENV/llama-server-build.log" build_llama_server
 fi
 install -m 755 "$LLAMA_SERVER_CACHE" "$VENV/bin/llama-server"
 
