@@ -24,11 +24,17 @@ MARGIN_SECONDS = 0.25  # kept either side of a clip when it is cut back out
 TAKE_SECONDS = 2  # how often the frames are taken out of the page
 ALIGN_SECONDS = 30  # the stretch of the start that finds where playback began in the capture
 CHROMIUM = "/usr/bin/chromium"
+# Headless, offline (nothing fetched in the background), sound without a click, and a fake
+# microphone: shared with the browser tests (tests/e2e/e2e_browser.py).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",

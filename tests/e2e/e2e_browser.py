@@ -19,21 +19,8 @@ import numpy as np
 from playwright.sync_api import Page, sync_playwright
 
 from voxloop import audio
+from voxloop_bench.browser_microphone import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-]
 PROBE = Path(__file__).with_name("probe.js")
 PAGE_USER = "voxloop"  # server.PAGE_USER
 TURN_SECONDS = 90
