@@ -72,7 +72,8 @@ PACED_CONVERSATIONS = 4
 PACED_PAUSE_SECONDS = 2.0
 # A comma-separated subset of LOAD_SCENARIOS to run (default: both).
 LOAD_SCENARIOS_ENV = "VOXLOOP_BENCH_LOAD_SCENARIOS"
-LOAD_SCENARIOS = ("back_to_back", "paced")
+# scenario -> (conversations at once, whether each speaks and listens at a person's pace)
+LOAD_SCENARIOS = {"back_to_back": (LOAD_CLIENTS, False), "paced": (PACED_CONVERSATIONS, True)}
 SERVER_START_SECONDS = 180
 TURN_TIMEOUT_SECONDS = 300
 BUSY = 503
@@ -385,16 +386,15 @@ def load(settings: Settings) -> dict[str, Any]:
     chosen = [s for s in os.environ.get(LOAD_SCENARIOS_ENV, "").split(",") if s]
     unknown = set(chosen) - set(LOAD_SCENARIOS)
     if unknown:
-        raise VoxloopError(f"Unknown load scenarios {sorted(unknown)}: see {LOAD_SCENARIOS}.")
+        raise VoxloopError(f"Unknown load scenarios {sorted(unknown)}: see {list(LOAD_SCENARIOS)}.")
     results = {}
     for scenario in chosen or LOAD_SCENARIOS:
+        clients, paced = LOAD_SCENARIOS[scenario]
         with tempfile.TemporaryDirectory() as data_dir, local_server(Path(data_dir)) as (url, p):
-            if scenario == "paced":
-                paced = measure_load(url, questions, PACED_CONVERSATIONS, LOAD_SECONDS, p.pid,
-                                     speaking_seconds=seconds)  # fmt: skip
-                results[scenario] = paced
-            else:
-                results[scenario] = measure_load(url, questions, LOAD_CLIENTS, LOAD_SECONDS, p.pid)
+            speaking_seconds = seconds if paced else None
+            results[scenario] = measure_load(
+                url, questions, clients, LOAD_SECONDS, p.pid, speaking_seconds=speaking_seconds
+            )
     return results
 
 
