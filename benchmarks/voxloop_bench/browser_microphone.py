@@ -20,9 +20,16 @@ from voxloop.errors import VoxloopError
 
 SAMPLE_RATE = 16000
 GAP_SECONDS = 1.0  # silence between clips: the gain control and suppressor settle as in a pause
+# Silence before the first clip: the page may start sending a moment after playback starts.
+LEAD_SECONDS = 3.0
 MARGIN_SECONDS = 0.25  # kept either side of a clip when it is cut back out
 TAKE_SECONDS = 2  # how often the frames are taken out of the page
 ALIGN_SECONDS = 30  # the stretch of the start that finds where playback began in the capture
+# A clip is in place when the capture's loudness follows the original's, frame by frame (20 ms);
+# samples themselves do not line up that closely (gain control, noise suppression). Every real
+# clip of the bench's set measured 0.85 or more; a late or misaligned capture falls far below.
+MIN_LOUDNESS_CORRELATION = 0.7
+LOUDNESS_FRAME = 320
 CHROMIUM = "/usr/bin/chromium"
 # Headless, offline (nothing fetched in the background), sound without a click, and a fake
 # microphone: shared with the browser tests (tests/e2e/e2e_browser.py).
@@ -72,7 +79,8 @@ def capture(clips: list[np.ndarray], page_script: str | None = None) -> list[np.
     from voxloop import audio
 
     gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), np.float32)
-    starts, pieces, at = [], [gap], len(gap)
+    lead = np.zeros(int(LEAD_SECONDS * SAMPLE_RATE), np.float32)
+    starts, pieces, at = [], [lead], len(lead)
     for clip in clips:
         starts.append(at)
         pieces += [clip, gap]
@@ -84,10 +92,36 @@ def capture(clips: list[np.ndarray], page_script: str | None = None) -> list[np.
         sent = _record(track, len(played) / SAMPLE_RATE + 2 * GAP_SECONDS, page_script)
     lag = _lag(played, sent)
     margin = int(MARGIN_SECONDS * SAMPLE_RATE)
-    return [
+    heard = [
         sent[max(0, lag + start - margin) : lag + start + len(clip) + margin]
         for start, clip in zip(starts, clips, strict=True)
     ]
+    out_of_place = [
+        number
+        for number, (clip, caught) in enumerate(zip(clips, heard, strict=True))
+        if loudness_correlation(clip, caught[margin:]) < MIN_LOUDNESS_CORRELATION
+    ]
+    if out_of_place:
+        raise VoxloopError(
+            f"The browser's capture does not follow what was played for {len(out_of_place)} of "
+            f"{len(clips)} clips (first: number {out_of_place[0]}); the microphone may have "
+            "started late. Run the bench again."
+        )
+    return heard
+
+
+def loudness_correlation(original: np.ndarray, sent: np.ndarray) -> float:
+    """How closely the loudness of `sent` follows `original`'s, frame by frame (1: exactly)."""
+    played_loudness, sent_loudness = _loudness(original), _loudness(sent)
+    frames = min(len(played_loudness), len(sent_loudness))
+    if frames < 2 or not sent_loudness[:frames].any():
+        return 0.0
+    return float(np.corrcoef(played_loudness[:frames], sent_loudness[:frames])[0, 1])
+
+
+def _loudness(samples: np.ndarray) -> np.ndarray:
+    frames = samples[: len(samples) // LOUDNESS_FRAME * LOUDNESS_FRAME]
+    return np.sqrt((frames.reshape(-1, LOUDNESS_FRAME) ** 2).mean(axis=1))
 
 
 def page_script() -> str:
@@ -132,13 +166,17 @@ def _record(track: Path, seconds: float, script: str | None) -> np.ndarray:
 
 
 def _lag(played: np.ndarray, sent: np.ndarray) -> int:
-    """Where `played` begins in `sent` (samples), by cross correlation of their starts."""
+    """Where `played` begins in `sent` (samples; negative if `sent` began later), by cross
+    correlation of their starts."""
     length = min(len(played), len(sent), ALIGN_SECONDS * SAMPLE_RATE)
     if length == 0:
         raise VoxloopError("The browser sent no microphone audio.")
     reference = played[:length]
-    size = 1 << int(np.ceil(np.log2(2 * len(sent))))
+    size = 1 << int(np.ceil(np.log2(len(sent) + length)))
     correlation = np.fft.irfft(
         np.fft.rfft(sent, size) * np.conj(np.fft.rfft(reference, size)), size
     )
-    return int(np.argmax(correlation[: len(sent)]))
+    # The lag is negative when the page began sending after playback began (a slow start on a
+    # busy machine): those lags sit at the end of the circular correlation.
+    lags = np.concatenate([np.arange(len(sent)), np.arange(1 - length, 0)])
+    return int(lags[np.argmax(correlation[lags % size])])
