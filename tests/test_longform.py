@@ -9,6 +9,7 @@ its own (bench.measure_longform, the same measurement as `voxloop bench longform
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 import voxloop_bench as bench
-from voxloop import audio, grounding, longform
+from voxloop import audio, grounding, longform, scheduling
 from voxloop.config import Settings, load_settings
 from voxloop.errors import AudioTooLong, BadAudio, ConfigError, NoSpeech
 from voxloop.llm import Message
@@ -151,6 +152,22 @@ def test_process_reports_both_stages_on_one_bar(short_file: Path, settings: Sett
     assert any(f == pytest.approx(longform.TRANSCRIPTION_SHARE) for f in fractions)
     assert calls[0][1].startswith("Transcribed") and calls[-1][1] == "Summary ready"
     assert "times" in recording.transcript.text and recording.summary
+
+
+def test_a_long_recording_gives_way_to_a_person(short_file: Path, settings: Settings) -> None:
+    priorities: list[int] = []
+
+    def progress(_fraction: float, _message: str) -> None:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    turn_heard = scheduling.waiting.begin()  # a turn waits for its first audio
+    worker = threading.Thread(target=longform.process, args=(short_file, settings, progress))
+    worker.start()
+    worker.join(timeout=3)  # (each step waits up to longform.yield_max_seconds: 10 s)
+    assert worker.is_alive() and priorities == []  # not a segment transcribed meanwhile
+    turn_heard()
+    worker.join()
+    assert priorities and set(priorities) == {scheduling.LOWEST_PRIORITY}
 
 
 def test_cancel_stops_transcription_early(short_file: Path, settings: Settings) -> None:

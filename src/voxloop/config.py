@@ -328,6 +328,17 @@ class LongformSettings(Section):
         "the larger of this and audio.max_megabytes (what a file is shows only once it is "
         "read); a shorter file is then held to audio.max_megabytes.",
     )
+    yield_to_turns: bool = Field(
+        True,
+        description="Long recordings give way to conversations: their transcription and "
+        "summary run at the lowest CPU priority and, between steps, wait while any turn waits "
+        "for its first audio (voxloop.scheduling; docs/benchmarks.md, under load).",
+    )
+    yield_max_seconds: float = Field(
+        10.0,
+        description="Longest a long recording's step waits for turns (so it still moves on a "
+        "server that is never idle).",
+    )
     pause_ms: int = Field(500, description="Silence that ends a segment.")
     segment_max_seconds: float = Field(
         30.0, description="A segment is cut after this long even without a pause."

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from voxloop import audio
+from voxloop import audio, scheduling
 from voxloop.config import LongformSettings, Settings
 from voxloop.errors import ConfigError, NoSpeech, VoxloopError
 from voxloop.grounding import supported_sentences
@@ -126,16 +126,35 @@ def process(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> LongRecording:
-    """Transcribe and summarize a long recording, with one progress bar for both stages.
+    """Transcribe and summarize a long recording, with one progress bar for both stages
+    (giving way to conversations: `longform.yield_to_turns`).
 
     Errors as `transcribe`; when stopped with `cancel`, the summary is "".
     """
+    if settings.longform.yield_to_turns:
+        return scheduling.in_background(_process, path, settings, progress, cancel)
+    return _process(path, settings, progress, cancel)
+
+
+def _process(
+    path: str | Path,
+    settings: Settings,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> LongRecording:
     report = progress or _no_progress
     transcript = transcribe(path, settings, _scaled(report, 0.0, TRANSCRIPTION_SHARE), cancel)
     if not transcript.complete:  # stopped: there may be nothing to summarize
         return LongRecording(transcript, "")
     summary = summarize(transcript, settings, _scaled(report, TRANSCRIPTION_SHARE, 1.0), cancel)
     return LongRecording(transcript, summary)
+
+
+def give_way(settings: Settings, cancel: threading.Event | None) -> None:
+    """Before each step of a long recording's work: wait while turns wait for their first
+    audio (`longform.yield_to_turns`), at most `longform.yield_max_seconds`."""
+    if settings.longform.yield_to_turns:
+        scheduling.waiting.until_none(settings.longform.yield_max_seconds, cancel)
 
 
 def transcribe(
@@ -157,6 +176,7 @@ def transcribe(
     report = progress or _no_progress
     segments: list[Segment] = []
     for (start, end, speech), last in _mark_last(speech_segments(path, settings)):
+        give_way(settings, cancel)
         if cancel is not None and cancel.is_set():
             return LongTranscript(tuple(segments), total, complete=False)
         if text := transcriber.transcribe(speech).text.strip():
@@ -337,6 +357,7 @@ class _Writer:
         progress: Progress | None,
         cancel: threading.Event | None,
     ) -> None:
+        self.settings = settings
         self.model = get_chat_model(summary_settings(settings))
         self.check_sources = settings.longform.grounded
         self.planned, self.done = planned, 0
@@ -376,6 +397,7 @@ class _Writer:
 
     def write(self, request: str, max_tokens: int, message: str) -> str:
         """The model's answer to one request ("" once cancelled)."""
+        give_way(self.settings, self.cancel)
         if self.cancelled:
             return ""
         messages = [

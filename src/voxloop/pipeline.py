@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voxloop import audio as audio_files
-from voxloop import longform, skills, vad
+from voxloop import longform, scheduling, skills, vad
 from voxloop.audio import MS_PER_SECOND, SECONDS_PER_MINUTE, AudioChunk
 from voxloop.config import Settings
 from voxloop.errors import BackendDown, BadText, NoSpeech, VoxloopError
@@ -63,6 +63,8 @@ class _Run:
     # Held while speech is synthesized, so the model's worker pauses meanwhile.
     synthesizing: threading.Lock = field(default_factory=threading.Lock)
     started: float = field(default_factory=time.perf_counter)
+    # Called when the person has their first audio (or the turn ends): bulk work waits until then.
+    heard_first: Callable[[], None] = lambda: None
 
     def stamp(self, stage: str) -> None:
         """Note when `stage` was first reached, in ms since the turn started."""
@@ -203,7 +205,15 @@ class Pipeline:
 
     def _run(self, request: TurnRequest, cancel: threading.Event) -> Iterator[Event]:
         run = _Run(request, Turn(voice=request.voice or self.settings.tts.voice), cancel)
-        turn = run.turn
+        if request.recording is None:  # a person waits for this answer: bulk work gives way
+            run.heard_first = scheduling.waiting.begin()
+        try:
+            yield from self._turn(run)
+        finally:
+            run.heard_first()
+
+    def _turn(self, run: _Run) -> Iterator[Event]:
+        request, turn, cancel = run.request, run.turn, run.cancel
         find_voice(turn.voice)  # an unknown voice fails before any work is done
         self._hear(run)
         if not turn.user_text:
@@ -287,6 +297,7 @@ class Pipeline:
                 turn.spoken.append(text)
                 return
             run.stamp("first_audio")
+            run.heard_first()
             yield Speech(chunk, text)
 
     def _apologize(self, run: _Run) -> Iterator[Event]:

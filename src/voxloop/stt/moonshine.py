@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from pathlib import Path
@@ -13,11 +12,11 @@ import numpy as np
 from voxloop import assets
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import STTSettings
+from voxloop.scheduling import lower_priority
 from voxloop.stt import Transcript, engines
 
 # Moonshine invents words for tiny fragments; lines shorter than this are dropped (MODELS.md).
 MIN_LINE_SECONDS = 0.3
-LOWEST_PRIORITY = 19
 _loading = threading.Lock()
 
 
@@ -26,14 +25,6 @@ def _thread_ids() -> set[int]:
         return {int(tid) for tid in os.listdir("/proc/self/task")}
     except OSError:  # not Linux: nothing to adjust
         return set()
-
-
-def _lower_priority(thread_ids: set[int]) -> None:
-    """Give threads the lowest CPU priority (Linux: per-thread nice value)."""
-    for tid in thread_ids:
-        # A thread that is gone already, or a refusal, only costs speed.
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, tid, LOWEST_PRIORITY)
 
 
 def _text(lines: Any) -> str:
@@ -61,7 +52,7 @@ class MoonshineTranscriber:
                 model_path=str(assets.moonshine_tiny_en_dir()), model_arch=ModelArch.TINY
             )
             self.transcribe(np.zeros(SAMPLE_RATE, np.float32))  # starts the worker threads
-            _lower_priority(_thread_ids() - before)
+            lower_priority(_thread_ids() - before)
 
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """Transcribe a whole recording (16 kHz mono float32); Moonshine takes no prompt."""

@@ -1,0 +1,99 @@
+"""Who goes first on a shared CPU: a person waiting for an answer, before bulk work.
+
+Bulk work (a long recording's transcription and summary) runs in a thread of its own at the
+lowest CPU priority, which the language model's worker threads it starts inherit, and between
+its steps it waits while any turn is still waiting for its first audio. Live turns then get
+the cores when they need them most, and bulk work takes what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+LOWEST_PRIORITY = 19  # Linux nice value: runs only when nothing else wants the core
+# No first answer takes this long: a turn still "waiting" was abandoned without being closed.
+STALE_SECONDS = 60.0
+CHECK_SECONDS = 0.1  # how often a waiting bulk step looks at `cancel`
+
+
+class Waiting:
+    """The turns that wait for their first audio; bulk work waits until none does."""
+
+    def __init__(self) -> None:
+        self._since: dict[int, float] = {}  # turn -> when it began waiting (monotonic)
+        self._next = 0
+        self._changed = threading.Condition()
+
+    @property
+    def count(self) -> int:
+        """Turns waiting for their first audio now (a turn stuck longer than STALE_SECONDS,
+        abandoned without being closed, is not counted)."""
+        oldest = time.monotonic() - STALE_SECONDS
+        with self._changed:
+            return sum(since > oldest for since in self._since.values())
+
+    def begin(self) -> Callable[[], None]:
+        """Count a turn as waiting; call the returned function (any number of times) when its
+        first audio is out or it ended without any."""
+        with self._changed:
+            self._next += 1
+            turn = self._next
+            self._since[turn] = time.monotonic()
+
+        def end() -> None:
+            with self._changed:
+                if self._since.pop(turn, None) is not None:
+                    self._changed.notify_all()
+
+        return end
+
+    def until_none(self, max_seconds: float, cancel: threading.Event | None = None) -> None:
+        """Return once no turn waits, after `max_seconds` at most (bulk work must still move on
+        a busy server), or at once when `cancel` is set."""
+        deadline = time.monotonic() + max_seconds
+        while self.count > 0 and not (cancel is not None and cancel.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with self._changed:  # woken when a turn's wait ends; a short timeout sees `cancel`
+                self._changed.wait(min(left, CHECK_SECONDS))
+
+
+waiting = Waiting()  # one per process: the cores are the process's
+
+
+def lower_priority(thread_ids: set[int] | None = None) -> None:
+    """Give threads (default: the calling one) the lowest CPU priority; Linux only (nice is
+    per thread there), elsewhere nothing happens."""
+    for thread_id in thread_ids if thread_ids is not None else {threading.get_native_id()}:
+        # A thread that is gone already, or a refusal, only costs speed.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, thread_id, LOWEST_PRIORITY)
+
+
+def in_background(work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` in a new thread at the lowest CPU priority; waits for it and returns its
+    result or raises its error (a thread of its own, since a thread cannot raise its priority
+    back once lowered)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        lower_priority()
+        try:
+            outcome["result"] = work(*args)
+        except BaseException as err:  # handed to the caller's thread as it was raised
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="voxloop-bulk", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
