@@ -64,6 +64,9 @@ LONGFORM_MINUTES = (10, 20)  # twice as long: memory must stay the same
 LONGFORM_WARM_UP_SECONDS = 60  # a short recording first, so every engine is warm
 SECONDS_PER_MINUTE = 60
 HALF = 0.5
+# The priority suite: questions asked while a recording this long is processed, a pause apart.
+PRIORITY_MINUTES = 5
+PRIORITY_PAUSE_SECONDS = 1.0
 LOAD_CLIENTS = 8
 LOAD_SECONDS = 180
 # Issue 15's other scenario: conversations at a person's pace (speak the question, listen to
@@ -311,6 +314,63 @@ def longform(settings: Settings) -> dict[str, Any]:
         "warm_up_seconds": LONGFORM_WARM_UP_SECONDS,
         "recordings": runs,
         "quality": SUITES["summaries"](settings),  # key facts the summaries name
+    }
+
+
+@suite("priority")
+def priority(settings: Settings) -> dict[str, Any]:
+    """First audio of spoken questions asked while a long recording is transcribed and
+    summarized in the same process: the recording giving way (`longform.yield_to_turns`) or
+    not, beside the same questions alone."""
+    from voxloop.pipeline import Pipeline
+    from voxloop_bench import recordings
+
+    path = recordings.long_recording(
+        settings.cache_dir / "bench-recordings" / f"long-{PRIORITY_MINUTES}min.mp3",
+        PRIORITY_MINUTES * SECONDS_PER_MINUTE,
+    )
+    pipeline = Pipeline(settings)
+    pipeline.warm_up()
+    questions = _spoken_questions(settings)
+    alone = [_streaming_turn(pipeline, q) for q in progress(questions, "priority alone", "turn")]
+    report: dict[str, Any] = {"recording_minutes": PRIORITY_MINUTES, "alone": _summary(alone)}
+    for giving_way in (True, False):
+        longform = settings.longform.model_copy(update={"yield_to_turns": giving_way})
+        beside = settings.model_copy(update={"longform": longform})
+        turns = _turns_beside_recording(pipeline, questions, beside, path)
+        report[f"yield_to_turns={giving_way}"] = turns
+    return report
+
+
+def _turns_beside_recording(
+    pipeline: Any, questions: list[np.ndarray], settings: Settings, path: Path
+) -> dict[str, Any]:
+    """Spoken turns one after another (a pause between) for as long as `path` is being
+    transcribed and summarized in another thread, by the stage the recording was in."""
+    import threading
+
+    from voxloop import longform
+
+    stage = {"now": "transcribing"}
+
+    def follow(fraction: float, _message: str) -> None:
+        if fraction > longform.TRANSCRIPTION_SHARE:
+            stage["now"] = "summarizing"
+
+    started = time.perf_counter()
+    bulk = threading.Thread(target=longform.process, args=(path, settings, follow))
+    bulk.start()
+    turns: dict[str, list[dict[str, float]]] = defaultdict(list)
+    with progress_bar("priority beside a recording", "turn") as bar:
+        while bulk.is_alive():
+            time.sleep(PRIORITY_PAUSE_SECONDS)
+            now = stage["now"]
+            turns[now].append(_streaming_turn(pipeline, questions[bar.n % len(questions)]))
+            bar.update()
+    bulk.join()
+    return {
+        "recording_seconds": round(time.perf_counter() - started, 1),
+        **{f"while_{name}": {"turns": len(t), **_summary(t)} for name, t in turns.items()},
     }
 
 
