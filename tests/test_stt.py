@@ -10,7 +10,8 @@ import pytest
 
 from voxloop import audio
 from voxloop.config import Settings, load_settings
-from voxloop.stt import get_transcriber
+from voxloop.stt import Transcriber, get_transcriber
+from voxloop.stt.moonshine import MoonshineTranscriber
 from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.10  # the bound the foundation issue sets for the default engine
@@ -97,7 +98,28 @@ def test_transcriptions_side_by_side_match_one_at_a_time(
     settings: Settings, real_recordings: list[Recording]
 ) -> None:
     """API requests and live streams share one engine: running at once must not garble it."""
-    transcriber = get_transcriber(settings)
+    _side_by_side(get_transcriber(settings), real_recordings)
+
+
+@pytest.mark.parametrize("instances", [1, 2])
+def test_moonshine_models_side_by_side_match_one_at_a_time(
+    instances: int, settings: Settings, real_recordings: list[Recording]
+) -> None:
+    """Live streams (hands-free) and whole transcriptions on one Moonshine model or on two."""
+    stt = settings.stt.model_copy(update={"moonshine_instances": instances})
+    transcriber = MoonshineTranscriber(stt, settings.cache_dir)
+    _side_by_side(transcriber, real_recordings)
+    first, second = transcriber.stream(), transcriber.stream()
+    # two live conversations go to two models when there are two
+    assert (first._instance is second._instance) == (instances == 1)
+    first.close()
+    second.close()
+    third = transcriber.stream()  # a closed stream frees its model for the next
+    assert third._instance is first._instance
+    third.close()
+
+
+def _side_by_side(transcriber: Transcriber, real_recordings: list[Recording]) -> None:
     clips = [audio.load(r.path) for r in real_recordings if r.kind == "read"][:4]
     alone = [transcriber.transcribe(clip).text for clip in clips]
     together: dict[int, list[str]] = {i: [] for i in range(len(clips))}

@@ -58,6 +58,7 @@ LATENCY_QUESTIONS = (
 )
 FEED_FRAME_SAMPLES = 512  # what the page's microphone worklet sends
 HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question before the next may start
+HANDSFREE_SESSIONS_ENV = "VOXLOOP_BENCH_HANDSFREE_SESSIONS"  # conversations at once
 QUESTION_VOICE = "jm_kumo"  # Kokoro: clear speech from another engine than the reply's
 QUESTION_SPEED = 0.9  # gives 3-5 s questions
 LONGFORM_MINUTES = (10, 20)  # twice as long: memory must stay the same
@@ -171,32 +172,49 @@ def latency(settings: Settings) -> dict[str, Any]:
 @suite("handsfree")
 def handsfree(settings: Settings) -> dict[str, Any]:
     """End of speech -> first audio in hands-free mode: each question is fed as microphone
-    frames in real time, then silence until the answer has been spoken (no page attached)."""
-    from voxloop.handsfree import HandsFree, Options
-    from voxloop.live import LiveSessions
+    frames in real time, then silence until the answer has been spoken (no page attached);
+    VOXLOOP_BENCH_HANDSFREE_SESSIONS conversations at once (default 1)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from voxloop.pipeline import Pipeline
 
     pipeline = Pipeline(settings)
     pipeline.warm_up()
-    session = HandsFree(pipeline, LiveSessions(), "bench", Options())
-    conversation = session.conversation
-    frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
-    for question in progress(_spoken_questions(settings), "handsfree", "question"):
-        feed_like_a_microphone(session.feed, question)
-        started = time.monotonic()
-        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or conversation.busy():
-            feed_like_a_microphone(session.feed, frame)
-    session.close()
-    latencies = conversation.latencies_ms
+    questions = _spoken_questions(settings)
+    sessions = int(os.environ.get(HANDSFREE_SESSIONS_ENV, "1"))
+    with ThreadPoolExecutor(sessions) as pool:
+        runs = list(pool.map(lambda n: _handsfree_session(pipeline, questions, n), range(sessions)))
+    latencies = [ms for run in runs for ms in run]
     return {
+        "sessions": sessions,
         "questions": len(latencies),
         "silence_window_ms": settings.vad.silence_ms,
+        "moonshine_instances": settings.stt.moonshine_instances,
         "end_of_speech_to_first_audio_ms": {
             "p50": round(statistics.median(latencies)),
             "p95": round(_percentile(latencies, 0.95)),
             "all": [round(ms) for ms in latencies],
         },
     }
+
+
+def _handsfree_session(pipeline: Any, questions: list[np.ndarray], number: int) -> list[float]:
+    """One hands-free conversation asking every question (starting at the `number`th)."""
+    from voxloop.handsfree import HandsFree, Options
+    from voxloop.live import LiveSessions
+
+    session = HandsFree(pipeline, LiveSessions(), f"bench-{number}", Options())
+    conversation = session.conversation
+    frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
+    turns = questions[number:] + questions[:number]
+    for question in progress(turns, f"handsfree {number}", "question"):
+        feed_like_a_microphone(session.feed, question)
+        started = time.monotonic()
+        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or conversation.busy():
+            feed_like_a_microphone(session.feed, frame)
+    session.close()
+    return list(conversation.latencies_ms)
 
 
 def feed_like_a_microphone(

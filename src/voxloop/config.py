@@ -153,6 +153,12 @@ class STTSettings(Section):
         "detected by Whisper base; English then goes to Moonshine).",
     )
     partial_engine: str = Field("moonshine", description="Live partial transcripts.")
+    moonshine_instances: int = Field(
+        1,
+        ge=1,
+        description="Moonshine models loaded (~115 MB each): one model transcribes one thing "
+        "at a time, so live conversations at once share them (docs/benchmarks.md, under load).",
+    )
     whisper_model: str = Field(
         "tiny.en",
         description="'tiny.en', 'base' (multilingual, detects language) or a CTranslate2 dir.",
@@ -333,6 +339,13 @@ class LongformSettings(Section):
         description="Long recordings give way to conversations: their transcription and "
         "summary run at the lowest CPU priority and, between steps, wait while any turn waits "
         "for its first audio (voxloop.scheduling; docs/benchmarks.md, under load).",
+    )
+    stt_threads: int = Field(
+        1,
+        ge=1,
+        description="CPU threads transcribing a long recording, on a copy of the speech model "
+        "of its own when this differs from stt.threads (~75 MB for Whisper tiny.en): loaded "
+        "in the recording's low-priority thread, it leaves the cores to conversations.",
     )
     yield_max_seconds: float = Field(
         10.0,

@@ -172,7 +172,7 @@ def transcribe(
     total = audio.duration(
         path, max_seconds=longform.max_seconds, max_megabytes=longform.max_megabytes
     )
-    transcriber = get_transcriber(settings)
+    transcriber = get_transcriber(transcription_settings(settings))
     report = progress or _no_progress
     segments: list[Segment] = []
     for (start, end, speech), last in _mark_last(speech_segments(path, settings)):
@@ -245,6 +245,14 @@ def summarize(
     if not summary:
         raise VoxloopError("The language model wrote no summary of the recording.")
     return summary
+
+
+def transcription_settings(settings: Settings) -> Settings:
+    """`settings` with the speech model's threads for long recordings (`longform.stt_threads`):
+    a number other than `stt.threads` loads a copy of the model of its own, whose threads,
+    started in the low-priority thread of `process`, keep that priority."""
+    stt = settings.stt.model_copy(update={"threads": settings.longform.stt_threads})
+    return settings.model_copy(update={"stt": stt})
 
 
 def summary_settings(settings: Settings) -> Settings:
