@@ -67,8 +67,9 @@ class MoonshineTranscriber:
                     model_path=str(assets.moonshine_tiny_en_dir()), model_arch=ModelArch.TINY
                 )
                 self._instances.append(_Instance(model))
-            for _ in self._instances:  # starts every model's worker threads
-                self.transcribe(np.zeros(SAMPLE_RATE, np.float32))
+            silence = np.zeros(SAMPLE_RATE, np.float32).tolist()
+            for instance in self._instances:  # starts every model's worker threads
+                instance.model.transcribe_without_streaming(silence, SAMPLE_RATE)
             lower_priority(_thread_ids() - before)
 
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
