@@ -100,6 +100,29 @@ def test_noise_and_silence_start_no_turn(settings: Settings) -> None:
     assert session.chat == [] and session.conversation.history == [] and heard == [], heard
 
 
+def test_a_pause_mid_sentence_does_not_end_the_turn_when_words_are_read(
+    settings: Settings,
+) -> None:
+    from voxloop_bench.speech_to_text import load_clip
+
+    vad = settings.vad.model_copy(update={"end_of_turn": "words"})
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings.model_copy(update={"vad": vad})), live, "test", Options())
+    # Allison Smith: "There is currently one other participant | in the conference."
+    sentence = load_clip("/usr/share/asterisk/sounds/en_US_f_Allison/confbridge-only-one.g722")
+    phrase = round(2.22 * audio.SAMPLE_RATE)  # where "in the conference" starts
+    thinking = np.zeros(round(0.9 * audio.SAMPLE_RATE), np.float32)  # > the fixed 500 ms
+    silence = np.zeros(audio.SAMPLE_RATE, np.float32)
+    feed_like_a_microphone(
+        session.feed, np.concatenate([silence, sentence[:phrase], thinking, sentence[phrase:]])
+    )
+    feed_like_a_microphone(session.feed, np.concatenate([silence] * 3))
+    _wait(lambda: len(session.conversation.history) >= 2, ANSWER_WITHIN_SECONDS)
+    _close_and_wait(session)
+    users = [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
+    assert len(users) == 1 and "participant" in users[0] and "conference" in users[0], users
+
+
 @pytest.mark.parametrize(
     ("question", "answered"),
     [("What is two plus two?", False), ("Hey computer, what is the capital of France?", True)],

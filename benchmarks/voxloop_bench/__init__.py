@@ -8,6 +8,7 @@ Progress bars go to stderr (stdout is the JSON); TQDM_DISABLE=1 hides them.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
 import resource
 import statistics
@@ -59,6 +60,8 @@ LATENCY_QUESTIONS = (
 FEED_FRAME_SAMPLES = 512  # what the page's microphone worklet sends
 HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question before the next may start
 HANDSFREE_SESSIONS_ENV = "VOXLOOP_BENCH_HANDSFREE_SESSIONS"  # conversations at once
+# "1": each question in a conversation of its own (no history growing from turn to turn)
+HANDSFREE_FRESH_ENV = "VOXLOOP_BENCH_HANDSFREE_FRESH"
 QUESTION_VOICE = "jm_kumo"  # Kokoro: clear speech from another engine than the reply's
 QUESTION_SPEED = 0.9  # gives 3-5 s questions
 LONGFORM_MINUTES = (10, 20)  # twice as long: memory must stay the same
@@ -174,7 +177,6 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     """End of speech -> first audio in hands-free mode: each question is fed as microphone
     frames in real time, then silence until the answer has been spoken (no page attached);
     VOXLOOP_BENCH_HANDSFREE_SESSIONS conversations at once (default 1)."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     from voxloop.pipeline import Pipeline
@@ -188,6 +190,9 @@ def handsfree(settings: Settings) -> dict[str, Any]:
     latencies = [ms for run in runs for ms in run]
     return {
         "sessions": sessions,
+        "fresh_conversations": os.environ.get(HANDSFREE_FRESH_ENV) == "1",
+        "evaluate_ahead": settings.handsfree.evaluate_ahead,
+        "end_of_turn": settings.vad.end_of_turn,
         "questions": len(latencies),
         "silence_window_ms": settings.vad.silence_ms,
         "moonshine_instances": settings.stt.moonshine_instances,
@@ -204,17 +209,25 @@ def _handsfree_session(pipeline: Any, questions: list[np.ndarray], number: int) 
     from voxloop.handsfree import HandsFree, Options
     from voxloop.live import LiveSessions
 
-    session = HandsFree(pipeline, LiveSessions(), f"bench-{number}", Options())
-    conversation = session.conversation
+    fresh = os.environ.get(HANDSFREE_FRESH_ENV) == "1"
+    latencies: list[float] = []
+    session = None
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
     turns = questions[number:] + questions[:number]
-    for question in progress(turns, f"handsfree {number}", "question"):
+    for index, question in enumerate(progress(turns, f"handsfree {number}", "question")):
+        if session is None or fresh:
+            if session is not None:
+                session.close()
+                latencies += session.conversation.latencies_ms
+            session = HandsFree(pipeline, LiveSessions(), f"bench-{number}-{index}", Options())
         feed_like_a_microphone(session.feed, question)
         started = time.monotonic()
-        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or conversation.busy():
+        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or session.conversation.busy():
             feed_like_a_microphone(session.feed, frame)
-    session.close()
-    return list(conversation.latencies_ms)
+    if session is not None:
+        session.close()
+        latencies += session.conversation.latencies_ms
+    return latencies
 
 
 def feed_like_a_microphone(
@@ -453,7 +466,6 @@ def _per_audio_minute(run: dict[str, Any]) -> dict[str, Any]:
 def load(settings: Settings) -> dict[str, Any]:
     """Clients talk to one `voxloop serve` on loopback for LOAD_SECONDS: LOAD_CLIENTS sending
     turns back to back, and PACED_CONVERSATIONS at a person's pace."""
-    import os
     import tempfile
 
     from voxloop import audio
@@ -575,7 +587,6 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
 @contextmanager
 def local_server(data_dir: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`voxloop serve` in a subprocess on a free loopback port, once its models are loaded."""
-    import os
     import sys
 
     port = free_port()

@@ -4,9 +4,10 @@ Utterances are built from the real recordings of `voxloop bench stt` (benchmarks
 those of at least MIN_WORDS words, its tuning and held-out speakers): each complete, and each cut
 at its widest gap between two words of one sentence (word times from Whisper base) with a pause of
 300-900 ms inserted before the rest, as people pause to think. Each is fed frame by frame to the
-turn detector, with the fixed silence window and with the Smart Turn model; reported: false
-cut-offs (the turn ended at the mid-sentence pause), and how long after the end of speech the
-turn ended (a model that hears a finished sentence as unfinished waits `turn_wait_ms`).
+turn detector, with the fixed silence window, with the Smart Turn model (the voice) and with the
+sentence-end reader (the words of Moonshine's transcript so far); reported: false cut-offs (the
+turn ended at the mid-sentence pause), and how long after the end of speech the turn ended (a
+model that hears a finished sentence as unfinished waits `turn_wait_ms`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from voxloop_bench.speech_to_text import CLIPS, load_clip
 MIN_WORDS = 7  # enough words to cut a sentence in two phrases
 MIN_SIDE_WORDS = 3  # words kept on either side of the cut
 SENTENCE_ENDS = (".", "?", "!")
+MODES = ("silence", "smart_turn", "words")  # vad.end_of_turn
 PAUSES_MS = (300, 400, 500, 600, 700, 800, 900)  # inserted pauses, chosen per clip
 LEAD_SECONDS = 0.5
 TRAIL_SECONDS = 2.5  # silence after the utterance: longer than any end-of-turn wait
@@ -33,12 +35,14 @@ TRAIL_SECONDS = 2.5  # silence after the utterance: longer than any end-of-turn 
 
 @suite("turns")
 def turns(settings: Settings) -> dict[str, Any]:
-    """False cut-offs and end delays, fixed window vs Smart Turn, on both splits."""
+    """False cut-offs and end delays, fixed window vs the end-of-turn models, on both splits."""
     utterances = _utterances(settings)
     report: dict[str, Any] = {"utterances": len(utterances)}
-    for mode in ("silence", "smart_turn"):
+    for mode in MODES:
         vad = settings.vad.model_copy(update={"end_of_turn": mode})
-        results = [_run(vad, u) for u in progress(utterances, f"turns {mode}", "utterance")]
+        results = [
+            _run(settings, vad, u) for u in progress(utterances, f"turns {mode}", "utterance")
+        ]
         report[mode] = {
             split: _summary([r for r in results if split in ("all", r["split"])])
             for split in ("all", "tuning", "held-out")
@@ -87,16 +91,19 @@ def _phrase_boundary(words: list[Any]) -> float | None:
     return max(gaps)[1] if gaps else None
 
 
-def _run(vad: Any, utterance: dict[str, Any]) -> dict[str, Any]:
+def _run(settings: Settings, vad: Any, utterance: dict[str, Any]) -> dict[str, Any]:
     """Feed one utterance frame by frame; where its turn(s) ended."""
-    from voxloop.conversation.engine import end_of_turn_judge
+    from voxloop.stt import get_transcriber
+    from voxloop.turn_end import judge_of
+
+    moonshine = get_transcriber(settings, "moonshine")  # the live transcript's engine
 
     lead = np.zeros(round(LEAD_SECONDS * audio.SAMPLE_RATE), np.float32)
     trail = np.zeros(round(TRAIL_SECONDS * audio.SAMPLE_RATE), np.float32)
     parts = utterance["parts"]
     samples = np.concatenate([lead, *parts, trail])
     rest_starts_ms = (len(lead) + sum(len(p) for p in parts[:-1])) * 1000 / audio.SAMPLE_RATE
-    detector = TurnDetector(vad, end_of_turn_judge(vad))
+    detector = TurnDetector(vad, judge_of(settings, vad, lambda a: moonshine.transcribe(a).text))
     ends = [
         event
         for start in range(0, len(samples), FRAME_SAMPLES)

@@ -73,22 +73,36 @@ class VADSettings(Section):
     )
     pad_ms: int = Field(300, description="Audio kept either side of speech when trimming.")
     max_turn_seconds: float = Field(30.0, description="A turn is cut after this long.")
-    end_of_turn: Literal["silence", "smart_turn"] = Field(
+    end_of_turn: Literal["silence", "smart_turn", "words"] = Field(
         "silence",
-        description="How a turn ends (hands-free): after `silence_ms` of silence, or when the "
-        "Smart Turn model, asked after `turn_check_ms`, says the person has finished.",
+        description="How a turn ends (hands-free): after `silence_ms` of silence; or, asked "
+        "after `turn_check_ms` of silence, when the Smart Turn model hears in the voice that the "
+        "person has finished ('smart_turn'), or a language model reads in the live transcript "
+        "that their sentence has ended ('words', `words_model`).",
     )
     turn_check_ms: int = Field(
-        200, description="smart_turn: silence after which the model is asked (ms)."
+        200, description="smart_turn, words: silence after which the model is asked (ms)."
     )
     turn_wait_ms: int = Field(
         1500,
-        description="smart_turn: silence that ends the turn when the model said the person had "
-        "not finished (ms).",
+        description="smart_turn, words: silence that ends the turn when the model said the "
+        "person had not finished (ms).",
     )
     turn_threshold: float = Field(
         0.5, description="smart_turn: the model's probability from which the turn is over."
     )
+    words_model: str = Field(
+        "qwen2.5-0.5b",
+        description="words: the GGUF language model that reads the transcript (a packaged "
+        "model's name or a .gguf path; loaded beside the answering model, sharing its file).",
+    )
+    words_threshold: float = Field(
+        0.15,
+        description="words: the probability that the message ends here (a full stop or the "
+        "end of the message comes next) from which the turn is over. Chosen on the tuning "
+        "split of `voxloop bench turns`.",
+    )
+    words_threads: int = Field(2, description="words: CPU threads for its language model.")
 
 
 class HandsFreeSettings(Section):

@@ -1,18 +1,28 @@
 """Semantic end of turn: has the person finished speaking, or only paused to think?
 
-Smart Turn v3.2 (an int8 ONNX model that ships in the pipecat-ai wheel, see assets.py) reads
-the last 8 s of an utterance as Whisper's log-mel features - computed by faster-whisper's
-feature extractor, the one voxloop's Whisper uses - and gives the probability that the speaker
-has finished. The turn detector (vad.TurnDetector) asks it after a short silence.
+Two judges, asked by the turn detector (vad.TurnDetector) after a short silence:
+- Smart Turn v3.2 (an int8 ONNX model that ships in the pipecat-ai wheel, see assets.py) hears
+  it in the voice: it reads the last 8 s of an utterance as Whisper's log-mel features -
+  computed by faster-whisper's feature extractor, the one voxloop's Whisper uses.
+- A language model reads it in the words (`SentenceEnd`): how likely the transcript so far is
+  to be followed by a full stop or the end of the message.
 """
 
 from __future__ import annotations
 
 import functools
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from voxloop.audio import SAMPLE_RATE
+from voxloop.config import Settings, VADSettings
+from voxloop.vad import Judge
+
+Transcriber = Callable[[np.ndarray], str]  # utterance so far -> its words
 
 WINDOW_SECONDS = 8  # what the model reads: the end of the utterance, zero-padded in front
 MEL_BINS = 80
@@ -55,3 +65,74 @@ class SmartTurn:
 def smart_turn() -> SmartTurn:
     """The process's end-of-turn model."""
     return SmartTurn()
+
+
+# What may follow a finished sentence. ".." is left out: a trailing "..." is a pause.
+SENTENCE_ENDS = (".", "?", "!")
+PROMPT = "<|im_start|>user\n{words}"  # the person's message, still open
+END_OF_MESSAGE = "<|im_end|>"
+PUNCTUATION = re.compile(r"[^\w\s']")
+WORDS_CONTEXT_TOKENS = 256  # a transcript of a turn is far shorter
+
+
+class SentenceEnd:
+    """Reads whether a sentence has ended: a language model's probability that the person's
+    message is followed by a full stop, question or exclamation mark, or ends there.
+
+    The transcript is lower-cased and stripped of punctuation first: a live transcript's
+    punctuation is the speech engine's guess, made without knowing whether more will come.
+    """
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from llama_cpp import Llama
+
+        self.llama = Llama(
+            model_path=str(path), n_ctx=WORDS_CONTEXT_TOKENS, n_threads=threads, verbose=False
+        )
+        self._ends = self._sentence_end_tokens()
+        self._lock = threading.Lock()  # one context, shared by every conversation
+
+    def _sentence_end_tokens(self) -> np.ndarray:
+        """A mask over the vocabulary: the tokens that end a sentence or the message."""
+        llama = self.llama
+        ends = np.zeros(llama.n_vocab(), bool)
+        for token in range(llama.n_vocab()):
+            piece = llama.detokenize([token]).decode(errors="ignore").strip()
+            ends[token] = piece.startswith(SENTENCE_ENDS) and not piece.startswith("..")
+        ends[llama.tokenize(END_OF_MESSAGE.encode(), add_bos=False, special=True)] = True
+        return ends
+
+    def finished(self, words: str) -> float:
+        """The probability that the sentence `words` has ended (1.0 when there are none)."""
+        plain = PUNCTUATION.sub("", words.lower()).strip()
+        if not plain:
+            return 1.0
+        prompt = PROMPT.format(words=plain).encode()
+        with self._lock:
+            tokens = self.llama.tokenize(prompt, add_bos=False, special=True)
+            self.llama.reset()
+            self.llama.eval(tokens[-WORDS_CONTEXT_TOKENS + 1 :])
+            logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=self._ends.shape)
+            logits = logits.astype(np.float64)
+        probabilities = np.exp(logits - logits.max())
+        return float(probabilities[self._ends].sum() / probabilities.sum())
+
+
+@functools.cache
+def sentence_end(path: Path, threads: int) -> SentenceEnd:
+    """The process's sentence-end reader of the model at `path`."""
+    return SentenceEnd(path, threads)
+
+
+def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> Judge | None:
+    """The end-of-turn judge `vad` asks for (None: a fixed silence ends turns); 'words'
+    reads what `transcribe` makes of the utterance so far."""
+    if vad.end_of_turn == "smart_turn":
+        model = smart_turn()
+        return lambda utterance: model.finished(utterance) >= vad.turn_threshold
+    if vad.end_of_turn == "words":
+        from voxloop.assets import gguf_path
+
+        reader = sentence_end(gguf_path(vad.words_model, settings.cache_dir), vad.words_threads)
+        return lambda utterance: reader.finished(transcribe(utterance)) >= vad.words_threshold
+    return None

@@ -88,7 +88,7 @@ class TurnEvent:
     silence_ms: int = 0
 
 
-Judge = Callable[[np.ndarray], float]  # utterance so far -> probability that it is finished
+Judge = Callable[[np.ndarray], bool]  # utterance so far -> whether the person has finished
 
 
 class TurnDetector:
@@ -175,8 +175,7 @@ class TurnDetector:
         if self.judge is None:
             return settings.silence_ms
         if self._finished is None and self._run >= _frames(settings.turn_check_ms):
-            verdict = self.judge(np.concatenate(self._utterance))
-            self._finished = verdict >= settings.turn_threshold
+            self._finished = self.judge(np.concatenate(self._utterance))
         return 0 if self._finished else settings.turn_wait_ms
 
 

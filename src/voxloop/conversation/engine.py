@@ -42,8 +42,9 @@ from voxloop.errors import NoSpeech, VoxloopError
 from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
+from voxloop.turn_end import judge_of
 from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
-from voxloop.vad import FRAME_MS, FRAME_SAMPLES, Judge, TurnDetector, TurnEvent
+from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
 log = logging.getLogger("voxloop.conversation")
@@ -60,15 +61,6 @@ class Options:
     speed: float | None = None
     system_prompt: str | None = None
     wake: bool = False
-
-
-def end_of_turn_judge(vad: VADSettings) -> Judge | None:
-    """The end-of-turn model, when turns end by it rather than by a fixed silence."""
-    if vad.end_of_turn != "smart_turn":
-        return None
-    from voxloop.turn_end import smart_turn
-
-    return smart_turn().finished
 
 
 def own_turns() -> TurnStarter:
@@ -96,7 +88,8 @@ class Conversation:
         self.session = session  # the person's memory, when known (asked at each answer)
         self.begin_turn = begin_turn or own_turns()
         self.vad = vad or self.settings.vad  # a door may set its own turn detection
-        self.detector = TurnDetector(self.vad, end_of_turn_judge(self.vad))
+        judge = judge_of(self.settings, self.vad, self._words_so_far)
+        self.detector = TurnDetector(self.vad, judge)
         self.gate = WakeGate(WakeMatcher(self.settings), self.settings.handsfree.awake_seconds)
         self.history: list[Message] = []  # used when there is no session memory
         self.latencies_ms: list[float] = []  # end of speech -> first audio, per answer
@@ -274,6 +267,14 @@ class Conversation:
             return self.pipeline.hear(utterance, self._request("")).text.strip()
         except NoSpeech:
             return ""
+
+    def _words_so_far(self, utterance: np.ndarray) -> str:
+        """What the person has said so far (for the end-of-turn judge, during a pause)."""
+        if self._speculation is not None:  # the answer prepared in this pause knows them
+            return self._speculation.reply.user_text
+        if self._partial is None:
+            return ""
+        return self._final_text(self._partial, utterance, done=False)
 
     def _what_to_answer(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
         """The text to answer ('' for nothing: no words, our own echo, or asleep); `final`

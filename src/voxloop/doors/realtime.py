@@ -652,5 +652,5 @@ def _vad_of(config: SessionConfig) -> dict[str, Any]:
         "threshold": config.threshold,
     }
     if config.eagerness is not None:  # the end-of-turn model, waiting as eager as asked
-        asked |= {"end_of_turn": "smart_turn", "turn_wait_ms": EAGERNESS_WAIT_MS[config.eagerness]}
+        asked |= {"end_of_turn": "words", "turn_wait_ms": EAGERNESS_WAIT_MS[config.eagerness]}
     return {name: value for name, value in asked.items() if value is not None}
