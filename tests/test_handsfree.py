@@ -120,7 +120,10 @@ def test_a_pause_mid_sentence_does_not_end_the_turn_when_words_are_read(
     _wait(lambda: len(session.conversation.history) >= 2, ANSWER_WITHIN_SECONDS)
     _close_and_wait(session)
     users = [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
-    assert len(users) == 1 and "participant" in users[0] and "conference" in users[0], users
+    # One turn with both parts (the live transcript of the second is not always "in the
+    # conference": once, on a busy machine, "than to nicole friends").
+    assert len(users) == 1 and "participant" in users[0], users
+    assert len(users[0].split("participant", 1)[1].split()) >= 2, users
 
 
 @pytest.mark.parametrize(

@@ -148,7 +148,7 @@ def test_a_judge_that_hears_an_unfinished_sentence_keeps_the_turn_open(
     assert len(fixed) == 2 and fixed[0].at_ms < rest_at  # the fixed window cuts at the pause
     assert len(ends) == 1 and len(asked) == 2  # asked at the pause and at the end
     frame_ms = 32
-    assert abs(ends[0].silence_ms - vad.turn_check_ms) <= frame_ms  # ended once finished
+    assert abs(ends[0].silence_ms - vad.turn_finished_ms) <= frame_ms  # ended once finished
 
 
 # Allison Smith (Asterisk's prompts): "There is currently one other participant in the
@@ -198,7 +198,7 @@ def test_a_sentence_paused_in_the_middle_is_one_turn_when_its_words_are_read(
     assert len(fixed) == 2  # the fixed window cuts the sentence at the pause
     assert len(ends) == 1, heard  # read as unfinished at the pause, finished at the end
     frame_ms = 32
-    assert ends[0].silence_ms <= vad.turn_check_ms + frame_ms, heard  # ended without waiting
+    assert ends[0].silence_ms <= vad.turn_finished_ms + frame_ms, heard  # ended without waiting
 
 
 def test_the_sentence_end_reader_tells_whole_questions_from_half_ones(
@@ -219,3 +219,7 @@ def test_the_sentence_end_reader_tells_whole_questions_from_half_ones(
     assert len(whole_ended) >= 0.85 * len(held_out), set(held_out) - set(whole_ended)
     assert len(half_ended) <= 0.05 * len(halves), half_ended
     assert reader.finished("") == 1.0  # no words: nothing to wait for
+    # Read as the live transcript grows (the words before stay evaluated) or afresh: the same.
+    growing = [reader.finished(halves[0]), reader.finished(held_out[0])][-1]
+    reader.finished("an unrelated sentence")
+    assert abs(growing - reader.finished(held_out[0])) < 0.02

@@ -58,7 +58,7 @@ LATENCY_QUESTIONS = (
     "How can I make a really good cup of tea at home in the morning?",
 )
 FEED_FRAME_SAMPLES = 512  # what the page's microphone worklet sends
-HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question before the next may start
+HANDSFREE_LEAD_SECONDS = 1.0  # silence fed after each question (after its turn may have ended)
 HANDSFREE_SESSIONS_ENV = "VOXLOOP_BENCH_HANDSFREE_SESSIONS"  # conversations at once
 # "1": each question in a conversation of its own (no history growing from turn to turn)
 HANDSFREE_FRESH_ENV = "VOXLOOP_BENCH_HANDSFREE_FRESH"
@@ -210,6 +210,10 @@ def _handsfree_session(pipeline: Any, questions: list[np.ndarray], number: int) 
     from voxloop.live import LiveSessions
 
     fresh = os.environ.get(HANDSFREE_FRESH_ENV) == "1"
+    vad = pipeline.settings.vad
+    # Long enough for the turn to end, also when an end-of-turn model waits `turn_wait_ms`.
+    longest_end_ms = vad.silence_ms if vad.end_of_turn == "silence" else vad.turn_wait_ms
+    lead_seconds = HANDSFREE_LEAD_SECONDS + longest_end_ms / 1000
     latencies: list[float] = []
     session = None
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
@@ -222,7 +226,7 @@ def _handsfree_session(pipeline: Any, questions: list[np.ndarray], number: int) 
             session = HandsFree(pipeline, LiveSessions(), f"bench-{number}-{index}", Options())
         feed_like_a_microphone(session.feed, question)
         started = time.monotonic()
-        while time.monotonic() - started < HANDSFREE_LEAD_SECONDS or session.conversation.busy():
+        while time.monotonic() - started < lead_seconds or session.conversation.busy():
             feed_like_a_microphone(session.feed, frame)
     if session is not None:
         session.close()

@@ -83,6 +83,13 @@ class VADSettings(Section):
     turn_check_ms: int = Field(
         200, description="smart_turn, words: silence after which the model is asked (ms)."
     )
+    turn_finished_ms: int = Field(
+        500,
+        description="smart_turn, words: silence that ends the turn when the model said the "
+        "person had finished (ms; asked at `turn_check_ms`, so never sooner). As long as the "
+        "fixed window: the model only lengthens the wait, for an unfinished sentence (a shorter "
+        "one ends turns at the commas of compound questions: docs/benchmarks.md, end of turn).",
+    )
     turn_wait_ms: int = Field(
         1500,
         description="smart_turn, words: silence that ends the turn when the model said the "

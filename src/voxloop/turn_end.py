@@ -109,10 +109,15 @@ class SentenceEnd:
             return 1.0
         prompt = PROMPT.format(words=plain).encode()
         with self._lock:
-            tokens = self.llama.tokenize(prompt, add_bos=False, special=True)
-            self.llama.reset()
-            self.llama.eval(tokens[-WORDS_CONTEXT_TOKENS + 1 :])
-            logits = np.ctypeslib.as_array(self.llama._ctx.get_logits(), shape=self._ends.shape)
+            llama = self.llama
+            tokens = llama.tokenize(prompt, add_bos=False, special=True)
+            tokens = tokens[-WORDS_CONTEXT_TOKENS + 1 :]
+            # The words read before (the live transcript as it grew) stay evaluated: only the
+            # new ones are, and at least one, for its logits.
+            read = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)
+            llama.n_tokens = min(read, len(tokens) - 1)
+            llama.eval(tokens[llama.n_tokens :])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=self._ends.shape)
             logits = logits.astype(np.float64)
         probabilities = np.exp(logits - logits.max())
         return float(probabilities[self._ends].sum() / probabilities.sum())
@@ -124,6 +129,13 @@ def sentence_end(path: Path, threads: int) -> SentenceEnd:
     return SentenceEnd(path, threads)
 
 
+def read_ahead(settings: Settings, vad: VADSettings, words: str) -> None:
+    """While the person speaks: the sentence-end reader (if `vad` uses it) reads `words`
+    now, so that its verdict at the pause has only the last words left to read."""
+    if vad.end_of_turn == "words" and words.strip():
+        _reader(settings, vad).finished(words)
+
+
 def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> Judge | None:
     """The end-of-turn judge `vad` asks for (None: a fixed silence ends turns); 'words'
     reads what `transcribe` makes of the utterance so far."""
@@ -131,8 +143,12 @@ def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> J
         model = smart_turn()
         return lambda utterance: model.finished(utterance) >= vad.turn_threshold
     if vad.end_of_turn == "words":
-        from voxloop.assets import gguf_path
-
-        reader = sentence_end(gguf_path(vad.words_model, settings.cache_dir), vad.words_threads)
+        reader = _reader(settings, vad)
         return lambda utterance: reader.finished(transcribe(utterance)) >= vad.words_threshold
     return None
+
+
+def _reader(settings: Settings, vad: VADSettings) -> SentenceEnd:
+    from voxloop.assets import gguf_path
+
+    return sentence_end(gguf_path(vad.words_model, settings.cache_dir), vad.words_threads)

@@ -96,8 +96,9 @@ class TurnDetector:
     after `silence_ms` of silence (or at `max_turn_seconds`); shorter than `min_speech_ms` of
     speech (a cough, a click) is not a turn.
 
-    With a `judge` (the end-of-turn model), the turn ends after `turn_check_ms` of silence if
-    the judge says the person has finished, else after `turn_wait_ms`.
+    With a `judge` (the end-of-turn model, asked after `turn_check_ms` of silence), the turn
+    ends after `turn_finished_ms` of silence if the judge says the person has finished, else
+    after `turn_wait_ms`.
     """
 
     def __init__(self, settings: VADSettings, judge: Judge | None = None) -> None:
@@ -176,7 +177,7 @@ class TurnDetector:
             return settings.silence_ms
         if self._finished is None and self._run >= _frames(settings.turn_check_ms):
             self._finished = self.judge(np.concatenate(self._utterance))
-        return 0 if self._finished else settings.turn_wait_ms
+        return settings.turn_finished_ms if self._finished else settings.turn_wait_ms
 
 
 def _frames(ms: int) -> int:

@@ -42,7 +42,7 @@ from voxloop.errors import NoSpeech, VoxloopError
 from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
-from voxloop.turn_end import judge_of
+from voxloop.turn_end import judge_of, read_ahead
 from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
@@ -209,6 +209,7 @@ class Conversation:
         text = self._partial.add(np.concatenate(frames[self._fed_frames :]))
         self._fed_frames = len(frames)
         self.emit(TranscriptUpdated(text))
+        read_ahead(self.settings, self.vad, text)
         if self._primer is not None:
             self._primer.offer(text.strip())
 
