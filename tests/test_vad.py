@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from voxloop import audio
 from voxloop.config import Settings
@@ -223,3 +225,13 @@ def test_the_sentence_end_reader_tells_whole_questions_from_half_ones(
     growing = [reader.finished(halves[0]), reader.finished(held_out[0])][-1]
     reader.finished("an unrelated sentence")
     assert abs(growing - reader.finished(held_out[0])) < 0.02
+
+
+def test_a_missing_sentence_end_model_says_what_to_do(tmp_path: Path) -> None:
+    from voxloop.errors import ModelUnavailable
+    from voxloop.turn_end import SentenceEnd
+
+    broken = tmp_path / "reader.gguf"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(ModelUnavailable, match=r"vad\.end_of_turn"):
+        SentenceEnd(broken, threads=1)

@@ -101,7 +101,8 @@ class VADSettings(Section):
     words_model: str = Field(
         "qwen2.5-0.5b",
         description="words: the GGUF language model that reads the transcript (a packaged "
-        "model's name or a .gguf path; loaded beside the answering model, sharing its file).",
+        "model's name or the path of a .gguf with the ChatML template, as the packaged ones "
+        "have; loaded beside the answering model, sharing its file when it is the same).",
     )
     words_threshold: float = Field(
         0.15,

