@@ -19,10 +19,6 @@ from voxloop.stt import Transcript, engines
 
 # Moonshine invents words for tiny fragments; lines shorter than this are dropped (MODELS.md).
 MIN_LINE_SECONDS = 0.3
-# moonshine-voice's MOONSHINE_FLAG_FORCE_UPDATE: analyse all the audio added, even when less
-# than 200 ms came since the last analysis. Without it the transcript taken 160 ms into a
-# pause lacked the last word ("... during the year on?" for "... on Earth?").
-FORCE_UPDATE = 1
 _loading = threading.Lock()
 
 
@@ -125,15 +121,15 @@ class MoonshineStream:
         samples = np.asarray(audio, dtype=np.float32).tolist()
         with self._instance.busy:
             self.stream.add_audio(samples, SAMPLE_RATE)
-            lines = self.stream.update_transcription(FORCE_UPDATE).lines
+            lines = self.stream.update_transcription().lines
         self.text = _text(lines)
         return self.text
 
     def finish(self) -> Transcript:
         """Stop the stream and return the final transcript."""
         with self._instance.busy:
-            self.stream.stop()  # ends the last segment, so its words are final
-            lines = self.stream.update_transcription(FORCE_UPDATE).lines
+            lines = self.stream.update_transcription().lines
+            self.stream.stop()
         self._closed()
         self.text = _text(lines) or self.text
         return Transcript(text=self.text, language="en")
