@@ -209,28 +209,26 @@ def _handsfree_session(pipeline: Any, questions: list[np.ndarray], number: int) 
     from voxloop.handsfree import HandsFree, Options
     from voxloop.live import LiveSessions
 
-    fresh = os.environ.get(HANDSFREE_FRESH_ENV) == "1"
     vad = pipeline.settings.vad
     # Long enough for the turn to end, also when an end-of-turn model waits `turn_wait_ms`.
     longest_end_ms = vad.silence_ms if vad.end_of_turn == "silence" else vad.turn_wait_ms
     lead_seconds = HANDSFREE_LEAD_SECONDS + longest_end_ms / 1000
-    latencies: list[float] = []
-    session = None
     frame = np.zeros(FEED_FRAME_SAMPLES, np.float32)
     turns = questions[number:] + questions[:number]
-    for index, question in enumerate(progress(turns, f"handsfree {number}", "question")):
-        if session is None or fresh:
-            if session is not None:
-                session.close()
-                latencies += session.conversation.latencies_ms
+    fresh = os.environ.get(HANDSFREE_FRESH_ENV) == "1"
+    conversations = [[question] for question in turns] if fresh else [turns]
+    latencies: list[float] = []
+    with progress_bar(f"handsfree {number}", "question", len(turns)) as bar:
+        for index, asking in enumerate(conversations):
             session = HandsFree(pipeline, LiveSessions(), f"bench-{number}-{index}", Options())
-        feed_like_a_microphone(session.feed, question)
-        started = time.monotonic()
-        while time.monotonic() - started < lead_seconds or session.conversation.busy():
-            feed_like_a_microphone(session.feed, frame)
-    if session is not None:
-        session.close()
-        latencies += session.conversation.latencies_ms
+            for question in asking:
+                feed_like_a_microphone(session.feed, question)
+                started = time.monotonic()
+                while time.monotonic() - started < lead_seconds or session.conversation.busy():
+                    feed_like_a_microphone(session.feed, frame)
+                bar.update(1)
+            session.close()
+            latencies += session.conversation.latencies_ms
     return latencies
 
 

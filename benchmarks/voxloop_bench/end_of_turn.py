@@ -20,13 +20,13 @@ import numpy as np
 
 from voxloop import audio
 from voxloop.config import Settings
+from voxloop.turn_end import SENTENCE_ENDS
 from voxloop.vad import FRAME_SAMPLES, TurnDetector
 from voxloop_bench import _percentile, data_file, progress, suite
 from voxloop_bench.speech_to_text import CLIPS, load_clip
 
 MIN_WORDS = 7  # enough words to cut a sentence in two phrases
 MIN_SIDE_WORDS = 3  # words kept on either side of the cut
-SENTENCE_ENDS = (".", "?", "!")
 MODES = ("silence", "smart_turn", "words")  # vad.end_of_turn
 PAUSES_MS = (300, 400, 500, 600, 700, 800, 900)  # inserted pauses, chosen per clip
 LEAD_SECONDS = 0.5
