@@ -126,6 +126,31 @@ def test_a_pause_mid_sentence_does_not_end_the_turn_when_words_are_read(
     assert len(users[0].split("participant", 1)[1].split()) >= 2, users
 
 
+@pytest.mark.parametrize("catch_up_ms", [64, 0])  # caught up early in the pause, or only then
+def test_the_last_word_before_the_pause_is_in_the_answered_question(
+    settings: Settings, catch_up_ms: int
+) -> None:
+    from voxloop import tts
+
+    # Kokoro's jm_kumo (as `voxloop bench handsfree` speaks its questions): the answer prepared
+    # 160 ms into the pause took a transcript without "Earth" before Moonshine was made to
+    # analyse the newest audio.
+    handsfree = settings.handsfree.model_copy(update={"catch_up_ms": catch_up_ms})
+    settings = settings.model_copy(update={"handsfree": handsfree})
+    question = "Why do we have different seasons during the year on Earth?"
+    chunks = tts.synthesize(question, "jm_kumo", cache_dir=settings.cache_dir, speed=0.9)
+    spoken = audio.join_chunks(list(chunks))
+    live = RecordingLive()
+    session = HandsFree(Pipeline(settings), live, "test", Options())
+    silence = np.zeros(audio.SAMPLE_RATE, np.float32)
+    said = audio.to_mono_16k(spoken.pcm, spoken.sample_rate)
+    feed_like_a_microphone(session.feed, np.concatenate([silence, said, silence, silence]))
+    _wait(lambda: len(session.conversation.history) >= 2, ANSWER_WITHIN_SECONDS)
+    _close_and_wait(session)
+    users = [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
+    assert "earth" in users[0], users
+
+
 @pytest.mark.parametrize(
     ("question", "answered"),
     [("What is two plus two?", False), ("Hey computer, what is the capital of France?", True)],

@@ -145,14 +145,15 @@ def test_speaking_over_an_answer_cancels_it_and_the_next_question_is_answered(
         for chunk in _pcm_chunks(_said(long_question)):
             connection.input_audio_buffer.append(audio=chunk)
         _until(connection, "response.output_audio.delta", seen)
-        for chunk in _pcm_chunks(_said(spoken("What is two plus two?"))):
+        # Moonshine hears espeak's "two plus two" as "too plustoo": ask what it hears.
+        for chunk in _pcm_chunks(_said(spoken("What is the capital of Japan?"))):
             connection.input_audio_buffer.append(audio=chunk)
         cancelled = _until(connection, "response.done", seen)
         answered = _until(connection, "response.done", seen)
     assert cancelled.response.status == "cancelled"
     assert answered.response.status == "completed"
     last = [e for e in seen if e.type == "response.output_audio_transcript.done"][-1]
-    assert "4" in last.transcript or "four" in last.transcript.lower()
+    assert "tokyo" in last.transcript.lower()
 
 
 def _error(connection: Any, seen: list[Any]) -> str:

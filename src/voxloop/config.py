@@ -117,6 +117,12 @@ class HandsFreeSettings(Section):
     """Hands-free conversation (microphone always open)."""
 
     partial_every_ms: int = Field(320, description="Update the live transcript this often.")
+    catch_up_ms: int = Field(
+        64,
+        description="Bring the live transcript up to the last word after this much silence, "
+        "so that it is ready when the answer is prepared (vad.speculate_ms); 0: only then, "
+        "which puts that analysis on the way to the first audio (docs/benchmarks.md).",
+    )
     evaluate_ahead: bool = Field(
         False,
         description="While the person speaks, the language model evaluates the turn's prompt "

@@ -120,6 +120,11 @@ class TurnDetector:
         return self._speaking
 
     @property
+    def silence_ms(self) -> int:
+        """The silence since the turn's last speech (0 while speaking or between turns)."""
+        return self._run * FRAME_MS if self._speaking else 0
+
+    @property
     def utterance(self) -> list[np.ndarray]:
         """The frames of the turn in progress so far (pre-roll included)."""
         return self._utterance

@@ -97,6 +97,7 @@ class Conversation:
         self._partial: PartialTranscriber | None = None
         self._primer: Primer | None = None  # the prompt evaluated while they speak
         self._fed_frames = 0
+        self._caught_up_to: int | None = None  # the pause whose words the transcript has
         self._reply: Reply | None = None
         self._reply_thread: threading.Thread | None = None
         self._cancel: threading.Event | None = None  # the latest answer's
@@ -195,23 +196,36 @@ class Conversation:
         # Not in wake mode: the words heard start with the wake phrase, which the turn drops.
         if self.settings.handsfree.evaluate_ahead and not self.options.wake:
             self._primer = Primer(self._prime)
-        self._fed_frames = 0
+        self._fed_frames, self._caught_up_to = 0, None
         self.gate.new_utterance()
         self.emit(StateChanged("hearing"))
 
     def _update_partial(self) -> None:
-        frames = self.detector.utterance
+        frames, handsfree = self.detector.utterance, self.settings.handsfree
         # While an answer is being prepared the transcript is known: leave the CPU to it.
         if self._partial is None or not self.detector.speaking or self._speculation is not None:
             return
-        if (len(frames) - self._fed_frames) * FRAME_MS < self.settings.handsfree.partial_every_ms:
+        if len(frames) == self._fed_frames:
             return
-        text = self._partial.add(np.concatenate(frames[self._fed_frames :]))
+        pause = self._pause_start()
+        catch_up = 0 < handsfree.catch_up_ms <= self.detector.silence_ms
+        catch_up = catch_up and pause != self._caught_up_to
+        new_ms = (len(frames) - self._fed_frames) * FRAME_MS
+        if not catch_up and new_ms < handsfree.partial_every_ms:
+            return
+        text = self._partial.add(np.concatenate(frames[self._fed_frames :]), up_to_date=catch_up)
         self._fed_frames = len(frames)
+        if catch_up:
+            self._caught_up_to = pause
         self.emit(TranscriptUpdated(text))
         read_ahead(self.settings, self.vad, text)
         if self._primer is not None:
             self._primer.offer(text.strip())
+
+    def _pause_start(self) -> int | None:
+        """Where the silence the person is in began (a frame of the utterance), or None."""
+        silent_frames = self.detector.silence_ms // FRAME_MS
+        return len(self.detector.utterance) - silent_frames if silent_frames else None
 
     def _prime(self, text: str) -> None:
         self.pipeline.prime_turn(self._request(text), text)
@@ -259,7 +273,11 @@ class Conversation:
         stt = self.settings.stt
         live = self.settings.handsfree.final_transcript == "live"
         if live or stt.engine == stt.partial_engine:
-            text = partial.add(utterance[self._fed_frames * FRAME_SAMPLES :])
+            rest = utterance[self._fed_frames * FRAME_SAMPLES :]
+            # Every word: finish() decodes all of it anyway, and a catch-up in this pause did.
+            pause = self._pause_start()
+            caught_up = pause is not None and pause == self._caught_up_to
+            text = partial.add(rest, up_to_date=not (done or caught_up))
             self._fed_frames = len(utterance) // FRAME_SAMPLES
             return (partial.finish().text if done else text).strip()
         if done:

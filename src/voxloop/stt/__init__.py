@@ -24,8 +24,10 @@ class Transcript:
 class PartialTranscriber(Protocol):
     """A live transcription of one utterance, fed as audio arrives."""
 
-    def add(self, audio: np.ndarray) -> str:
-        """Append 16 kHz float32 audio; return the best transcript so far."""
+    def add(self, audio: np.ndarray, up_to_date: bool = False) -> str:
+        """Append 16 kHz float32 audio; return the best transcript so far. `up_to_date`:
+        include every word of the audio added, even if that means decoding again now
+        (the words at a pause are the ones answered)."""
         ...
 
     def finish(self) -> Transcript:

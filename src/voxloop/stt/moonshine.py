@@ -19,6 +19,10 @@ from voxloop.stt import Transcript, engines
 
 # Moonshine invents words for tiny fragments; lines shorter than this are dropped (MODELS.md).
 MIN_LINE_SECONDS = 0.3
+# moonshine-voice's MOONSHINE_FLAG_FORCE_UPDATE: analyse the audio added even when less than
+# 200 ms came since the last analysis. Without it the transcript read 160 ms into a pause
+# lacked the last words ("... during the year on?" for "... on Earth?"; docs/benchmarks.md).
+FORCE_UPDATE = 1
 _loading = threading.Lock()
 
 
@@ -116,19 +120,19 @@ class MoonshineStream:
         self.text = ""
         self._done = False
 
-    def add(self, audio: np.ndarray) -> str:
+    def add(self, audio: np.ndarray, up_to_date: bool = False) -> str:
         """Append audio and return the updated partial transcript."""
         samples = np.asarray(audio, dtype=np.float32).tolist()
         with self._instance.busy:
             self.stream.add_audio(samples, SAMPLE_RATE)
-            lines = self.stream.update_transcription().lines
+            lines = self.stream.update_transcription(FORCE_UPDATE if up_to_date else 0).lines
         self.text = _text(lines)
         return self.text
 
     def finish(self) -> Transcript:
         """Stop the stream and return the final transcript."""
         with self._instance.busy:
-            lines = self.stream.update_transcription().lines
+            lines = self.stream.update_transcription(FORCE_UPDATE).lines
             self.stream.stop()
         self._closed()
         self.text = _text(lines) or self.text

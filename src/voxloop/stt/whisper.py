@@ -155,11 +155,12 @@ class WhisperStream:
         self.decoded_samples = 0
         self.partial = ""
 
-    def add(self, audio: np.ndarray) -> str:
-        """Append audio; re-transcribe once enough new audio has arrived."""
+    def add(self, audio: np.ndarray, up_to_date: bool = False) -> str:
+        """Append audio; re-transcribe once enough new audio has arrived (or `up_to_date`)."""
         self.chunks.append(np.asarray(audio, dtype=np.float32))
         self.samples += len(audio)
-        if self.samples - self.decoded_samples >= PARTIAL_EVERY_SECONDS * SAMPLE_RATE:
+        new_samples = self.samples - self.decoded_samples
+        if new_samples >= PARTIAL_EVERY_SECONDS * SAMPLE_RATE or (up_to_date and new_samples):
             self.partial = self.engine.transcribe(np.concatenate(self.chunks)).text
             self.decoded_samples = self.samples
         return self.partial
