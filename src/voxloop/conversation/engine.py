@@ -209,7 +209,7 @@ class Conversation:
             return
         pause = self._pause_start()
         catch_up = 0 < handsfree.catch_up_ms <= self.detector.silence_ms
-        catch_up = catch_up and pause != self._caught_up_to
+        catch_up = catch_up and pause != self._caught_up_to and self._answers_live()
         new_ms = (len(frames) - self._fed_frames) * FRAME_MS
         if not catch_up and new_ms < handsfree.partial_every_ms:
             return
@@ -270,9 +270,7 @@ class Conversation:
         `handsfree.final_transcript = "final"` and another final engine (`stt.engine`), that
         engine's on the whole utterance. `done`: the utterance has ended (else this is a
         pause, maybe the end)."""
-        stt = self.settings.stt
-        live = self.settings.handsfree.final_transcript == "live"
-        if live or stt.engine == stt.partial_engine:
+        if self._answers_live():
             rest = utterance[self._fed_frames * FRAME_SAMPLES :]
             # Every word: finish() decodes all of it anyway, and a catch-up in this pause did.
             pause = self._pause_start()
@@ -286,6 +284,11 @@ class Conversation:
             return self.pipeline.hear(utterance, self._request("")).text.strip()
         except NoSpeech:
             return ""
+
+    def _answers_live(self) -> bool:
+        """Whether turns answer the live transcript (else stt.engine's, on the utterance)."""
+        stt, handsfree = self.settings.stt, self.settings.handsfree
+        return handsfree.final_transcript == "live" or stt.engine == stt.partial_engine
 
     def _words_so_far(self, utterance: np.ndarray) -> str:
         """What the person has said so far (for the end-of-turn judge, during a pause)."""
