@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,19 @@ from typing import Any
 import numpy as np
 import openai
 import pytest
+from fastapi import FastAPI
 
-from servers import running_server
+from servers import running_server, serve_in_thread
 from voxloop import audio
+from voxloop.doors.realtime import realtime_socket
 from voxloop.memory import Memory
+from voxloop.pipeline import Pipeline
 
 API_RATE = 24000  # the Realtime API's audio/pcm rate
 CHUNK_SECONDS = 0.1
 EVENTS_WITHIN = 400  # events to read before giving up on one that should come
 MAX_SECONDS = 20  # this server's audio limit, small so the "too long" case stays quick
+SLOW_START_SECONDS = 0.5  # a model slow to start (a loaded machine)
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +254,33 @@ def test_semantic_turn_detection_answers_a_spoken_question(client: openai.OpenAI
         _until(connection, "response.done", seen)
     transcript = next(e for e in seen if e.type == "response.output_audio_transcript.done")
     assert "berlin" in transcript.transcript.lower()
+
+
+def test_a_second_response_create_is_refused_while_the_first_is_still_starting(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the answer starts late, so the second response.create comes before it
+    # has (on a loaded machine this happened by chance: "no_user_message" came back instead).
+    run = pipeline.run
+
+    def slow_start(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        time.sleep(SLOW_START_SECONDS)
+        yield from run(*args, **kwargs)
+
+    app = FastAPI()
+    app.state.pipeline = pipeline
+    app.add_api_websocket_route("/v1/realtime", realtime_socket)
+    seen: list[Any] = []
+    with serve_in_thread(app) as url:
+        monkeypatch.setattr(pipeline, "run", slow_start)
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
+        with client.realtime.connect(model="gpt-realtime") as connection:
+            text = {"type": "input_text", "text": "Say the word yes."}
+            connection.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [text]}
+            )
+            connection.response.create()
+            connection.response.create()
+            assert _error(connection, seen) == "conversation_already_has_active_response"
+            done = _until(connection, "response.done", seen)
+    assert done.response.status == "completed"

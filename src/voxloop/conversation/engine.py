@@ -121,8 +121,11 @@ class Conversation:
         reply = self._reply
         if reply is None or reply.stopped:
             return False
-        answering = self._reply_thread is not None and self._reply_thread.is_alive()
-        return answering or reply.playing(time.monotonic())
+        return self.answering() or reply.playing(time.monotonic())
+
+    def answering(self) -> bool:
+        """Whether an answer is being prepared, written or sent (its thread still runs)."""
+        return self._reply_thread is not None and self._reply_thread.is_alive()
 
     def announce(self, text: str) -> None:
         """Keep the words of an alert voxloop says on its own: the microphone will hear them."""

@@ -151,6 +151,9 @@ class RealtimeSession:
         self.last_item: str | None = None
         self.pending_text: str | None = None  # a committed or typed user message to answer
         self.response: Response | None = None
+        # A response.create accepted, its answer not started yet (the engine says so from
+        # another thread, so a second response.create can come first).
+        self.requested = False
         self.responses: dict[int, Response] = {}  # by the engine's turn number
         self.buffer: list[np.ndarray] = []  # committed by the client when there is no VAD
         self.audio_ms = 0.0  # audio received so far
@@ -270,7 +273,7 @@ class RealtimeSession:
 
     async def create_response(self, message: dict[str, Any]) -> None:
         """`response.create`: answer the last user message."""
-        if self.response is not None:
+        if self.response is not None or (self.requested and self.conversation.answering()):
             raise ClientError(
                 "conversation_already_has_active_response",
                 "A response is already being given: cancel it first (response.cancel).",
@@ -280,6 +283,7 @@ class RealtimeSession:
                 "no_user_message", "There is nothing to answer yet: add a user message first."
             )
         text, self.pending_text = self.pending_text, None
+        self.requested = True
         await asyncio.to_thread(self.conversation.respond, text)
 
     async def cancel_response(self, message: dict[str, Any]) -> None:
@@ -407,6 +411,7 @@ class RealtimeSession:
     async def _response_started(self, event: ReplyStarted) -> None:
         response = Response(self.ids.new("resp"), self.ids.new("item"), event.turn)
         self.response = self.responses[event.turn] = response
+        self.requested = False
         await self.send("response.created", response=self._response_object(response, []))
         item = _assistant_message(response.item_id, "", "in_progress")
         await self.send("response.output_item.added", response_id=response.id, output_index=0,
@@ -450,6 +455,7 @@ class RealtimeSession:
 
     async def _failed(self, event: Failed) -> None:
         await self.error("response_failed", event.message)
+        self.requested = False
         if self.response is not None:
             self.response.status = "failed"
             await self._finish(self.response)
