@@ -189,14 +189,7 @@ def test_bad_input_gets_an_error_and_the_connection_goes_on(client: openai.OpenA
         _until(connection, "input_audio_buffer.cleared", seen)
         connection.response.create()
         assert _error(connection, seen) == "no_user_message"
-        text = {"type": "input_text", "text": "Say the word yes."}
-        connection.conversation.item.create(
-            item={"type": "message", "role": "user", "content": [text]}
-        )
-        connection.response.create()
-        connection.response.create()
-        assert _error(connection, seen) == "conversation_already_has_active_response"
-        done = _until(connection, "response.done", seen)
+        done = _asked_twice_at_once(connection, seen)
     assert done.response.status == "completed"
     assert "Traceback" not in " ".join(str(e.error.message) for e in seen if e.type == "error")
 
@@ -208,6 +201,15 @@ def _typed_request(connection: Any, text: str) -> list[Any]:
     connection.conversation.item.create(item=message)
     connection.response.create()
     return []
+
+
+def _asked_twice_at_once(connection: Any, seen: list[Any]) -> Any:
+    """A typed question and two response.create at once: the second is refused; the first
+    answer's response.done."""
+    seen += _typed_request(connection, "Say the word yes.")
+    connection.response.create()
+    assert _error(connection, seen) == "conversation_already_has_active_response"
+    return _until(connection, "response.done", seen)
 
 
 def _typed(connection: Any, text: str, seen: list[Any]) -> Any:
@@ -275,12 +277,5 @@ def test_a_second_response_create_is_refused_while_the_first_is_still_starting(
         monkeypatch.setattr(pipeline, "run", slow_start)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0)
         with client.realtime.connect(model="gpt-realtime") as connection:
-            text = {"type": "input_text", "text": "Say the word yes."}
-            connection.conversation.item.create(
-                item={"type": "message", "role": "user", "content": [text]}
-            )
-            connection.response.create()
-            connection.response.create()
-            assert _error(connection, seen) == "conversation_already_has_active_response"
-            done = _until(connection, "response.done", seen)
+            done = _asked_twice_at_once(connection, seen)
     assert done.response.status == "completed"

@@ -210,16 +210,15 @@ class Conversation:
             return
         if len(frames) == self._fed_frames:
             return
-        pause = self._pause_start()
         catch_up = 0 < handsfree.catch_up_ms <= self.detector.silence_ms
-        catch_up = catch_up and pause != self._caught_up_to and self._answers_live()
+        catch_up = catch_up and not self._caught_up() and self._answers_live()
         new_ms = (len(frames) - self._fed_frames) * FRAME_MS
         if not catch_up and new_ms < handsfree.partial_every_ms:
             return
         text = self._partial.add(np.concatenate(frames[self._fed_frames :]), up_to_date=catch_up)
         self._fed_frames = len(frames)
         if catch_up:
-            self._caught_up_to = pause
+            self._caught_up_to = self._pause_start()
         self.emit(TranscriptUpdated(text))
         read_ahead(self.settings, self.vad, text)
         if self._primer is not None:
@@ -229,6 +228,11 @@ class Conversation:
         """Where the silence the person is in began (a frame of the utterance), or None."""
         silent_frames = self.detector.silence_ms // FRAME_MS
         return len(self.detector.utterance) - silent_frames if silent_frames else None
+
+    def _caught_up(self) -> bool:
+        """Whether the live transcript has every word before the pause the person is in."""
+        pause = self._pause_start()
+        return pause is not None and pause == self._caught_up_to
 
     def _prime(self, text: str) -> None:
         self.pipeline.prime_turn(self._request(text), text)
@@ -276,9 +280,7 @@ class Conversation:
         if self._answers_live():
             rest = utterance[self._fed_frames * FRAME_SAMPLES :]
             # Every word: finish() decodes all of it anyway, and a catch-up in this pause did.
-            pause = self._pause_start()
-            caught_up = pause is not None and pause == self._caught_up_to
-            text = partial.add(rest, up_to_date=not (done or caught_up))
+            text = partial.add(rest, up_to_date=not (done or self._caught_up()))
             self._fed_frames = len(utterance) // FRAME_SAMPLES
             return (partial.finish().text if done else text).strip()
         if done:
