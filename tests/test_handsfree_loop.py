@@ -14,12 +14,13 @@ from test_handsfree import RecordingLive, _microphone, _wait
 from voxloop import audio
 from voxloop.audio import AudioChunk
 from voxloop.config import Settings
+from voxloop.conversation.echo import is_echo
 from voxloop.handsfree import HandsFree, Options
 from voxloop.pipeline import Pipeline
 from voxloop_bench import feed_like_a_microphone
 
 QUESTION = "What is the capital of France?"
-THANKS = "Thank you."
+FOLLOW_UP = "What is the capital of Italy?"  # most of its words are in the reply to QUESTION
 PAUSE_SECONDS = 0.8  # between speculate_ms and the longer silence_ms below: a pause, not an end
 SILENCE_MS = 1500
 AWAKE_SECONDS = 300.0  # far more than a follow-up takes on a busy machine
@@ -61,10 +62,18 @@ def _states(live: RecordingLive, value: str, since: int = 0) -> int:
 
 
 def _users(session: HandsFree) -> list[str]:
-    return [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
+    return _said(session, "user")
 
 
-def test_its_own_reply_coming_back_through_the_microphone_is_not_answered(
+def _replies(session: HandsFree) -> list[str]:
+    return _said(session, "assistant")
+
+
+def _said(session: HandsFree, role: str) -> list[str]:
+    return [m["content"].lower() for m in session.conversation.history if m["role"] == role]
+
+
+def test_its_own_reply_coming_back_is_not_answered_but_the_person_reusing_its_words_is(
     settings: Settings,
     spoken: Any,
 ) -> None:
@@ -84,14 +93,18 @@ def test_its_own_reply_coming_back_through_the_microphone_is_not_answered(
     decided = ("listening", "thinking")
     _wait(lambda: any(_states(live, s, since) for s in decided), ANSWER_WITHIN_SECONDS)
     _wait(lambda: not session.conversation.busy(), ANSWER_WITHIN_SECONDS)
-    # Then the person speaks: answered, while the echo before it was not.
-    feed_like_a_microphone(session.feed, _microphone([1.0, spoken(THANKS), 1.0]), real_time=False)
+    # Then, once our voice has surely stopped, the person asks again with the reply's words:
+    # answered, while the echo before it was not.
+    time.sleep(settings.handsfree.echo_seconds + 0.5)
+    feed_like_a_microphone(session.feed, _microphone([1.0, spoken(FOLLOW_UP), 1.0]), False)
     _wait(lambda: len(session.conversation.history) >= 4, ANSWER_WITHIN_SECONDS)
     session.close()
-    users = _users(session)
-    assert len(users) == 2 and "thank" in users[1], f"the echo was answered: {users}"
+    users, replies = _users(session), _replies(session)
+    assert len(users) == 2 and "italy" in users[1], f"echo answered or follow-up dropped: {users}"
     assert "capital" in users[0], users
     assert _states(live, "hearing", since) >= 2, "the echo was heard as speech"
+    # By its words alone the follow-up would pass for our reply: only its timing tells.
+    assert is_echo(users[1], replies[0], settings.handsfree.echo_overlap), replies
 
 
 def test_an_answer_prepared_during_a_pause_is_dropped_when_the_person_goes_on(

@@ -107,7 +107,7 @@ class PageDoor:
             self.live.send_audio(client_id, turn, speech)
             conversation = self.live.get(client_id).handsfree
             if conversation is not None:
-                conversation.announce(text)
+                conversation.announce(text, speech.seconds)
 
 
 class StreamDoor:

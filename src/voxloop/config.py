@@ -164,7 +164,15 @@ class HandsFreeSettings(Section):
         "phrase at an utterance's opening for it to wake (see docs/benchmarks.md).",
     )
     echo_overlap: float = Field(
-        0.6, description="Drop a transcript sharing this share of words with the last reply."
+        0.6,
+        description="Drop a transcript sharing this share of words with the last reply, when "
+        "the person started speaking while voxloop's voice could be heard (echo_seconds).",
+    )
+    echo_seconds: float = Field(
+        1.5,
+        description="Our voice may reach the microphone this long after its audio should have "
+        "finished playing (the page's play queue and the speech detector's onset); speech "
+        "starting later is the person's own, whatever its words.",
     )
 
 

@@ -54,11 +54,11 @@ class HandsFree:
         """Queue microphone audio (int16 mono 16 kHz); returns at once."""
         self.conversation.feed_pcm16(pcm16)
 
-    def announce(self, text: str) -> None:
-        """Show an alert voxloop speaks on its own (a timer) in the chat; the conversation
-        keeps its words for the echo filter."""
+    def announce(self, text: str, seconds: float) -> None:
+        """Show an alert voxloop speaks on its own (a timer, `seconds` of audio) in the chat;
+        the conversation keeps its words for the echo filter."""
         self._add_to_chat({"role": "assistant", "content": text})
-        self.conversation.announce(text)
+        self.conversation.announce(text, seconds)
 
     def close(self, wait_seconds: float | None = None) -> None:
         """End the conversation: stop listening (after what was fed) and any answer."""

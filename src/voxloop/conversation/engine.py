@@ -102,6 +102,8 @@ class Conversation:
         self._reply_thread: threading.Thread | None = None
         self._cancel: threading.Event | None = None  # the latest answer's
         self._speculation: Answer | None = None
+        self._voice_until = 0.0  # time.monotonic() our audio sent so far should end playing
+        self._over_our_voice = False  # this utterance began while our voice could be heard
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._listen, name="voxloop-listen", daemon=True)
         self._thread.start()
@@ -127,10 +129,12 @@ class Conversation:
         """Whether an answer is being prepared, written or sent (its thread still runs)."""
         return self._reply_thread is not None and self._reply_thread.is_alive()
 
-    def announce(self, text: str) -> None:
-        """Keep the words of an alert voxloop says on its own: the microphone will hear them."""
+    def announce(self, text: str, seconds: float) -> None:
+        """Keep the words of an alert voxloop says on its own (`seconds` of audio, sent now):
+        the microphone will hear them."""
         with self._lock:
             self.history.append(Message(role="assistant", content=text))
+        self._played(seconds)
 
     def respond(self, text: str) -> None:
         """Answer `text` now, as if the person had just said it (typed, or heard by a door)."""
@@ -142,6 +146,7 @@ class Conversation:
             self._cancel.set()
         if self._reply is not None:
             self._reply.stopped = True
+        self._voice_until = min(self._voice_until, time.monotonic())  # the door stops playing
 
     def truncate(self, turn: int, seconds_heard: float) -> str | None:
         """The door says the person heard only `seconds_heard` of answer `turn`'s audio: keep
@@ -190,6 +195,8 @@ class Conversation:
             self._speech_ended(event.audio, time.monotonic() - event.silence_ms / MS_PER_SECOND)
 
     def _speech_started(self) -> None:
+        echo_seconds = self.settings.handsfree.echo_seconds
+        self._over_our_voice = time.monotonic() <= self._voice_until + echo_seconds
         reply = self._reply
         if reply is not None and self.busy():
             self._interrupt(reply, time.monotonic())
@@ -306,8 +313,7 @@ class Conversation:
     def _what_to_answer(self, text: str, audio: list[np.ndarray], final: bool = True) -> str:
         """The text to answer ('' for nothing: no words, our own echo, or asleep); `final`
         once the utterance has ended."""
-        last_reply = self.history[-1]["content"] if self.history else ""
-        if not text or is_echo(text, last_reply, self.settings.handsfree.echo_overlap):
+        if not text or self._echo(text):
             return ""
         if not self.options.wake:
             return text
@@ -315,6 +321,12 @@ class Conversation:
         if admitted.state is not None:
             self.emit(StateChanged(admitted.state))
         return admitted.text
+
+    def _echo(self, text: str) -> bool:
+        """Whether `text` is our own last words, heard back while they were being played."""
+        if not self._over_our_voice or not self.history:
+            return False
+        return is_echo(text, self.history[-1]["content"], self.settings.handsfree.echo_overlap)
 
     # ---- answering
 
@@ -380,6 +392,11 @@ class Conversation:
             self.latencies_ms.append(latency_ms)
         self.emit(ReplyAudio(reply.turn, speech.chunk, speech.text, latency_ms))
         reply.pieces.append((speech.text, speech.chunk.seconds))
+        self._played(speech.chunk.seconds)
+
+    def _played(self, seconds: float) -> None:
+        """`seconds` of our audio were just sent: a door plays it after what it has queued."""
+        self._voice_until = max(self._voice_until, time.monotonic()) + seconds
 
     def _done(self, reply: Reply, turn: Turn) -> None:
         with self._lock:
