@@ -1,6 +1,7 @@
 """The record button's stream: microphone frames over the page's socket (or straight into a
 RecordingStream) give live transcripts and, at stop, the transcript the uploaded file would
-have had; a turn takes it only when it is the same recording."""
+have had (the live engine's, or stt.engine's on the streamed audio); a turn takes it only when
+it is the same recording."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from voxloop import audio, recording_stream
 from voxloop.config import Settings, load_settings
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
+from voxloop.recording_stream import RecordingStream
+from voxloop.stt import Transcript
+from voxloop.turns import TurnRequest
 from voxloop_bench import feed_like_a_microphone
 from voxloop_bench.recordings import Recording, wer
 
@@ -120,11 +124,56 @@ def test_a_turn_takes_only_its_own_recording(
     assert _streamed(live, pipeline, samples), "the next recording was not taken"
 
 
-@pytest.mark.parametrize("engine", ["whisper"])
-def test_a_final_engine_other_than_the_streaming_one_transcribes_the_upload(
-    engine: str, tmp_path: Path, real_recordings: list[Recording]
+def test_a_final_engine_other_than_the_streaming_one_transcribes_the_stream_at_stop(
+    tmp_path: Path, real_recordings: list[Recording]
 ) -> None:
-    settings = load_settings(data_dir=tmp_path, stt={"engine": engine})
+    settings = load_settings(data_dir=tmp_path, stt={"engine": "whisper"})
+    pipeline = Pipeline(settings)
     samples = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
-    live = LiveSessions()
-    assert _streamed(live, Pipeline(settings), samples) is None
+    live = ShownLive()
+    streamed = _streamed(live, pipeline, samples)
+    # Whisper's transcript of the streamed audio: the upload's, ready without the upload
+    assert streamed == pipeline.transcribe(samples).text
+    assert live.shown and live.shown[-1] == streamed, live.shown
+
+
+def test_a_recording_is_transcribed_in_the_pause_before_stop_and_again_if_more_is_said(
+    tmp_path: Path, real_recordings: list[Recording]
+) -> None:
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}))
+    first, second = (
+        audio.load(next(r for r in real_recordings if r.name == name).path)
+        for name in ("librivox-0880", "librivox-0870")
+    )
+    pause = np.zeros(audio.SAMPLE_RATE, np.float32)  # longer than server.transcribe_pause_ms
+    calls: list[int] = []  # samples given to the final transcription, per call
+
+    def final(samples: np.ndarray) -> Transcript:
+        calls.append(len(samples))
+        return pipeline.hear(samples, TurnRequest())
+
+    recording = RecordingStream(pipeline.settings, lambda text: None, final=final)
+    recording.feed(audio.to_int16(np.concatenate([first, pause])).tobytes())
+    _wait(lambda: bool(calls) and calls[-1] > len(first))  # transcribed in the pause
+    recording.feed(audio.to_int16(np.concatenate([second, pause])).tobytes())
+    said = len(first) + len(pause) + len(second)
+    _wait(lambda: calls[-1] > said)  # they said more: transcribed again in the next pause
+    made_before_stop = len(calls)
+    recording.stop()
+    transcript = recording.transcript(WAIT_SECONDS)
+    assert len(calls) == made_before_stop, "the transcript made in the last pause was not taken"
+    assert transcript is not None
+    whole = pipeline.transcribe(np.concatenate([first, pause, second])).text
+    assert wer([(whole, transcript.text)]) <= MAX_WER_TO_FILE, (whole, transcript.text)
+
+
+class ShownLive(LiveSessions):
+    """LiveSessions that keeps the transcripts it would show in the page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[str] = []
+
+    def send_json(self, client_id: str, message: dict[str, Any]) -> None:
+        """Keep the text of a transcript message instead of sending it."""
+        self.shown.append(message["text"])

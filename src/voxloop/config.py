@@ -59,10 +59,10 @@ class VADSettings(Section):
     threshold: float = Field(0.5, description="Speech probability above which a frame is speech.")
     silence_ms: int = Field(500, description="Silence that ends a turn (hands-free).")
     speculate_ms: int = Field(
-        160,
+        64,
         description="Silence after which the answer is prepared, in case the turn ends (0: "
-        "off). About 64 with handsfree.final_transcript = 'final' and Whisper, so Whisper and "
-        "the answer's start fit in the end-of-turn silence.",
+        "off). 64 lets Whisper (handsfree.final_transcript = 'final') and the answer's start "
+        "fit in the end-of-turn silence; with 'live', 160 was measured (docs/benchmarks.md).",
     )
     start_ms: int = Field(96, description="Speech that long starts a turn (hands-free).")
     min_speech_ms: int = Field(
@@ -131,12 +131,11 @@ class HandsFreeSettings(Section):
         "model call moves the sampler on, so answers come out differently.",
     )
     final_transcript: Literal["live", "final"] = Field(
-        "live",
-        description="The words a hands-free turn answers: 'live' (the live transcript of "
-        "stt.partial_engine, ready when the pause starts) or 'final' (stt.engine on the whole "
-        "utterance; with Whisper, set vad.speculate_ms to about 64 so it fits the end-of-turn "
-        "silence; measured 541 vs 529 ms p50, but more answers prepared and dropped in short "
-        "pauses: not yet tried in the browser tests, docs/benchmarks.md, hands-free).",
+        "final",
+        description="The words a hands-free turn answers: 'final' (stt.engine on the utterance "
+        "when the answer is prepared: with Whisper a third fewer word errors than the live "
+        "transcript, for ~30 ms more to first audio) or 'live' (the live transcript of "
+        "stt.partial_engine, brought up to date in the pause; docs/benchmarks.md, hands-free).",
     )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
     awake_seconds: float = Field(30.0, description="Wake mode: silence that puts it to sleep.")
@@ -309,12 +308,17 @@ class ServerSettings(Section):
         "'gradio' (Gradio's streamed audio player, HLS).",
     )
     stream_recordings: bool = Field(
-        False,
+        True,
         description="While the page's record button records, the microphone also streams over "
-        "the page's socket and is transcribed as it comes (live transcript; the turn starts "
-        "without transcribing the upload) when stt.engine is stt.partial_engine. Off: the "
-        "streamed transcript of an espeak voice can differ from the upload's ('France' heard "
-        "as 'friends').",
+        "the page's socket: the live transcript shows, the prompt is evaluated ahead, and at "
+        "stop stt.engine transcribes the streamed audio while the page uploads the file, so "
+        "the turn starts with its transcript ready (docs/benchmarks.md, record button).",
+    )
+    transcribe_pause_ms: int = Field(
+        300,
+        description="A streamed recording silent this long after speech is transcribed by "
+        "stt.engine as it is so far; if the person says no more, that transcript is ready "
+        "when they click stop (0: only at stop).",
     )
     api_key: str | None = Field(
         None,

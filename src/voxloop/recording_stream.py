@@ -3,8 +3,10 @@
 While the page's record button records, the page also sends the microphone over its
 WebSocket ({"type": "record", "on": true}, 16 kHz int16 frames, then "on": false). Each
 recording is fed to a streaming transcriber in a thread of its own, which sends the live
-transcript to the page; when the recording stops its transcript is ready a few tens of
-milliseconds later, and the turn handler takes it instead of transcribing the upload again.
+transcript to the page. When the recording stops, its final transcript is made at once from the
+streamed audio (by stt.engine, or by finishing the live one when that is the same engine), while
+the page is still uploading the file, and the turn handler takes it instead of transcribing the
+upload again.
 Meanwhile the language model evaluates the prompt with the words heard so far, so the turn
 finds most of its prompt evaluated already.
 """
@@ -21,13 +23,16 @@ import numpy as np
 from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE, from_int16
 from voxloop.config import Settings
 from voxloop.conversation.primer import Primer
+from voxloop.errors import NoSpeech
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turns import TurnRequest
+from voxloop.vad import TurnDetector
 
 log = logging.getLogger("voxloop.recording")
-# A turn waits this long for a stopped recording's last words (they take tens of ms).
+# A turn waits this long for a stopped recording's final transcript (Whisper's takes ~0.2 s
+# for a question, a live one's tens of ms); then it transcribes the upload instead.
 RESULT_WAIT_SECONDS = 2.0
 # The page's stream and Gradio's recording start and stop a little apart; a longer mismatch
 # means they are not the same recording.
@@ -42,10 +47,15 @@ class RecordingStream:
         settings: Settings,
         on_partial: Callable[[str], None],
         prime: Callable[[str], None] | None = None,
+        final: Callable[[np.ndarray], Transcript] | None = None,
     ) -> None:
         self.settings = settings
         self.on_partial = on_partial
         self._primer = Primer(prime) if prime is not None else None
+        self._final = final  # the final transcript of the whole recording (else the live one's)
+        self._recorded: list[bytes] = []  # every frame, for `final`
+        self._ahead: Transcript | None = None  # `final` of the recording so far, made in a pause
+        self._pauses = _pause_detector(settings) if final is not None else None
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._ended = threading.Event()  # feeding is over: stopped or cancelled
@@ -113,20 +123,48 @@ class RecordingStream:
         while True:
             frames, ended = self._waiting_frames()
             pending += frames
+            self._recorded += frames
+            self._transcribe_in_pauses(frames)
             if self._cancelled:
                 stream.close()
                 return
             if ended:
-                if pending:
-                    stream.add(_samples(pending))
-                self._transcript = stream.finish()
-                self.on_partial(self._transcript.text)
+                self._transcript = self._finish(stream, pending)
+                if self._transcript is not None:
+                    self.on_partial(self._transcript.text)
                 return
             if sum(len(f) for f in pending) // 2 >= every:
                 text = stream.add(_samples(pending))
                 pending = []
                 self.on_partial(text)
                 self._prime(text)
+
+    def _finish(self, stream: PartialTranscriber, pending: list[bytes]) -> Transcript | None:
+        """The recording's final transcript (None: no speech in it)."""
+        if self._final is None:
+            if pending:
+                stream.add(_samples(pending))
+            return stream.finish()
+        stream.close()
+        return self._ahead or self._final_so_far()
+
+    def _transcribe_in_pauses(self, frames: list[bytes]) -> None:
+        """Once the person has been silent a while after speaking, make the final transcript
+        of the recording so far: if they say no more before stop, it is ready at stop."""
+        if self._pauses is None or not frames:
+            return
+        for event in self._pauses.feed(_samples(frames)):
+            if event.kind in ("start", "resume"):  # more words: that transcript is too short
+                self._ahead = None
+            elif self._ahead is None:  # "pause", or "end" when the pause is that long
+                self._ahead = self._final_so_far()
+
+    def _final_so_far(self) -> Transcript | None:
+        assert self._final is not None
+        try:
+            return self._final(_samples(self._recorded))
+        except NoSpeech:  # at stop, the turn says so from the upload
+            return None
 
     def _prime(self, text: str) -> None:
         if self._primer is not None:
@@ -152,6 +190,14 @@ class RecordingStream:
         self._done.set()
 
 
+def _pause_detector(settings: Settings) -> TurnDetector | None:
+    """Speech detection on the recording, with a "pause" after server.transcribe_pause_ms."""
+    pause_ms = settings.server.transcribe_pause_ms
+    if not pause_ms:
+        return None
+    return TurnDetector(settings.vad.model_copy(update={"speculate_ms": pause_ms}))
+
+
 def _samples(frames: list[bytes]) -> np.ndarray:
     """int16 little-endian frames -> float32 samples."""
     return from_int16(b"".join(frames))
@@ -169,11 +215,20 @@ def start(
     def show(text: str) -> None:
         live.send_json(client_id, {"type": "partial", "text": text})
 
-    def prime(text: str) -> None:
-        request = TurnRequest(session=session.session or client_id, system_prompt=system_prompt)
-        pipeline.prime_turn(request, text)
+    def request() -> TurnRequest:
+        return TurnRequest(session=session.session or client_id, system_prompt=system_prompt)
 
-    session.recording = RecordingStream(pipeline.settings, show, prime)
+    def prime(text: str) -> None:
+        pipeline.prime_turn(request(), text)
+
+    def final(samples: np.ndarray) -> Transcript:
+        return pipeline.hear(samples, request())
+
+    stt = pipeline.settings.stt
+    other_final = stt.engine != stt.partial_engine  # the final transcript is that engine's
+    session.recording = RecordingStream(
+        pipeline.settings, show, prime, final if other_final else None
+    )
 
 
 def stop(live: LiveSessions, client_id: str) -> None:
@@ -208,9 +263,6 @@ def take(live: LiveSessions, client_id: str, seconds: float) -> Transcript | Non
     try:
         recording: RecordingStream = live.get(client_id).recorded.popleft()
     except IndexError:  # another turn took it
-        return None
-    stt = recording.settings.stt
-    if stt.engine != stt.partial_engine:  # the final transcript is the other engine's to make
         return None
     if abs(recording.seconds - seconds) > LENGTH_TOLERANCE_SECONDS:
         log.info(

@@ -3,6 +3,7 @@ nobody clicks anything after "Start conversation"."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,12 @@ from voxloop import audio
 # Barge-in is about time: the answer must stop when the person speaks. The bound is generous
 # for a shared 2-core machine; the measured figure goes to build/e2e-latency.jsonl.
 BARGE_IN_WITHIN_MS = 1500
+CHAT_STILL_MS = 1500  # longer than the page's timer that follows the conversation
+CHAT_SETTLES_WITHIN_SECONDS = 60
 WAKE_QUESTION = "Hey computer. How many days are there in a week?"
+# Heard right through the page by Moonshine and Whisper in 4 of 4 captures each; Kokoro
+# jf_alpha's "France" is "friends" to Whisper in 2 of 4 (docs/benchmarks.md, hands-free).
+QUESTION = "What is the capital of Japan?"
 
 
 def _states(browser: Browser) -> list[str]:
@@ -30,6 +36,17 @@ def _states(browser: Browser) -> list[str]:
 def _start(browser: Browser) -> None:
     browser.page.click("#talk")
     browser.wait_for_event("handsfree_on")
+
+
+def _settled_chat(browser: Browser) -> list[str]:
+    """The chat once it has stopped changing (the page follows the conversation on a timer)."""
+    chat, deadline = browser.chat(), time.monotonic() + CHAT_SETTLES_WITHIN_SECONDS
+    while time.monotonic() < deadline:
+        browser.page.wait_for_timeout(CHAT_STILL_MS)
+        if (now := browser.chat()) == chat:
+            break
+        chat = now
+    return chat
 
 
 def _answers(said: list[list[float]], played: list[list[float]]) -> list[list[list[float]]]:
@@ -42,7 +59,7 @@ def _answers(said: list[list[float]], played: list[list[float]]) -> list[list[li
 
 
 def test_two_questions_get_two_spoken_answers(server: str, clearly_spoken, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    question, thanks = "What is the capital of France?", "Thank you very much."
+    question, thanks = QUESTION, "Thank you very much."
     microphone = microphone_wav(
         tmp_path / "two.wav", [1.0, clearly_spoken(question), 7.0, clearly_spoken(thanks), 6.0]
     )
@@ -53,7 +70,7 @@ def test_two_questions_get_two_spoken_answers(server: str, clearly_spoken, tmp_p
             "document.querySelectorAll('#chat .message-row').length >= 4"
         )
         chat = browser.chat()
-        assert "capital of france" in chat[0].lower() and "paris" in chat[1].lower()
+        assert "capital of japan" in chat[0].lower() and "tokyo" in chat[1].lower()
         assert "thank" in chat[2].lower()
         assert "interrupted" not in _states(browser)
         said = loud_stretches([tuple(x) for x in browser.page.evaluate("window.__probe.mic")])
@@ -84,7 +101,7 @@ def test_speaking_over_the_answer_stops_it(server: str, clearly_spoken, tmp_path
             # long enough for the first sound of the answer on a busy machine (1.6 s seen in CI),
             # short enough to fall inside a five-sentence answer
             5.0,
-            clearly_spoken("What is the capital of France?"),
+            clearly_spoken(QUESTION),
             7.0,
         ],
     )
@@ -103,8 +120,8 @@ def test_speaking_over_the_answer_stops_it(server: str, clearly_spoken, tmp_path
         interrupted = playing[0]
         stop_ms = interrupted[1] - second_question
         assert stop_ms < BARGE_IN_WITHIN_MS, stop_ms
-        chat = browser.chat()
-        assert chat[1].endswith("…") and "paris" in chat[3].lower()
+        chat = _settled_chat(browser)  # the page shows the reply's words a moment after its sound
+        assert chat[1].endswith("…") and "tokyo" in chat[3].lower()
         report("handsfree-barge-in", stop_after_speech_ms=round(stop_ms))
 
 
@@ -128,9 +145,7 @@ def test_two_people_talk_at_once_without_mixing(
     clearly_spoken,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    first = microphone_wav(
-        tmp_path / "a.wav", [1.0, clearly_spoken("What is the capital of France?"), 8.0]
-    )
+    first = microphone_wav(tmp_path / "a.wav", [1.0, clearly_spoken(QUESTION), 8.0])
     second = microphone_wav(
         tmp_path / "b.wav", [1.0, clearly_spoken("What is the capital of Italy?"), 8.0]
     )
@@ -142,8 +157,8 @@ def test_two_people_talk_at_once_without_mixing(
                 "document.querySelectorAll('#chat .message-row').length >= 2", timeout=90_000
             )
             browser.wait_for_event("playback_ended")
-        assert "france" in one.chat()[0].lower() and "italy" not in " ".join(one.chat()).lower()
-        assert "italy" in two.chat()[0].lower() and "france" not in two.chat()[0].lower()
+        assert "japan" in one.chat()[0].lower() and "italy" not in " ".join(one.chat()).lower()
+        assert "italy" in two.chat()[0].lower() and "japan" not in two.chat()[0].lower()
 
 
 def test_a_misheard_wake_phrase_wakes_it_and_gets_an_answer(

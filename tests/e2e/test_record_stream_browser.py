@@ -4,30 +4,18 @@ ready (no transcription of the upload)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from e2e_browser import loud_stretches, microphone_wav, open_browser, report
-from servers import running_server
 from voxloop import audio
 from voxloop.app.latency import STREAMED
 
-QUESTION = "What is the capital of France?"
+# Kokoro jf_alpha's "France" is "friends" to Whisper in 2 of 4 captures through the page
+# (docs/benchmarks.md, hands-free); "Japan" was right in 4 of 4.
+QUESTION = "What is the capital of Japan?"
 LEAD_SECONDS = 1.0  # silence on the fake microphone before the question
 AFTER_SPEECH_MS = 1200  # the person clicks stop a little after their last word
 SPOKEN_REPLY_MS = 1000  # a spoken reply lasts at least this long
-
-
-@pytest.fixture(scope="module")
-def streaming_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app with the record button's stream on (server.stream_recordings), its live engine
-    making the final transcript too (else the upload is transcribed by stt.engine)."""
-    data_dir = tmp_path_factory.mktemp("streaming")
-    streaming = {"VOXLOOP_SERVER__STREAM_RECORDINGS": "true", "VOXLOOP_STT__ENGINE": "moonshine"}
-    with running_server(data_dir, **streaming) as url:
-        yield url
 
 
 def _first_audio_ms(latency_text: str) -> float:
@@ -35,14 +23,14 @@ def _first_audio_ms(latency_text: str) -> float:
 
 
 def test_recording_is_transcribed_while_spoken_and_answered_at_stop(
-    streaming_server: str,
+    server: str,
     clearly_spoken,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
     question = clearly_spoken(QUESTION)
     question_ms = len(audio.load(question)) / audio.SAMPLE_RATE * 1000
     microphone = microphone_wav(tmp_path / "question.wav", [LEAD_SECONDS, question, 6.0])
-    with open_browser(streaming_server, microphone=microphone) as browser:
+    with open_browser(server, microphone=microphone) as browser:
         browser.page.click("#audio_in button.record-button")
         browser.wait_for_event("record_on")
         browser.page.wait_for_timeout(LEAD_SECONDS * 1000 + question_ms + AFTER_SPEECH_MS)
@@ -54,7 +42,7 @@ def test_recording_is_transcribed_while_spoken_and_answered_at_stop(
         live = [text for t, kind, text in browser.events() if kind == "partial" and t < stopped]
         assert any("capital" in text.lower() for text in live), f"no live transcript: {live}"
         user, assistant = browser.chat()
-        assert "capital of france" in user.lower() and "paris" in assistant.lower()
+        assert "capital of japan" in user.lower() and "tokyo" in assistant.lower()
         played = loud_stretches(browser.sound(stopped))
         assert sum(end - start for start, end in played) > SPOKEN_REPLY_MS, played
         latency = browser.page.inner_text("#latency")
