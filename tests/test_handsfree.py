@@ -22,6 +22,7 @@ from voxloop_bench import feed_like_a_microphone
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 STORED_WITHIN_SECONDS = 60  # a stopped answer is stored and cut to its heard part
+LIVE_SPECULATE_MS = 160  # the answer prepared from the live transcript, as measured
 
 
 class RecordingLive(LiveSessions):
@@ -126,17 +127,25 @@ def test_a_pause_mid_sentence_does_not_end_the_turn_when_words_are_read(
     assert len(users[0].split("participant", 1)[1].split()) >= 2, users
 
 
-@pytest.mark.parametrize("catch_up_ms", [64, 0])  # caught up early in the pause, or only then
+@pytest.mark.parametrize(
+    ("final_transcript", "catch_up_ms"),
+    # Whisper's words (the default); the live transcript caught up early in the pause, or only
+    # when the answer is prepared
+    [("final", 64), ("live", 64), ("live", 0)],
+)
 def test_the_last_word_before_the_pause_is_in_the_answered_question(
-    settings: Settings, catch_up_ms: int
+    settings: Settings, final_transcript: str, catch_up_ms: int
 ) -> None:
     from voxloop import tts
 
     # Kokoro's jm_kumo (as `voxloop bench handsfree` speaks its questions): the answer prepared
-    # 160 ms into the pause took a transcript without "Earth" before Moonshine was made to
+    # 160 ms into the pause took a live transcript without "Earth" before Moonshine was made to
     # analyse the newest audio.
-    handsfree = settings.handsfree.model_copy(update={"catch_up_ms": catch_up_ms})
-    settings = settings.model_copy(update={"handsfree": handsfree})
+    update = {"catch_up_ms": catch_up_ms, "final_transcript": final_transcript}
+    handsfree = settings.handsfree.model_copy(update=update)
+    speculate_ms = settings.vad.speculate_ms if final_transcript == "final" else LIVE_SPECULATE_MS
+    vad = settings.vad.model_copy(update={"speculate_ms": speculate_ms})
+    settings = settings.model_copy(update={"handsfree": handsfree, "vad": vad})
     question = "Why do we have different seasons during the year on Earth?"
     chunks = tts.synthesize(question, "jm_kumo", cache_dir=settings.cache_dir, speed=0.9)
     spoken = audio.join_chunks(list(chunks))

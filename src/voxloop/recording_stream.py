@@ -123,8 +123,9 @@ class RecordingStream:
         while True:
             frames, ended = self._waiting_frames()
             pending += frames
-            self._recorded += frames
-            self._transcribe_in_pauses(frames)
+            if self._final is not None:
+                self._recorded += frames
+                self._transcribe_in_pauses(frames)
             if self._cancelled:
                 stream.close()
                 return
@@ -151,7 +152,7 @@ class RecordingStream:
     def _transcribe_in_pauses(self, frames: list[bytes]) -> None:
         """Once the person has been silent a while after speaking, make the final transcript
         of the recording so far: if they say no more before stop, it is ready at stop."""
-        if self._pauses is None or not frames:
+        if self._pauses is None:
             return
         for event in self._pauses.feed(_samples(frames)):
             if event.kind in ("start", "resume"):  # more words: that transcript is too short
@@ -160,7 +161,9 @@ class RecordingStream:
                 self._ahead = self._final_so_far()
 
     def _final_so_far(self) -> Transcript | None:
-        assert self._final is not None
+        """`final` of every frame so far (None: no speech in them, or no `final`)."""
+        if self._final is None:
+            return None
         try:
             return self._final(_samples(self._recorded))
         except NoSpeech:  # at stop, the turn says so from the upload
