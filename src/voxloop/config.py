@@ -134,7 +134,7 @@ class HandsFreeSettings(Section):
         "final",
         description="The words a hands-free turn answers: 'final' (stt.engine on the utterance "
         "when the answer is prepared: with Whisper a third fewer word errors than the live "
-        "transcript, for ~30 ms more to first audio) or 'live' (the live transcript of "
+        "transcript, for ~45 ms more to first audio) or 'live' (the live transcript of "
         "stt.partial_engine, brought up to date in the pause; docs/benchmarks.md, hands-free).",
     )
     wake_phrase: str = Field("hey computer", description="Phrase that wakes voxloop in wake mode.")
