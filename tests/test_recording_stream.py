@@ -55,7 +55,8 @@ def _streamed(live: LiveSessions, pipeline: Pipeline, samples: np.ndarray) -> st
         lambda frame: recording_stream.feed(live, CLIENT, frame), samples, real_time=False
     )
     recording_stream.stop(live, CLIENT)
-    transcript = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+    recording = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+    transcript = recording.transcript() if recording is not None else None
     return transcript.text if transcript else None
 
 
@@ -78,7 +79,8 @@ def test_frames_over_the_socket_are_transcribed_live_and_ready_at_stop(
         feed_like_a_microphone(socket.send, samples)  # binary frames, at a microphone's pace
         socket.send(json.dumps({"type": "record", "on": False}))
         _wait(lambda: len(live.get(CLIENT).recorded) == 1)
-        transcript = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+        recording = recording_stream.take(live, CLIENT, len(samples) / audio.SAMPLE_RATE)
+        transcript = recording.transcript() if recording is not None else None
         assert transcript is not None
         partials = []
         while not partials or partials[-1] != transcript.text:
@@ -177,3 +179,80 @@ class ShownLive(LiveSessions):
     def send_json(self, client_id: str, message: dict[str, Any]) -> None:
         """Keep the text of a transcript message instead of sending it."""
         self.shown.append(message["text"])
+
+
+def test_the_turn_starts_at_stop_and_the_page_handler_shows_that_turn(
+    tmp_path: Path,
+    clearly_spoken,  # type: ignore[no-untyped-def]
+) -> None:
+    """With server.answer_at_stop (the default) the reply plays before Gradio has uploaded
+    the recording; the upload's handler then shows that turn instead of answering again."""
+    import gradio as gr
+
+    from voxloop.app.handlers import ChatView, TurnHandlers
+    from voxloop.server import create_app
+
+    question = clearly_spoken("What is the capital of Japan?")
+    samples = audio.load(question)
+    app = create_app(load_settings(data_dir=tmp_path))
+    pipeline: Pipeline = app.state.pipeline
+    pipeline.warm_up()
+    live: LiveSessions = app.state.live
+    with (
+        serve_in_thread(app) as url,
+        connect(f"{url.replace('http', 'ws', 1)}/ws/live?client={CLIENT}") as socket,
+    ):
+        # The page's choices travel with "record on": a Kokoro voice speaks at 24 kHz (joe 22.05).
+        socket.send(json.dumps({"type": "record", "on": True, "voice": "jm_kumo", "speed": 1.0}))
+        silence = np.zeros(audio.SAMPLE_RATE // 2, np.float32)
+        feed_like_a_microphone(socket.send, np.concatenate([silence, samples, silence]))
+        socket.send(json.dumps({"type": "record", "on": False}))
+        header, audio_bytes = _reply_over_the_socket(socket)
+        # No handler has been called yet: the reply started on "record off" alone.
+        assert header["sample_rate"] == KOKORO_RATE, header
+        assert audio_bytes > 0
+
+        view = ChatView(
+            gr.Chatbot(), gr.Markdown(), gr.Audio(), gr.Markdown(), gr.BarPlot(), gr.State()
+        )
+        memory = pipeline.memory
+        assert memory is not None
+        page = TurnHandlers(pipeline.settings, pipeline, live, memory, view, lambda _s: {})
+        uploaded = tmp_path / "recorded.wav"
+        recorded = np.concatenate([silence, samples, silence])
+        uploaded.write_bytes(audio.wav_bytes(audio.to_int16(recorded), audio.SAMPLE_RATE))
+        updates = list(page.respond_recorded(str(uploaded), [], "joe", 1.0, "", CLIENT, None, []))
+        chat = next(u[view.chat] for u in reversed(updates) if view.chat in u)
+        replies = _reply_headers_until_quiet(socket)
+    user, assistant = chat[0]["content"], chat[1]["content"]
+    assert "capital of japan" in user.lower() and "tokyo" in assistant.lower(), chat
+    assert replies == [], f"the handler answered again: {replies}"
+    stored = memory.recall(CLIENT).history
+    assert [m["role"] for m in stored] == ["user", "assistant"], stored
+    assert stored[1]["content"].strip() == assistant.strip()
+
+
+KOKORO_RATE = 24000
+
+
+def _reply_over_the_socket(socket: Any) -> tuple[dict[str, Any], int]:
+    """The page's reply header and the bytes of its first audio message."""
+    header: dict[str, Any] | None = None
+    while True:
+        message = socket.recv(timeout=WAIT_SECONDS)
+        if isinstance(message, bytes) and header is not None:
+            return header, len(message) - 4  # [u32 turn][int16 PCM]
+        if isinstance(message, str) and json.loads(message)["type"] == "reply":
+            header = json.loads(message)
+
+
+def _reply_headers_until_quiet(socket: Any, quiet_seconds: float = 2.0) -> list[dict[str, Any]]:
+    """Reply headers the page gets until its socket has been quiet a while."""
+    headers = []
+    while True:
+        try:
+            message = socket.recv(timeout=quiet_seconds)
+        except TimeoutError:
+            return headers
+        if isinstance(message, str) and json.loads(message)["type"] == "reply":
+            headers.append(json.loads(message))

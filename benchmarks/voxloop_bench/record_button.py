@@ -49,7 +49,8 @@ def record(settings: Settings) -> dict[str, Any]:
         feed_like_a_microphone(lambda frame: recording_stream.feed(live, CLIENT, frame), clip)
         stopped = time.perf_counter()
         recording_stream.stop(live, CLIENT)
-        transcript = recording_stream.take(live, CLIENT, len(clip) / audio.SAMPLE_RATE)
+        recording = recording_stream.take(live, CLIENT, len(clip) / audio.SAMPLE_RATE)
+        transcript = recording.transcript() if recording is not None else None
         ready.append(_ms_since(stopped))
         if transcript is None:  # the bench measures the stream: it must have worked
             raise VoxloopError("the streamed recording gave no transcript")

@@ -320,6 +320,13 @@ class ServerSettings(Section):
         "stt.engine as it is so far; if the person says no more, that transcript is ready "
         "when they click stop (0: only at stop).",
     )
+    answer_at_stop: bool = Field(
+        True,
+        description="With stream_recordings and websocket playback: the record button's turn "
+        "starts when the page's socket says the recording stopped, and its reply plays over "
+        "the socket, instead of when Gradio has uploaded the file (~0.4 s later); the page's "
+        "turn handler then shows that turn (docs/benchmarks.md, record button).",
+    )
     api_key: str | None = Field(
         None,
         description="Bearer token of the HTTP API and password of the page (user 'voxloop'). "

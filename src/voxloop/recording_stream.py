@@ -8,7 +8,9 @@ streamed audio (by stt.engine, or by finishing the live one when that is the sam
 the page is still uploading the file, and the turn handler takes it instead of transcribing the
 upload again.
 Meanwhile the language model evaluates the prompt with the words heard so far, so the turn
-finds most of its prompt evaluated already.
+finds most of its prompt evaluated already. With `server.answer_at_stop` the turn itself starts
+at stop (a StartedTurn), its reply going to the page's socket, and the turn handler, called
+once Gradio has uploaded the file, shows that turn instead of starting one.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from voxloop.audio import MS_PER_SECOND, SAMPLE_RATE, from_int16
 from voxloop.config import Settings
+from voxloop.conversation import Options
 from voxloop.conversation.primer import Primer
 from voxloop.errors import NoSpeech
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
-from voxloop.turns import TurnRequest
+from voxloop.turns import Event, Speech, TurnRequest
 from voxloop.vad import TurnDetector
 
 log = logging.getLogger("voxloop.recording")
@@ -37,6 +40,7 @@ RESULT_WAIT_SECONDS = 2.0
 # The page's stream and Gradio's recording start and stop a little apart; a longer mismatch
 # means they are not the same recording.
 LENGTH_TOLERANCE_SECONDS = 1.0
+TurnRunner = Callable[[TurnRequest, threading.Event], Iterator[Event]]  # Pipeline.run
 
 
 class RecordingStream:
@@ -55,6 +59,10 @@ class RecordingStream:
         self._final = final  # the final transcript of the whole recording (else the live one's)
         self._recorded: list[bytes] = []  # every frame, for `final`
         self._ahead: Transcript | None = None  # `final` of the recording so far, made in a pause
+        # What starts the recording's turn at stop (None: the page's handler starts it), and
+        # that turn.
+        self.answer: Callable[[RecordingStream], StartedTurn | None] | None = None
+        self.turn: StartedTurn | None = None
         self._pauses = _pause_detector(settings) if final is not None else None
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
@@ -90,9 +98,10 @@ class RecordingStream:
         self.stop()
 
     def transcript(self, wait_seconds: float = RESULT_WAIT_SECONDS) -> Transcript | None:
-        """The final transcript of a stopped recording (None: none came in time, or none)."""
+        """The final transcript of a stopped recording (None: none came in time, or no words)."""
         self._done.wait(wait_seconds)
-        return self._transcript
+        transcript = self._transcript
+        return transcript if transcript is not None and transcript.text.strip() else None
 
     def _work(self) -> None:
         try:
@@ -193,6 +202,63 @@ class RecordingStream:
         self._done.set()
 
 
+class StartedTurn:
+    """A stopped recording's turn, started as soon as its transcript is ready, its reply audio
+    sent to the page's socket; the page's turn handler shows its events (`events`)."""
+
+    def __init__(
+        self,
+        recording: RecordingStream,
+        request: TurnRequest,
+        run: TurnRunner,
+        live: LiveSessions,
+        client_id: str,
+    ) -> None:
+        self.request = request  # its text is the recording's transcript, once it started
+        self.number = 0  # the page's turn number, once it started
+        self._recording, self._run, self._live, self._client_id = recording, run, live, client_id
+        self._decided = threading.Event()  # it started, or there were no words to answer
+        self._replying = False  # the page was told its reply starts
+        self._events: queue.Queue[Event | BaseException | None] = queue.Queue()
+        threading.Thread(target=self._work, name="voxloop-record-turn", daemon=True).start()
+
+    def began(self) -> bool:
+        """Whether the turn started (False: the recording had no words; the upload is heard)."""
+        self._decided.wait()  # soon: the transcript waits at most RESULT_WAIT_SECONDS
+        return self.number > 0
+
+    def events(self) -> Iterator[Event]:
+        """The turn's events, as they come (its errors raised here)."""
+        while (item := self._events.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _work(self) -> None:
+        transcript = self._recording.transcript()
+        if transcript is None:
+            self._decided.set()
+            return
+        self.request.text, self.request.language = transcript.text, transcript.language
+        self.number, cancel = self._live.begin_turn(self._client_id)
+        self._decided.set()
+        try:
+            for event in self._run(self.request, cancel):
+                if isinstance(event, Speech):
+                    self._send(event)
+                self._events.put(event)
+        except BaseException as err:  # raised again in the page's handler, which reports it
+            self._events.put(err)
+        finally:
+            self._events.put(None)
+
+    def _send(self, speech: Speech) -> None:
+        if not self._replying:
+            self._replying = True
+            self._live.start_reply(self._client_id, self.number, speech.chunk.sample_rate)
+        self._live.send_audio(self._client_id, self.number, speech.chunk)
+
+
 def _pause_detector(settings: Settings) -> TurnDetector | None:
     """Speech detection on the recording, with a "pause" after server.transcribe_pause_ms."""
     pause_ms = settings.server.transcribe_pause_ms
@@ -207,19 +273,30 @@ def _samples(frames: list[bytes]) -> np.ndarray:
 
 
 def start(
-    live: LiveSessions, client_id: str, pipeline: Pipeline, system_prompt: str | None = None
+    live: LiveSessions,
+    client_id: str,
+    pipeline: Pipeline,
+    options: Options | None = None,
+    answer_at_stop: bool = False,
 ) -> None:
     """The page's record button started recording: transcribe its frames as they come, and
-    evaluate the prompt of the turn they will start (with `system_prompt`) as words come."""
+    evaluate the prompt of the turn they will start (with the page's `options`) as words come;
+    with `answer_at_stop`, that turn starts at stop (see StartedTurn)."""
     session = live.get(client_id)
     if session.recording is not None:
         session.recording.cancel()
+    chosen = options or Options()
 
     def show(text: str) -> None:
         live.send_json(client_id, {"type": "partial", "text": text})
 
     def request() -> TurnRequest:
-        return TurnRequest(session=session.session or client_id, system_prompt=system_prompt)
+        return TurnRequest(
+            session=session.session or client_id,
+            system_prompt=chosen.system_prompt,
+            voice=chosen.voice,
+            speed=chosen.speed,
+        )
 
     def prime(text: str) -> None:
         pipeline.prime_turn(request(), text)
@@ -227,20 +304,30 @@ def start(
     def final(samples: np.ndarray) -> Transcript:
         return pipeline.hear(samples, request())
 
+    def answer(recording: RecordingStream) -> StartedTurn | None:
+        if recording.seconds >= pipeline.settings.longform.min_seconds:
+            return None  # a long recording: the handler summarizes the file, with progress
+        return StartedTurn(recording, request(), pipeline.run, live, client_id)
+
     stt = pipeline.settings.stt
     other_final = stt.engine != stt.partial_engine  # the final transcript is that engine's
     session.recording = RecordingStream(
         pipeline.settings, show, prime, final if other_final else None
     )
+    if answer_at_stop:
+        session.recording.answer = answer
 
 
 def stop(live: LiveSessions, client_id: str) -> None:
-    """The record button stopped: the recording waits, finishing, for its turn."""
+    """The record button stopped: the recording waits, finishing (its turn maybe started),
+    for the page's turn handler."""
     session = live.get(client_id)
     recording, session.recording = session.recording, None
     if recording is None:
         return
     recording.stop()
+    if recording.answer is not None:
+        recording.turn = recording.answer(recording)
     session.recorded.append(recording)
 
 
@@ -260,9 +347,9 @@ def close(live: LiveSessions, client_id: str) -> None:
     session.recorded.clear()
 
 
-def take(live: LiveSessions, client_id: str, seconds: float) -> Transcript | None:
-    """The streamed transcript of the page's oldest stopped recording, if it is the recording
-    of `seconds` that reached the turn (else None: transcribe the upload)."""
+def take(live: LiveSessions, client_id: str, seconds: float) -> RecordingStream | None:
+    """The page's oldest stopped recording, if it is the recording of `seconds` that reached
+    the turn (else None: transcribe the upload)."""
     try:
         recording: RecordingStream = live.get(client_id).recorded.popleft()
     except IndexError:  # another turn took it
@@ -272,7 +359,4 @@ def take(live: LiveSessions, client_id: str, seconds: float) -> Transcript | Non
             "streamed %.1f s, uploaded %.1f s: not the same recording", recording.seconds, seconds
         )
         return None
-    transcript = recording.transcript()
-    if transcript is None or not transcript.text.strip():
-        return None
-    return transcript
+    return recording

@@ -18,6 +18,7 @@ from starlette.routing import Mount
 from voxloop import __version__, api
 from voxloop.audio import BYTES_PER_MEGABYTE, ffmpeg_exe
 from voxloop.config import Settings
+from voxloop.conversation import Options
 from voxloop.doors.realtime import realtime_socket
 from voxloop.errors import ConfigError
 from voxloop.guard import POLICY_VIOLATION, check_bind
@@ -89,15 +90,18 @@ def _logged_in(socket: WebSocket) -> bool:
 def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
     """Start or end a hands-free conversation or a recording's stream, as the page asks."""
     from voxloop import recording_stream
-    from voxloop.handsfree import HandsFree, Options
+    from voxloop.handsfree import HandsFree
 
     live: LiveSessions = socket.app.state.live
     session = live.get(client)
     settings: Settings = socket.app.state.pipeline.settings
-    if message.get("type") == "record" and settings.server.stream_recordings:
+    server = settings.server
+    if message.get("type") == "record" and server.stream_recordings:
         if message.get("on"):
-            prompt = message.get("system_prompt") or None
-            recording_stream.start(live, client, socket.app.state.pipeline, prompt)
+            # The turn starts at stop with the page's choices, or the handler starts it.
+            answer = server.answer_at_stop and server.playback == "websocket"
+            options = _options(message)
+            recording_stream.start(live, client, socket.app.state.pipeline, options, answer)
         else:
             recording_stream.stop(live, client)
     if message.get("type") != "handsfree":
@@ -106,13 +110,18 @@ def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
         session.handsfree.close()
         session.handsfree = None
     if message.get("on"):
-        options = Options(
-            voice=message.get("voice") or None,
-            speed=float(message.get("speed") or 1.0),
-            system_prompt=message.get("system_prompt") or None,
-            wake=bool(message.get("wake")),
-        )
+        options = _options(message)
         session.handsfree = HandsFree(socket.app.state.pipeline, live, client, options)
+
+
+def _options(message: dict[str, Any]) -> Options:
+    """What the person chose in the page, as its socket message says."""
+    return Options(
+        voice=message.get("voice") or None,
+        speed=float(message.get("speed") or 1.0),
+        system_prompt=message.get("system_prompt") or None,
+        wake=bool(message.get("wake")),
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -108,10 +108,10 @@ class TurnHandlers:
         """
         view = self.view
         self.link_page(client_id, session or client_id)  # its timers' alerts come to this page
-        turn_number, cancel = self.live.begin_turn(client_id)
         to_socket = self.settings.server.playback == "websocket" and self.live.connected(client_id)
         chat = list(chat or [])
         if not audio_path:
+            self.live.begin_turn(client_id)  # a click on Send stops the running turn
             yield {view.status: "⚠️ Record or upload a question first."}
             return
         yield {view.status: "Listening…", view.audio_out: None}
@@ -123,14 +123,7 @@ class TurnHandlers:
                 speed=speed,
                 session=session or client_id,
             )
-            events: Iterator[Event | Progressed]
-            if self.pipeline.is_long_recording(audio_path):
-                request.recording = audio_path
-                yield {view.status: progress_bar(Progressed(0.0, "Reading the recording…"))}
-                events = self._with_progress(request, cancel)
-            else:
-                self._question(request, audio_path, client_id if recorded else None)
-                events = self.pipeline.run(request, cancel)
+            turn_number, events, sent = self._start(request, audio_path, client_id, recorded)
             for event in events:
                 if isinstance(event, Progressed):
                     yield {view.status: progress_bar(event)}
@@ -144,11 +137,12 @@ class TurnHandlers:
                     chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.delta}
                     yield {view.chat: chat}
                 elif isinstance(event, Speech):
-                    if not chunks and to_socket:
+                    if not chunks and to_socket and not sent:
                         self.live.start_reply(client_id, turn_number, event.chunk.sample_rate)
                     chunks.append(event.chunk)
                     if to_socket:
-                        self.live.send_audio(client_id, turn_number, event.chunk)
+                        if not sent:
+                            self.live.send_audio(client_id, turn_number, event.chunk)
                         yield {view.status: "Speaking…"}
                     else:
                         yield {
@@ -184,18 +178,31 @@ class TurnHandlers:
             audio_path, chat, voice, speed, system_prompt, client_id, session, timings, True
         )
 
-    def _question(self, request: TurnRequest, audio_path: str, client_id: str | None) -> None:
-        """Fill in the question: the recording streamed by `client_id`'s page when it is
-        this one (its transcript is ready), else the file's audio to transcribe."""
+    def _start(
+        self, request: TurnRequest, audio_path: str, client_id: str, recorded: bool
+    ) -> tuple[int, Iterator[Event | Progressed], bool]:
+        """Start the turn of `request` about a file: (its number, its events, whether its
+        audio goes to the page's socket already). A long recording is summarized; a recording
+        of the record button that its page streamed has its transcript ready, or its turn
+        started at stop already (recording_stream.py)."""
+        if self.pipeline.is_long_recording(audio_path):
+            number, cancel = self.live.begin_turn(client_id)
+            request.recording = audio_path
+            return number, self._with_progress(request, cancel), False
         samples = self.pipeline.load_audio(audio_path)
-        streamed = None
-        if client_id:
-            seconds = len(samples) / audio.SAMPLE_RATE
-            streamed = recording_stream.take(self.live, client_id, seconds)
-        if streamed is None:
+        seconds = len(samples) / audio.SAMPLE_RATE
+        streamed = recording_stream.take(self.live, client_id, seconds) if recorded else None
+        started = streamed.turn if streamed is not None else None
+        if started is not None and started.began():
+            request.text = started.request.text
+            return started.number, started.events(), True
+        number, cancel = self.live.begin_turn(client_id)
+        transcript = streamed.transcript() if streamed is not None else None
+        if transcript is None:
             request.audio = samples
         else:
-            request.text, request.language = streamed.text, streamed.language
+            request.text, request.language = transcript.text, transcript.language
+        return number, self.pipeline.run(request, cancel), False
 
     def _with_progress(
         self, request: TurnRequest, cancel: threading.Event
@@ -203,6 +210,7 @@ class TurnHandlers:
         """The turn's events, with progress reports in between (the turn runs in a thread)."""
         items: queue.Queue[Event | Progressed | BaseException | None] = queue.Queue()
         request.progress = lambda done, message: items.put(Progressed(done, message))
+        items.put(Progressed(0.0, "Reading the recording…"))
 
         def work() -> None:
             try:

@@ -6,7 +6,7 @@
 //   16 kHz int16 frames; the server answers with live transcripts, states and replies;
 // - the record button: while Gradio records, the same capture streams the microphone between
 //   {"type":"record","on":true} and "on":false, so the server transcribes it as it comes
-//   (live transcript) and the turn starts without transcribing the upload.
+//   (live transcript) and starts the turn at stop, before Gradio has uploaded the file.
 (() => {
   // Runs in the audio thread: downmix, low-pass (moving average over one input period) and
   // resample from the device rate to 16 kHz; posts 512-sample int16 frames (32 ms).
@@ -137,14 +137,19 @@
 
   const socketOpen = () => state.ws && state.ws.readyState === WebSocket.OPEN;
 
+  // The person's choices in the page, for the turns the server starts on its own.
+  function choices() {
+    return { voice: valueOf("#voice input").split(" ")[0],
+      speed: valueOf("#speed input[type=number]"), system_prompt: valueOf("#system_prompt textarea") };
+  }
+
   async function startConversation() {
     const opened = await openMicrophone();
     state.microphone = opened.microphone;
     state.capture = opened.capture;
     const wake = document.querySelector("#wake input");
-    state.ws.send(JSON.stringify({ type: "handsfree", on: true,
-      voice: valueOf("#voice input").split(" ")[0], speed: valueOf("#speed input[type=number]"),
-      system_prompt: valueOf("#system_prompt textarea"), wake: Boolean(wake && wake.checked) }));
+    state.ws.send(JSON.stringify({ type: "handsfree", on: true, ...choices(),
+      wake: Boolean(wake && wake.checked) }));
     state.talking = true;
     show("#talk", "End conversation");
     show("#live_state", "listening");
@@ -171,8 +176,7 @@
     const recording = { opened: null };
     state.recording = recording;
     show("#live_transcript", "");
-    state.ws.send(JSON.stringify({ type: "record", on: true,
-      system_prompt: valueOf("#system_prompt textarea") }));
+    state.ws.send(JSON.stringify({ type: "record", on: true, ...choices() }));
     log("record_on");
     const opened = await openMicrophone();
     if (state.recording === recording) recording.opened = opened; else closeMicrophone(opened);
