@@ -256,3 +256,20 @@ def _reply_headers_until_quiet(socket: Any, quiet_seconds: float = 2.0) -> list[
             return headers
         if isinstance(message, str) and json.loads(message)["type"] == "reply":
             headers.append(json.loads(message))
+
+
+def test_a_recording_without_words_starts_no_turn_at_stop(pipeline: Pipeline) -> None:
+    """The page's handler then hears the upload and says nothing was heard, as before."""
+    from voxloop.recording_stream import StartedTurn
+
+    live = LiveSessions()
+    recording = RecordingStream(pipeline.settings, lambda text: None)
+    recording.feed(audio.to_int16(np.zeros(2 * audio.SAMPLE_RATE, np.float32)).tobytes())
+    recording.stop()
+
+    def run(request: TurnRequest, cancel: Any) -> Any:
+        raise AssertionError(f"a turn started for {request.text!r}")
+
+    started = StartedTurn(recording, TurnRequest(), run, live, CLIENT)
+    assert not started.began()
+    assert live.get(CLIENT).turn == 0, "the page's running turn was cancelled for nothing"

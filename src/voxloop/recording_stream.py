@@ -235,13 +235,14 @@ class StartedTurn:
             yield item
 
     def _work(self) -> None:
-        transcript = self._recording.transcript()
-        if transcript is None:
+        try:  # whatever happens here, the handler must not wait for this turn forever
+            transcript = self._recording.transcript()
+            if transcript is None:
+                return
+            self.request.text, self.request.language = transcript.text, transcript.language
+            self.number, cancel = self._live.begin_turn(self._client_id)
+        finally:
             self._decided.set()
-            return
-        self.request.text, self.request.language = transcript.text, transcript.language
-        self.number, cancel = self._live.begin_turn(self._client_id)
-        self._decided.set()
         try:
             for event in self._run(self.request, cancel):
                 if isinstance(event, Speech):
