@@ -110,6 +110,13 @@ class VADSettings(Section):
         "end of the message comes next) from which the turn is over. Chosen on the tuning "
         "split of `voxloop bench turns`.",
     )
+    words_request_threshold: float = Field(
+        0.01,
+        description="words: a request a skill would carry out as it stands (a timer, the time, "
+        "a sum, a conversion: skills.whole_request) is over from this probability, though under "
+        "words_threshold: commands read as sentences that may go on. Chosen on the tuning split "
+        "(docs/benchmarks.md, end of turn).",
+    )
     words_threads: int = Field(2, description="words: CPU threads for its language model.")
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voxloop import skills
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings, VADSettings
 from voxloop.errors import ModelUnavailable
@@ -151,9 +152,19 @@ def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> J
         model = smart_turn()
         return lambda utterance: model.finished(utterance) >= vad.turn_threshold
     if vad.end_of_turn == "words":
-        reader = _reader(settings, vad)
-        return lambda utterance: reader.finished(transcribe(utterance)) >= vad.words_threshold
+        reader, timezone = _reader(settings, vad), settings.skills.timezone
+        return lambda utterance: said_all(reader, transcribe(utterance), vad, timezone)
     return None
+
+
+def said_all(reader: SentenceEnd, words: str, vad: VADSettings, timezone: str | None) -> bool:
+    """Whether `words` read as finished: a sentence that has ended, or a request a skill would
+    carry out as it stands (commands read as sentences that may go on: "... please")."""
+    chance = reader.finished(words)
+    if chance >= vad.words_threshold:
+        return True
+    now = skills.now(timezone)
+    return chance >= vad.words_request_threshold and skills.whole_request(words, now)
 
 
 def _reader(settings: Settings, vad: VADSettings) -> SentenceEnd:

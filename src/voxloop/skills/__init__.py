@@ -127,6 +127,18 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
     return None
 
 
+# Skills that carry out requests of a fixed form ("set a timer for five minutes", "what time is
+# it"): once one would carry out the words heard so far, the request is whole.
+COMMANDS = frozenset({"timers", "clock", "recall", "units", "arithmetic"})
+
+
+def whole_request(text: str, now: datetime) -> bool:
+    """Whether `text` is a request a command skill would carry out as it stands, not one it
+    would ask back about ("set a timer": for how long?). Nothing is done or stored."""
+    found = answer(text, SkillContext(now))
+    return found is not None and found.skill in COMMANDS and not found.text.endswith("?")
+
+
 def _first_answer(words: str, context: SkillContext, order: Sequence[str]) -> SkillAnswer | None:
     for name in order:
         if (reply := SKILLS[name](words, context)) is not None:
