@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -29,6 +30,16 @@ from voxloop.prompts import (
         ("What is the capital of", Utterance.UNCLEAR),
         ("Tell me about the", Utterance.UNCLEAR),
         ("Paris", Utterance.UNCLEAR),
+        # whole questions that end on a word a cut-off sentence also ends on
+        ("What is water made of?", Utterance.QUESTION),
+        ("What are you afraid of?", Utterance.QUESTION),
+        ("Can you tell me what a neutron star is?", Utterance.QUESTION),
+        ("Do you know where my keys are?", Utterance.QUESTION),
+        # ... and cut-off ones that look like them
+        ("What time is", Utterance.UNCLEAR),
+        ("Tell me what is", Utterance.UNCLEAR),
+        ("In which country are", Utterance.UNCLEAR),
+        ("The capital of France is", Utterance.UNCLEAR),
         ("Explain in detail how a rainbow forms.", Utterance.DETAIL),
         ("Can you tell me more about the moon?", Utterance.DETAIL),
         ("Walk me through it step by step.", Utterance.DETAIL),
@@ -36,6 +47,18 @@ from voxloop.prompts import (
 )
 def test_kinds_of_utterance(said: str, kind: Utterance) -> None:
     assert classify(said) is kind
+
+
+def test_every_written_question_is_answered_and_most_halves_are_asked_back() -> None:
+    """The answers bench's 200 questions (`voxloop bench answers`) are all answered, none asked
+    back; cut after their middle word, 79 stop where a sentence cannot end."""
+    from voxloop_bench import data_file
+
+    questions = json.loads(data_file("answers/questions.json").read_text())["questions"]
+    said = [q["question"] for q in questions]
+    assert [q for q in said if classify(q) is Utterance.UNCLEAR] == []
+    halves = [" ".join(q.split()[: max(2, len(q.split()) // 2)]) for q in said]
+    assert sum(classify(half) is Utterance.UNCLEAR for half in halves) >= 79
 
 
 def test_a_single_word_answers_a_question_within_a_conversation() -> None:

@@ -152,6 +152,16 @@ _DANGLING = re.compile(
     r"\b(the|a|an|my|your|our|their|and|or|but|because|of|is|are|than|if)\W*$",
     re.I,
 )
+# ... but these end whole questions: a preposition left at the end ("What is water made of?")
+# and the verb of a question inside a sentence ("Do you know where my keys are?"; not "In
+# which country are", a question itself, cut off).
+_STRANDED = re.compile(
+    r"\b(made|afraid|scared|frightened|full|think|thinking|thought|proud|sure|aware|capable|"
+    r"fond|sick|tired|consist|consists|composed|ashamed|jealous|dreaming|heard|approve)\W+of\W*$"
+    r"|^\W*(?!(?:in|on|at|from|to|for|with|by|about|during|since)\b)\w+\b.*"
+    r"\b(what|who|whom|whose|where|when|why|how|which)\W+\w+.*\b(is|are)\W*$",
+    re.I,
+)
 _SHORT_BUT_CLEAR = re.compile(
     r"^\W*(hi|hello|hey|thanks|thank you|yes|no|okay|ok|bye|goodbye|why|how|really|sure|"
     r"stop|continue|go on|good morning|good night)\W*$",
@@ -171,9 +181,15 @@ def classify(text: str, in_conversation: bool = False, language: str = "en") -> 
     if _DETAIL.search(text):
         return Utterance.DETAIL
     too_short = len(text.split()) < MIN_CLEAR_WORDS and not _SHORT_BUT_CLEAR.match(text)
-    if _DANGLING.search(text.rstrip(" .!?…")) or (too_short and not in_conversation):
+    if _cut_off(text) or (too_short and not in_conversation):
         return Utterance.UNCLEAR
     return Utterance.QUESTION
+
+
+def _cut_off(text: str) -> bool:
+    """Whether `text` stops where a sentence cannot end ("What is the capital of")."""
+    words = text.strip().rstrip(" .!?…")
+    return bool(_DANGLING.search(words)) and not _STRANDED.search(words)
 
 
 def clarifying_question(text: str) -> str:
@@ -182,7 +198,7 @@ def clarifying_question(text: str) -> str:
     Written here, not by the model: small models answer a guess even when told not to.
     """
     heard = text.strip().rstrip(" .!?…")
-    if _DANGLING.search(heard):
+    if _cut_off(heard):
         return f"I heard “{heard}”, and then you stopped. What would you like to know?"
     return f"I only heard “{heard}”. Could you tell me a little more about what you want?"
 
