@@ -29,6 +29,7 @@ from voxloop.conversation.primer import Primer
 from voxloop.errors import NoSpeech
 from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
+from voxloop.scheduling import Relay
 from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turns import Event, Speech, TurnRequest
 from voxloop.vad import TurnDetector
@@ -219,7 +220,7 @@ class StartedTurn:
         self._recording, self._run, self._live, self._client_id = recording, run, live, client_id
         self._decided = threading.Event()  # it started, or there were no words to answer
         self._replying = False  # the page was told its reply starts
-        self._events: queue.Queue[Event | BaseException | None] = queue.Queue()
+        self._events: Relay[Event] = Relay()
         threading.Thread(target=self._work, name="voxloop-record-turn", daemon=True).start()
 
     def began(self) -> bool:
@@ -229,10 +230,7 @@ class StartedTurn:
 
     def events(self) -> Iterator[Event]:
         """The turn's events, as they come (its errors raised here)."""
-        while (item := self._events.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        return iter(self._events)
 
     def _work(self) -> None:
         try:  # whatever happens here, the handler must not wait for this turn forever
@@ -243,15 +241,14 @@ class StartedTurn:
             self.number, cancel = self._live.begin_turn(self._client_id)
         finally:
             self._decided.set()
-        try:
-            for event in self._run(self.request, cancel):
-                if isinstance(event, Speech):
-                    self._send(event)
-                self._events.put(event)
-        except BaseException as err:  # raised again in the page's handler, which reports it
-            self._events.put(err)
-        finally:
-            self._events.put(None)
+        self._events.pump(self._sending(self._run(self.request, cancel)))
+
+    def _sending(self, events: Iterator[Event]) -> Iterator[Event]:
+        """`events`, the reply's audio sent to the page's socket as it passes."""
+        for event in events:
+            if isinstance(event, Speech):
+                self._send(event)
+            yield event
 
     def _send(self, speech: Speech) -> None:
         if not self._replying:

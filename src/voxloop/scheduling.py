@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -97,3 +98,31 @@ def in_background(work: Callable[..., T], *args: Any) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+class Relay(Generic[T]):
+    """Items made in one thread, read as they come in another; an error raised while making
+    them is raised again where they are read."""
+
+    def __init__(self) -> None:
+        self._items: queue.Queue[T | BaseException | None] = queue.Queue()
+
+    def put(self, item: T) -> None:
+        """Hand over one item now."""
+        self._items.put(item)
+
+    def pump(self, items: Iterable[T]) -> None:
+        """Hand over every item of `items` (in the making thread), then the end."""
+        try:
+            for item in items:
+                self._items.put(item)
+        except BaseException as err:  # raised again in the reading thread
+            self._items.put(err)
+        finally:
+            self._items.put(None)
+
+    def __iter__(self) -> Iterator[T]:
+        while (item := self._items.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item

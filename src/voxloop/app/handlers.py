@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from voxloop.errors import VoxloopError
 from voxloop.live import LiveSessions
 from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
+from voxloop.scheduling import Relay
 from voxloop.turns import Done, Event, Heard, ReplyText, Speech, TurnRequest
 
 log = logging.getLogger("voxloop.app")
@@ -208,24 +208,14 @@ class TurnHandlers:
         self, request: TurnRequest, cancel: threading.Event
     ) -> Iterator[Event | Progressed]:
         """The turn's events, with progress reports in between (the turn runs in a thread)."""
-        items: queue.Queue[Event | Progressed | BaseException | None] = queue.Queue()
-        request.progress = lambda done, message: items.put(Progressed(done, message))
-        items.put(Progressed(0.0, "Reading the recording…"))
-
-        def work() -> None:
-            try:
-                for event in self.pipeline.run(request, cancel):
-                    items.put(event)
-            except BaseException as err:  # raised again in the handler, which reports it
-                items.put(err)
-            finally:
-                items.put(None)
-
-        threading.Thread(target=work, name="voxloop-recording", daemon=True).start()
-        while (item := items.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        relay: Relay[Event | Progressed] = Relay()
+        request.progress = lambda done, message: relay.put(Progressed(done, message))
+        relay.put(Progressed(0.0, "Reading the recording…"))
+        turn = self.pipeline.run(request, cancel)
+        threading.Thread(
+            target=relay.pump, args=(turn,), name="voxloop-recording", daemon=True
+        ).start()
+        return iter(relay)
 
     def _finish(
         self,
