@@ -101,22 +101,11 @@ def test_transcriptions_side_by_side_match_one_at_a_time(
     _side_by_side(get_transcriber(settings), real_recordings)
 
 
-@pytest.mark.parametrize("instances", [1, 2])
-def test_moonshine_models_side_by_side_match_one_at_a_time(
-    instances: int, settings: Settings, real_recordings: list[Recording]
+def test_moonshine_streams_and_whole_transcriptions_side_by_side_match_one_at_a_time(
+    settings: Settings, real_recordings: list[Recording]
 ) -> None:
-    """Live streams (hands-free) and whole transcriptions on one Moonshine model or on two."""
-    stt = settings.stt.model_copy(update={"moonshine_instances": instances})
-    transcriber = MoonshineTranscriber(stt, settings.cache_dir)
-    _side_by_side(transcriber, real_recordings)
-    first, second = transcriber.stream(), transcriber.stream()
-    # two live conversations go to two models when there are two
-    assert (first._instance is second._instance) == (instances == 1)
-    first.close()
-    second.close()
-    third = transcriber.stream()  # a closed stream frees its model for the next
-    assert third._instance is first._instance
-    third.close()
+    """Live streams (hands-free) beside whole transcriptions on the one Moonshine model."""
+    _side_by_side(MoonshineTranscriber(settings.stt, settings.cache_dir), real_recordings)
 
 
 def _side_by_side(transcriber: Transcriber, real_recordings: list[Recording]) -> None:

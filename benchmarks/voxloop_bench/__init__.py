@@ -195,7 +195,6 @@ def handsfree(settings: Settings) -> dict[str, Any]:
         "end_of_turn": settings.vad.end_of_turn,
         "questions": len(latencies),
         "silence_window_ms": settings.vad.silence_ms,
-        "moonshine_instances": settings.stt.moonshine_instances,
         "end_of_speech_to_first_audio_ms": {
             "p50": round(statistics.median(latencies)),
             "p95": round(_percentile(latencies, 0.95)),

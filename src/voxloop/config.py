@@ -195,12 +195,6 @@ class STTSettings(Section):
         "detected by Whisper base; English then goes to Moonshine).",
     )
     partial_engine: str = Field("moonshine", description="Live partial transcripts.")
-    moonshine_instances: int = Field(
-        1,
-        ge=1,
-        description="Moonshine models loaded (~115 MB each): one model transcribes one thing "
-        "at a time, so live conversations at once share them (docs/benchmarks.md, under load).",
-    )
     whisper_model: str = Field(
         "tiny.en",
         description="'tiny.en', 'base' (multilingual, detects language) or a CTranslate2 dir.",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,91 +37,55 @@ def _text(lines: Any) -> str:
     ).strip()
 
 
-@dataclass
-class _Instance:
-    """One loaded Moonshine model, the lock every call into it takes, and its open streams."""
-
-    model: Any
-    busy: threading.Lock = field(default_factory=threading.Lock)
-    streams: int = 0
-
-
 class MoonshineTranscriber:
-    """The tiny English Moonshine model shipped inside moonshine-voice 0.1.0, loaded
-    `stt.moonshine_instances` times so that several conversations transcribe at once."""
+    """The tiny English Moonshine model shipped inside moonshine-voice 0.1.0."""
 
     def __init__(self, settings: STTSettings, cache_dir: Path) -> None:
         from moonshine_voice import ModelArch, Transcriber
 
-        # Moonshine's runtime is not thread-safe: two transcriptions at once on one model (API
-        # requests side by side, a live stream beside a final transcript) return empty or
-        # garbled text. Every call into a model takes its lock; separate models run side by
-        # side safely (checked: the same text from three models at once as from one).
+        # Moonshine's runtime is not thread-safe: two transcriptions at once (API requests side
+        # by side, a live stream beside a final transcript) return empty or garbled text, even
+        # on two separately loaded models ("And, And Mr. John Dashwood ..." in 2 of 60 whole
+        # transcriptions side by side; docs/benchmarks.md). So every call takes one lock.
         # Its runtime also keeps its worker threads spinning for ~30 ms after each call, which
         # would slow the language model starting right after it by as much. At the lowest
         # priority they still do all their work when the cores are free.
-        self._instances: list[_Instance] = []
-        self._choosing = threading.Lock()
+        self._busy = threading.Lock()
         with _loading:
             before = _thread_ids()
-            for _ in range(settings.moonshine_instances):
-                model = Transcriber(
-                    model_path=str(assets.moonshine_tiny_en_dir()), model_arch=ModelArch.TINY
-                )
-                self._instances.append(_Instance(model))
+            self._model = Transcriber(
+                model_path=str(assets.moonshine_tiny_en_dir()), model_arch=ModelArch.TINY
+            )
             silence = np.zeros(SAMPLE_RATE, np.float32).tolist()
-            for instance in self._instances:  # starts every model's worker threads
-                instance.model.transcribe_without_streaming(silence, SAMPLE_RATE)
+            self._model.transcribe_without_streaming(silence, SAMPLE_RATE)  # starts its threads
             lower_priority(_thread_ids() - before)
 
     def transcribe(self, audio: np.ndarray, prompt: str | None = None) -> Transcript:
         """Transcribe a whole recording (16 kHz mono float32); Moonshine takes no prompt."""
         samples = np.asarray(audio, dtype=np.float32).tolist()
-        instance = self._claim()
-        try:
-            result = instance.model.transcribe_without_streaming(samples, SAMPLE_RATE)
-        finally:
-            instance.busy.release()
+        with self._busy:
+            result = self._model.transcribe_without_streaming(samples, SAMPLE_RATE)
         return Transcript(text=_text(result.lines), language="en")
 
     def stream(self) -> MoonshineStream:
-        """A live transcription using Moonshine's own streaming decoder, on the model with
-        the fewest live streams."""
-        with self._choosing:
-            instance = min(self._instances, key=lambda i: i.streams)
-            instance.streams += 1
-        with instance.busy:
-            stream = instance.model.create_stream()
+        """A live transcription using Moonshine's own streaming decoder."""
+        with self._busy:
+            stream = self._model.create_stream()
             stream.start()
-        return MoonshineStream(stream, instance, lambda: self._stream_ended(instance))
-
-    def _stream_ended(self, instance: _Instance) -> None:
-        with self._choosing:
-            instance.streams -= 1
-
-    def _claim(self) -> _Instance:
-        """A model for one call, its lock taken: an idle one, else the one with the fewest
-        live streams (waiting for it)."""
-        for instance in self._instances:
-            if instance.busy.acquire(blocking=False):
-                return instance
-        instance = min(self._instances, key=lambda i: i.streams)
-        instance.busy.acquire()
-        return instance
+        return MoonshineStream(stream, self._busy)
 
 
 class MoonshineStream:
     """Feeds audio into a Moonshine stream and reads back the transcript so far."""
 
-    def __init__(self, stream: Any, instance: _Instance, ended: Callable[[], None]) -> None:
-        self.stream, self._instance, self._ended = stream, instance, ended
+    def __init__(self, stream: Any, busy: threading.Lock) -> None:
+        self.stream, self._busy = stream, busy
         self.text = ""
-        self._done = False
 
     def add(self, audio: np.ndarray, up_to_date: bool = False) -> str:
         """Append audio and return the updated partial transcript."""
         samples = np.asarray(audio, dtype=np.float32).tolist()
-        with self._instance.busy:
+        with self._busy:
             self.stream.add_audio(samples, SAMPLE_RATE)
             lines = self.stream.update_transcription(FORCE_UPDATE if up_to_date else 0).lines
         self.text = _text(lines)
@@ -131,23 +93,16 @@ class MoonshineStream:
 
     def finish(self) -> Transcript:
         """Stop the stream and return the final transcript."""
-        with self._instance.busy:
+        with self._busy:
             lines = self.stream.update_transcription(FORCE_UPDATE).lines
             self.stream.stop()
-        self._closed()
         self.text = _text(lines) or self.text
         return Transcript(text=self.text, language="en")
 
     def close(self) -> None:
         """Stop the stream without decoding again."""
-        with self._instance.busy:
+        with self._busy:
             self.stream.stop()
-        self._closed()
-
-    def _closed(self) -> None:
-        if not self._done:  # finish() and close() may both be called
-            self._done = True
-            self._ended()
 
 
 @engines.register("moonshine")
