@@ -13,7 +13,7 @@ import servers
 from voxloop import assets
 from voxloop.config import Settings, load_settings
 from voxloop.errors import BackendDown, ConfigError, ModelUnavailable
-from voxloop.llm import get_chat_model
+from voxloop.llm import Sampling, get_chat_model
 from voxloop.llm.llamacpp import LlamaCppChat
 from voxloop.prompts import build_messages
 from voxloop_bench.recordings import normalize
@@ -30,6 +30,20 @@ def test_default_model_answers_a_fact(settings: Settings) -> None:
     pieces = _ask(settings)
     assert len(pieces) > 2, "the reply should stream in several pieces"
     assert "paris" in "".join(pieces).lower()
+
+
+def test_each_reply_samples_with_its_own_seed(settings: Settings) -> None:
+    model, lively = get_chat_model(settings), Sampling(temperature=1.0)  # replies vary a lot
+    assert isinstance(model, LlamaCppChat)
+
+    def story(about: str) -> str:
+        model.llama.reset()  # evaluated afresh: a cached prompt's logits differ a little
+        messages = build_messages(settings.system_prompt, [], f"Make up a story about {about}.")
+        return "".join(model.stream(messages, max_tokens=40, sampling=lively))
+
+    first = story("a cat")
+    story("a dog")  # another conversation's turn in between (llm.seed: each reply's own)
+    assert story("a cat") == first
 
 
 def _count_then_cancel(settings: Settings, after: int) -> list[str]:

@@ -96,7 +96,7 @@ def test_compact_folds_older_turns_into_the_summary(store: Store) -> None:
 
     def summarize(previous: str, transcript: str) -> str:  # a stand-in for the model
         seen.append((previous, transcript))
-        return f"summary {len(seen)}"
+        return f"{previous} {transcript}".strip()
 
     for i in range(6):
         memory.add_turn("s", _turn(f"question number {i}", f"answer number {i}"))
@@ -104,13 +104,33 @@ def test_compact_folds_older_turns_into_the_summary(store: Store) -> None:
     assert "question number 0" in seen[0][1] and "question number 3" in seen[0][1]
     assert "question number 4" not in seen[0][1]  # the last two turns stay word for word
     recall = memory.recall("s")
-    assert recall.notes == ["Summary of the conversation so far: summary 1"]
+    assert recall.notes == [f"Summary of the conversation so far: {seen[0][1]}"]
     assert [m["content"] for m in recall.history][::2] == ["question number 4", "question number 5"]
     assert not memory.compact("s", summarize)  # within budget now
     for i in range(6, 9):
         memory.add_turn("s", _turn(f"question number {i}", f"answer number {i}"))
     assert memory.compact("s", summarize)
-    assert seen[1][0] == "summary 1"  # the earlier summary is folded into the new one
+    assert seen[1][0] == seen[0][1]  # the earlier summary is folded into the new one
+
+
+def test_a_summary_keeps_what_the_person_told_whatever_the_model_writes(store: Store) -> None:
+    """A small model refuses or drops the fact; the person's statements stay, word for word."""
+    memory = store(history_tokens=40, keep_turns=2)
+    memory.add_turn("s", _turn("Please remember this: the secret word is banana.", "Okay."))
+    memory.add_turn("s", _turn("My sister Ana lives in Lisbon.", "How nice."))
+    for i in range(4):
+        memory.add_turn("s", _turn(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}."))
+    assert memory.compact("s", lambda previous, transcript: "I'm sorry, but I can't assist.")
+    summary = memory.recall("s").notes[0]
+    assert "sorry" not in summary  # the conversation does not say it
+    assert "the secret word is banana." in summary and "Ana lives in Lisbon." in summary
+    assert "What is 0 plus 0?" not in summary  # a question is no fact
+    for i in range(4, 7):
+        memory.add_turn("s", _turn(f"What is {i} plus {i}?", f"{i} plus {i} is {2 * i}."))
+    assert memory.compact("s", lambda previous, transcript: "The user asked what 4 plus 4 is.")
+    summary = memory.recall("s").notes[0]  # the model dropped the earlier summary's facts
+    assert "The user asked what 4 plus 4 is." in summary
+    assert "banana" in summary and "Lisbon" in summary
 
 
 def test_timers_recordings_and_revised_replies(store: Store) -> None:

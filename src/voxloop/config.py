@@ -239,6 +239,12 @@ class LLMSettings(Section):
         600, description="Longest reply when the person asks for detail ('explain in detail')."
     )
     temperature: float = Field(0.3, description="Sampling temperature.")
+    seed: int | None = Field(
+        0,
+        description="Seed of each reply's sampling (in-process llama.cpp), so that what one "
+        "conversation gets does not depend on how many replies others were given before; "
+        "None: each reply moves one shared seed on.",
+    )
     base_url: str = Field(
         "http://127.0.0.1:8080/v1", description="OpenAI-compatible server (openai backend)."
     )

@@ -25,6 +25,7 @@ META_WORDS = frozenset({
     "part", "tell", "told", "say", "said", "about", "main", "topic", "point", "overall", "begin",
     "began", "start", "end", "finally", "then", "later", "after", "before", "next", "also",
     "another", "other", "some", "many", "while", "during", "event", "include", "focus",
+    "user", "assistant",  # a conversation's summary names its two sides
 })  # fmt: skip
 META_PREFIXES = ("summar", "describ", "descript", "discuss", "mention", "explain", "narrat")
 _NUMBER_COMMAS = re.compile(r"(?<=\d),(?=\d{3})")
@@ -77,6 +78,29 @@ def supported_sentences(found: list[str], source: str) -> list[str]:
     """The sentences of `found` that `source` supports, in order."""
     dropped = {flagged.sentence for flagged in unsupported(" ".join(found), source)}
     return [sentence for sentence in found if sentence not in dropped]
+
+
+STATEMENT_KEPT = "The user said: "
+
+
+def faithful_summary(written: str, previous: str, turns: list[tuple[str, str]]) -> str:
+    """A conversation's new summary that loses nothing the person told: the sentences of the
+    model's `written` summary that the conversation supports, then every sentence of the
+    `previous` summary and every statement of the person's (not a question) that they leave
+    out, word for word.
+
+    A small model asked for a summary sometimes refuses ("I'm sorry, but I can't assist with
+    that.") or keeps the topic and drops the fact ("... the secret word."); the person's own
+    words are then all the assistant would know (docs/benchmarks.md, memory).
+    """
+    said = [user for user, _reply in turns]
+    source = " ".join([previous, *said, *(reply for _user, reply in turns)])
+    if unsupported(written, source):
+        written = " ".join(supported_sentences(sentences(written), source))
+    statements = " ".join(s for user in said for s in sentences(user) if not s.endswith("?"))
+    lost = [c.sentence for c in unsupported(previous, written)]
+    lost += [STATEMENT_KEPT + c.sentence for c in unsupported(statements, written)]
+    return " ".join([written, *lost]).strip()
 
 
 def _names(sentence: str) -> list[str]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from voxloop import facts as fact_patterns
+from voxloop import grounding
 from voxloop.config import MemorySettings
 from voxloop.errors import StoreUnavailable, VoxloopError
 from voxloop.llm import Message
@@ -517,7 +518,10 @@ class Memory:
         if size <= self.settings.history_tokens or not older:
             return False
         transcript = "\n".join(f"User: {user}\nAssistant: {reply}" for _, user, reply in older)
-        new_summary = summarize(summary, transcript).strip()
+        written = summarize(summary, transcript).strip()
+        new_summary = grounding.faithful_summary(
+            written, summary, [(user, reply) for _, user, reply in older]
+        )
         with self._connect() as db:
             stored = db.execute(
                 "UPDATE conversations SET summary = ?, summarized_until = ?"

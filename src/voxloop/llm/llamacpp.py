@@ -72,6 +72,7 @@ class LlamaCppChat:
                     messages=cast("Any", messages),
                     max_tokens=max_tokens,
                     temperature=temperature,
+                    seed=self.settings.seed,
                     stream=True,
                     **options,
                 ),
