@@ -12,6 +12,7 @@ from voxloop import audio
 from voxloop.config import Settings, load_settings
 from voxloop.stt import Transcriber, get_transcriber
 from voxloop.stt.moonshine import MoonshineTranscriber
+from voxloop.stt.whisper import said_once
 from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.10  # the bound the foundation issue sets for the default engine
@@ -143,3 +144,10 @@ def test_whisper_hears_a_short_command_that_its_short_window_takes_for_silence(
     transcriber = get_transcriber(settings, "whisper")  # in a 12 s window this came back empty
     text = transcriber.transcribe(audio.load(recording.path)).text
     assert wer([(recording.text, text)]) <= 0.5, text
+
+
+def test_a_question_whisper_wrote_twice_is_said_once() -> None:
+    doubled = "What is the capital of Japan??. What is the capital of Japan?."  # seen in a turn
+    assert said_once(doubled) == "What is the capital of Japan?"
+    for kept in ("Stop. Stop.", "New York, New York.", "one two three one two four"):
+        assert said_once(kept) == kept

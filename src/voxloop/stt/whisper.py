@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from voxloop import assets
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import STTSettings
 from voxloop.stt import Transcript, engines
+from voxloop.text import words
 
 # Re-decoding the whole utterance is Whisper's only way to give partials: at most once per
 # this much new audio, so a live stream costs at most one decode per second of speech.
@@ -29,6 +31,9 @@ SEGMENT_END_MARGIN_SECONDS = 0.1
 # say at most ~4.5 a second; the set's fastest clip has 4.4.
 MAX_WORDS_PER_SECOND = 5.0
 LOOP_SLACK_WORDS = 2
+# A transcript that is the same words twice over, at least this many each time, is said once
+# ("Stop. Stop." stays as said).
+MIN_REPEATED_WORDS = 3
 
 
 class WhisperTranscriber:
@@ -55,7 +60,7 @@ class WhisperTranscriber:
         segments, info = self._decode(audio, window, language, prompt)
         if window < WHISPER_WINDOW_SECONDS and (not segments or _looped(segments, seconds)):
             segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
-        text = " ".join(segment.text.strip() for segment in segments).strip()
+        text = said_once(" ".join(segment.text.strip() for segment in segments).strip())
         return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
 
     def _decode(
@@ -130,6 +135,20 @@ def _looped(segments: list[Any], seconds: float) -> bool:
     """Whether the segments hold more words than anyone says in `seconds`: a decoding loop."""
     said = sum(len(segment.text.split()) for segment in segments)
     return said > MAX_WORDS_PER_SECOND * seconds + LOOP_SLACK_WORDS
+
+
+def said_once(text: str) -> str:
+    """`text` without a whole repeat of itself: Whisper sometimes writes a short question
+    twice, within the audio ("What is the capital of Japan??. What is the capital of Japan?."
+    from the page's microphone, once in about a dozen turns), which no length check catches."""
+    tokens = text.split()
+    half = len(tokens) // 2
+    if half < MIN_REPEATED_WORDS or len(tokens) % 2:
+        return text
+    first, second = tokens[:half], tokens[half:]
+    if [words(t) for t in first] != [words(t) for t in second]:
+        return text
+    return re.sub(r"([.!?])[.!?]+$", r"\1", " ".join(first))  # "Japan??." -> "Japan?"
 
 
 def _last_words(prompt: str) -> str:
