@@ -5,6 +5,7 @@ it is the same recording."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -221,9 +222,16 @@ def test_the_turn_starts_at_stop_and_the_page_handler_shows_that_turn(
         uploaded = tmp_path / "recorded.wav"
         recorded = np.concatenate([silence, samples, silence])
         uploaded.write_bytes(audio.wav_bytes(audio.to_int16(recorded), audio.SAMPLE_RATE))
-        updates = list(page.respond_recorded(str(uploaded), [], "joe", 1.0, "", CLIENT, None, []))
+        updates = [  # as the page gets them: the chat as it was at each update
+            {key: copy.deepcopy(value) for key, value in update.items()}
+            for update in page.respond_recorded(str(uploaded), [], "joe", 1.0, "", CLIENT, None, [])
+        ]
         chat = next(u[view.chat] for u in reversed(updates) if view.chat in u)
         replies = _reply_headers_until_quiet(socket)
+    # The reply's words reach the page with its first sound, not word by word before it.
+    speaking = next(i for i, u in enumerate(updates) if u.get(view.status) == "Speaking…")
+    early = [u[view.chat][-1]["content"] for u in updates[:speaking] if view.chat in u]
+    assert not any(early), early
     user, assistant = chat[0]["content"], chat[1]["content"]
     assert "capital of japan" in user.lower() and "tokyo" in assistant.lower(), chat
     assert replies == [], f"the handler answered again: {replies}"

@@ -135,7 +135,11 @@ class TurnHandlers:
                     yield {view.chat: chat, view.status: "Thinking…"}
                 elif isinstance(event, ReplyText):
                     chat[-1] = {"role": "assistant", "content": chat[-1]["content"] + event.delta}
-                    yield {view.chat: chat}
+                    # Before the first sound the reply's words wait: the page re-rendering the
+                    # chat for every word took the cores the first sound needed (~170 ms;
+                    # docs/benchmarks.md, the record button).
+                    if chunks:
+                        yield {view.chat: chat}
                 elif isinstance(event, Speech):
                     if not chunks and to_socket and not sent:
                         self.live.start_reply(client_id, turn_number, event.chunk.sample_rate)
@@ -143,10 +147,11 @@ class TurnHandlers:
                     if to_socket:
                         if not sent:
                             self.live.send_audio(client_id, turn_number, event.chunk)
-                        yield {view.status: "Speaking…"}
+                        yield {view.status: "Speaking…", view.chat: chat}
                     else:
                         yield {
                             view.status: "Speaking…",
+                            view.chat: chat,
                             view.audio_out: (event.chunk.sample_rate, event.chunk.pcm),
                         }
                 elif isinstance(event, Done):
