@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 
 from voxloop import audio
@@ -45,6 +46,15 @@ def test_audio_starts_while_the_model_is_still_writing(pipeline: Pipeline) -> No
     turn = events[-1].turn  # type: ignore[union-attr]
     # everything the model wrote was spoken, in order
     assert normalize(" ".join(turn.spoken)) == normalize(turn.reply)
+
+
+def test_the_reply_starts_with_its_first_word_not_with_silence(pipeline: Pipeline) -> None:
+    """The voices open with 40-60 ms of silence; the reply keeps `tts.lead_in_ms` of it."""
+    events = _events(pipeline, TurnRequest(text="What is the capital of France?"))
+    first = next(e.chunk for e in events if isinstance(e, Speech))
+    loud = np.flatnonzero(np.abs(first.pcm.astype(np.int32)) > 0.01 * audio.INT16_MAX)
+    lead_in_ms = loud[0] * 1000 / first.sample_rate
+    assert lead_in_ms <= pipeline.settings.tts.lead_in_ms + 1, lead_in_ms
 
 
 def test_a_written_only_turn_is_answered_without_speech(pipeline: Pipeline) -> None:

@@ -23,6 +23,7 @@ from voxloop.errors import AudioTooLong, BadAudio
 SAMPLE_RATE = 16000  # what every speech model here expects
 # Units of lengths and sizes, named once for every module that converts them.
 MS_PER_SECOND = 1000
+SILENCE_PEAK = 0.01  # below this share of full scale a synthesized sample is silence
 SECONDS_PER_MINUTE = 60
 SECONDS_PER_HOUR = 3600
 BYTES_PER_MEGABYTE = 1_000_000  # decimal megabytes, as the size limits are written in settings
@@ -301,6 +302,15 @@ def _ffmpeg_encode(pcm: Iterator[bytes], rate: int, output_args: list[str]) -> I
             raise failures[0]
     finally:
         _end(proc)
+
+
+def trim_lead_in(chunk: AudioChunk, keep_ms: int) -> AudioChunk:
+    """`chunk` with its leading silence cut to `keep_ms` before the first sound."""
+    loud = np.flatnonzero(np.abs(chunk.pcm.astype(np.int32)) > SILENCE_PEAK * INT16_MAX)
+    if not len(loud):
+        return chunk
+    start = max(0, int(loud[0]) - keep_ms * chunk.sample_rate // MS_PER_SECOND)
+    return AudioChunk(chunk.sample_rate, chunk.pcm[start:])
 
 
 def join_chunks(chunks: list[AudioChunk]) -> AudioChunk:

@@ -277,6 +277,12 @@ class TTSSettings(Section):
         description="The first piece of a reply is spoken after this many words when no clause "
         "ends sooner (fewer: earlier sound, flatter intonation).",
     )
+    lead_in_ms: int = Field(
+        10,
+        ge=0,
+        description="Silence kept before a reply's first word: the voices start with 40-60 ms "
+        "of it, each a millisecond later to the ear (docs/benchmarks.md).",
+    )
 
 
 class MemorySettings(Section):

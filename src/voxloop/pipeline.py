@@ -288,6 +288,7 @@ class Pipeline:
             turn.spoken.append(text)
             return
         speech = synthesize(text, turn.voice, cache_dir=self.settings.cache_dir, speed=run.speed)
+        opening = not turn.spoken  # this piece opens the reply: its lead-in silence is a wait
         while not run.cancel.is_set():
             # The model waits while a chunk is synthesized: both compete for the same cores,
             # and the next sound is due before the next words are.
@@ -296,6 +297,9 @@ class Pipeline:
             if chunk is None:
                 turn.spoken.append(text)
                 return
+            if opening:
+                chunk = audio_files.trim_lead_in(chunk, self.settings.tts.lead_in_ms)
+                opening = False
             run.stamp("first_audio")
             run.heard_first()
             yield Speech(chunk, text)
