@@ -19,6 +19,7 @@ import pytest
 from voxloop.config import MemorySettings
 from voxloop.errors import StoreUnavailable, VoxloopError
 from voxloop.memory import Memory
+from voxloop.prompts import CONVERSATION_SUMMARY_NOTE, estimate_tokens
 from voxloop.turns import Turn
 
 Store = Callable[..., Memory]  # (MemorySettings fields) -> a new Memory on the test's store
@@ -131,6 +132,18 @@ def test_a_summary_keeps_what_the_person_told_whatever_the_model_writes(store: S
     summary = memory.recall("s").notes[0]  # the model dropped the earlier summary's facts
     assert "The user asked what 4 plus 4 is." in summary
     assert "banana" in summary and "Lisbon" in summary
+
+
+def test_what_a_summary_adds_back_stays_within_its_budget(store: Store) -> None:
+    memory = store(history_tokens=40, keep_turns=2, summary_kept_tokens=60)
+    things = ["keys", "stamps", "candles", "batteries", "maps", "gloves", "tickets", "coins"]
+    for number, thing in enumerate(things):
+        memory.add_turn("s", _turn(f"The {thing} are in box number {number}.", "Okay."))
+        memory.compact("s", lambda previous, transcript: "I'm sorry, but I can't assist.")
+    (note,) = [n for n in memory.recall("s").notes if n.startswith(CONVERSATION_SUMMARY_NOTE)]
+    summary = note.removeprefix(CONVERSATION_SUMMARY_NOTE)
+    assert estimate_tokens(summary) <= 60, summary
+    assert "keys" not in summary and "gloves" in summary  # the oldest went first
 
 
 def test_timers_recordings_and_revised_replies(store: Store) -> None:

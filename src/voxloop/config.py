@@ -301,6 +301,11 @@ class MemorySettings(Section):
     )
     keep_turns: int = Field(2, description="Turns never summarized (the most recent ones).")
     summary_max_tokens: int = Field(160, description="Longest summary of older turns.")
+    summary_kept_tokens: int = Field(
+        480,
+        description="Longest summary kept, with the person's words the model's summary left "
+        "out added back (estimated tokens); beyond it the oldest added sentences go first.",
+    )
 
     @field_validator("url")
     @classmethod

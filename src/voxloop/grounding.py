@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from voxloop.prompts import estimate_tokens
 from voxloop.text import STOPWORDS, sentences, stem, words
 
 UNSUPPORTED_SHARE = 0.5  # more than this share of a sentence's content words absent: unsupported
@@ -83,11 +84,13 @@ def supported_sentences(found: list[str], source: str) -> list[str]:
 STATEMENT_KEPT = "The user said: "
 
 
-def faithful_summary(written: str, previous: str, turns: list[tuple[str, str]]) -> str:
-    """A conversation's new summary that loses nothing the person told: the sentences of the
+def faithful_summary(
+    written: str, previous: str, turns: list[tuple[str, str]], max_tokens: int
+) -> str:
+    """A conversation's new summary that keeps what the person told: the sentences of the
     model's `written` summary that the conversation supports, then every sentence of the
     `previous` summary and every statement of the person's (not a question) that they leave
-    out, word for word.
+    out, word for word; beyond `max_tokens` (estimated) the oldest of those go first.
 
     A small model asked for a summary sometimes refuses ("I'm sorry, but I can't assist with
     that.") or keeps the topic and drops the fact ("... the secret word."); the person's own
@@ -100,6 +103,8 @@ def faithful_summary(written: str, previous: str, turns: list[tuple[str, str]]) 
     statements = " ".join(s for user in said for s in sentences(user) if not s.endswith("?"))
     lost = [c.sentence for c in unsupported(previous, written)]
     lost += [STATEMENT_KEPT + c.sentence for c in unsupported(statements, written)]
+    while lost and estimate_tokens(" ".join([written, *lost])) > max_tokens:
+        lost.pop(0)
     return " ".join([written, *lost]).strip()
 
 

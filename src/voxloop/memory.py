@@ -519,8 +519,9 @@ class Memory:
             return False
         transcript = "\n".join(f"User: {user}\nAssistant: {reply}" for _, user, reply in older)
         written = summarize(summary, transcript).strip()
+        said = [(user, reply) for _, user, reply in older]
         new_summary = grounding.faithful_summary(
-            written, summary, [(user, reply) for _, user, reply in older]
+            written, summary, said, self.settings.summary_kept_tokens
         )
         with self._connect() as db:
             stored = db.execute(
