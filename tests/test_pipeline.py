@@ -52,7 +52,7 @@ def test_the_reply_starts_with_its_first_word_not_with_silence(pipeline: Pipelin
     """The voices open with 40-60 ms of silence; the reply keeps `tts.lead_in_ms` of it."""
     events = _events(pipeline, TurnRequest(text="What is the capital of France?"))
     first = next(e.chunk for e in events if isinstance(e, Speech))
-    loud = np.flatnonzero(np.abs(first.pcm.astype(np.int32)) > 0.01 * audio.INT16_MAX)
+    loud = np.flatnonzero(np.abs(first.pcm.astype(np.int32)) > audio.SILENCE_PEAK * audio.INT16_MAX)
     lead_in_ms = loud[0] * 1000 / first.sample_rate
     assert lead_in_ms <= pipeline.settings.tts.lead_in_ms + 1, lead_in_ms
 

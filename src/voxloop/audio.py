@@ -23,12 +23,12 @@ from voxloop.errors import AudioTooLong, BadAudio
 SAMPLE_RATE = 16000  # what every speech model here expects
 # Units of lengths and sizes, named once for every module that converts them.
 MS_PER_SECOND = 1000
-SILENCE_PEAK = 0.01  # below this share of full scale a synthesized sample is silence
 SECONDS_PER_MINUTE = 60
 SECONDS_PER_HOUR = 3600
 BYTES_PER_MEGABYTE = 1_000_000  # decimal megabytes, as the size limits are written in settings
 PCM16_FULL_SCALE = 32768.0  # int16 PCM -> float: -32768 maps to -1.0
 INT16_MAX = 32767  # float -> int16 PCM: 1.0 maps to the largest sample
+SILENCE_PEAK = 0.01  # below this share of full scale a synthesized sample is silence
 FFMPEG_TIMEOUT_SECONDS = 120
 STREAM_BLOCK_SECONDS = 1.0  # decoded at a time by `stream`: small, and ffmpeg stays busy
 FLOAT32_BYTES = 4
