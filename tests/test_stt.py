@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from voxloop import audio
 from voxloop.config import Settings, load_settings
 from voxloop.stt import Transcriber, get_transcriber
 from voxloop.stt.moonshine import MoonshineTranscriber
-from voxloop.stt.whisper import said_once
+from voxloop.stt.whisper import WhisperTranscriber, said_once
 from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.10  # the bound the foundation issue sets for the default engine
@@ -149,5 +150,31 @@ def test_whisper_hears_a_short_command_that_its_short_window_takes_for_silence(
 def test_a_question_whisper_wrote_twice_is_said_once() -> None:
     doubled = "What is the capital of Japan??. What is the capital of Japan?."  # seen in a turn
     assert said_once(doubled) == "What is the capital of Japan?"
-    for kept in ("Stop. Stop.", "New York, New York.", "one two three one two four"):
+    tripled = "Where do polar bears live? " * 3  # flite slt, with a conversation prompt
+    assert said_once(tripled) == "Where do polar bears live?"
+    for kept in (
+        "Stop. Stop.",
+        "New York, New York.",
+        "one two three one two four",
+        "a b c a b c a",
+    ):
         assert said_once(kept) == kept
+
+
+def test_a_repeated_question_is_not_decoded_again_in_the_whole_window(settings: Settings) -> None:
+    """A short window's transcript that is one question three times over looks like a loop
+    (too many words for its audio), but it is said once without a second, 30 s decode."""
+    transcriber = WhisperTranscriber(settings.stt, settings.cache_dir)
+    windows: list[float] = []
+
+    def decode(audio: np.ndarray, window: float, *_: object) -> tuple[list[object], object]:
+        windows.append(window)
+        segment = SimpleNamespace(
+            text=" Where do polar bears live?" * 3, tokens=[1, 2], avg_logprob=-0.2
+        )
+        return [segment], SimpleNamespace(language="en")
+
+    transcriber._decode = decode  # type: ignore[method-assign]
+    one_and_a_half_seconds = np.zeros(24_000, dtype=np.float32)
+    assert transcriber.transcribe(one_and_a_half_seconds).text == "Where do polar bears live?"
+    assert windows == [settings.stt.whisper_window_seconds]

@@ -58,9 +58,10 @@ class WhisperTranscriber:
         seconds = len(audio) / SAMPLE_RATE
         window = self._window_seconds(seconds, language)
         segments, info = self._decode(audio, window, language, prompt)
-        if window < WHISPER_WINDOW_SECONDS and (not segments or _looped(segments, seconds)):
+        text = said_once(_joined(segments))
+        if window < WHISPER_WINDOW_SECONDS and (not text or _looped(text, seconds)):
             segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
-        text = said_once(" ".join(segment.text.strip() for segment in segments).strip())
+            text = said_once(_joined(segments))
         return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
 
     def _decode(
@@ -131,24 +132,34 @@ def _windowed_model(path: str, threads: int) -> Any:
     return WindowedWhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
 
 
-def _looped(segments: list[Any], seconds: float) -> bool:
-    """Whether the segments hold more words than anyone says in `seconds`: a decoding loop."""
-    said = sum(len(segment.text.split()) for segment in segments)
-    return said > MAX_WORDS_PER_SECOND * seconds + LOOP_SLACK_WORDS
+def _joined(segments: list[Any]) -> str:
+    """The segments' text as one transcript."""
+    return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+def _looped(text: str, seconds: float) -> bool:
+    """Whether `text` holds more words than anyone says in `seconds`: a decoding loop."""
+    return len(text.split()) > MAX_WORDS_PER_SECOND * seconds + LOOP_SLACK_WORDS
 
 
 def said_once(text: str) -> str:
-    """`text` without a whole repeat of itself: Whisper sometimes writes a short question
-    twice, within the audio ("What is the capital of Japan??. What is the capital of Japan?."
-    from the page's microphone, once in about a dozen turns), which no length check catches."""
+    """`text` said once when it is the same words two or more times over: Whisper sometimes
+    writes a short question twice or three times within the audio ("What is the capital of
+    Japan??. What is the capital of Japan?." from the page's microphone; more often with a
+    conversation prompt), which costs a decode in the whole window when it looks like a loop."""
     tokens = text.split()
-    half = len(tokens) // 2
-    if half < MIN_REPEATED_WORDS or len(tokens) % 2:
-        return text
-    first, second = tokens[:half], tokens[half:]
-    if [words(t) for t in first] != [words(t) for t in second]:
-        return text
-    return re.sub(r"([.!?])[.!?]+$", r"\1", " ".join(first))  # "Japan??." -> "Japan?"
+    for size in range(MIN_REPEATED_WORDS, len(tokens) // 2 + 1):
+        if len(tokens) % size:
+            continue
+        first = [words(t) for t in tokens[:size]]
+        if all(
+            [words(t) for t in tokens[start : start + size]] == first
+            for start in range(size, len(tokens), size)
+        ):
+            return re.sub(
+                r"([.!?])[.!?]+$", r"\1", " ".join(tokens[:size])
+            )  # "Japan??." -> "Japan?"
+    return text
 
 
 def _last_words(prompt: str) -> str:
