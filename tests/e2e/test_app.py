@@ -24,6 +24,12 @@ PLAYING_BEFORE_CLICK_MS = 250  # loud output this close before the click: it was
 # with a proverb ("Moon may not tease.").
 ORACLE_QUESTION = "Is the moon made of cheese?"
 ORACLE_REPLY = "foolish questions get foolish answers"
+# The sample rate in the WAV header of the recording the page uploaded (its download link).
+RECORDING_SAMPLE_RATE = """async () => {
+  const link = document.querySelector("#audio_in a[data-testid='download-link']");
+  const wav = await (await fetch(link.href)).arrayBuffer();
+  return new DataView(wav).getUint32(24, true);
+}"""
 
 
 def _silent_after(sound: list[tuple[float, float]], since: float) -> float:
@@ -106,6 +112,8 @@ def test_microphone_turn_starts_when_recording_stops(server: str, spoken, tmp_pa
         browser.wait_for_turn(1)
         user, assistant = browser.chat()
         assert "capital of france" in user.lower() and "paris" in assistant.lower()
+        # Recorded at speech to text's rate: less for the page to encode and upload at stop.
+        assert browser.page.evaluate(RECORDING_SAMPLE_RATE) == audio.SAMPLE_RATE
 
 
 def test_stop_silences_the_answer_and_the_app_keeps_working(

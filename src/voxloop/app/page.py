@@ -8,7 +8,7 @@ from typing import Any
 
 import gradio as gr
 
-from voxloop import tts
+from voxloop import audio, tts
 from voxloop.app.handlers import ChatView, TurnHandlers
 from voxloop.app.latency import SEGMENT_COLORS
 from voxloop.app.memory_panel import MemoryPanel, PanelParts
@@ -30,6 +30,10 @@ THEME = gr.themes.Soft(
     font_mono=["ui-monospace", "monospace"],
 )
 CSS = "#latency p { font-variant-numeric: tabular-nums; }"
+# The record button's recorder: Gradio decodes, re-encodes and uploads the recording when the
+# person presses stop, on the cores that answer them. At speech-to-text's own rate (not 44.1 kHz)
+# and without a live waveform to draw, the answer is heard ~100-160 ms sooner (docs/benchmarks.md).
+RECORDER = gr.WaveformOptions(sample_rate=audio.SAMPLE_RATE, show_recording_waveform=False)
 SESSION_KEY = "voxloop_session"  # where the page keeps its person's id (browser storage)
 INTRO = (
     "## voxloop\nSpeak or upload a question: the answer is spoken as it is "
@@ -202,6 +206,7 @@ def _layout(settings: Settings) -> Layout:
                 type="filepath",
                 elem_id="audio_in",
                 label="Your question",
+                waveform_options=RECORDER,
             )
             with gr.Row():
                 send = gr.Button("Send", variant="primary", elem_id="send")
