@@ -32,7 +32,7 @@ THEME = gr.themes.Soft(
 CSS = "#latency p { font-variant-numeric: tabular-nums; }"
 # The record button's recorder: Gradio decodes, re-encodes and uploads the recording when the
 # person presses stop, on the cores that answer them. At speech-to-text's own rate (not 44.1 kHz)
-# and without a live waveform to draw, the answer is heard ~100-160 ms sooner (docs/benchmarks.md).
+# and without a live waveform to draw, the answer is heard ~90 ms sooner (docs/benchmarks.md).
 RECORDER = gr.WaveformOptions(sample_rate=audio.SAMPLE_RATE, show_recording_waveform=False)
 SESSION_KEY = "voxloop_session"  # where the page keeps its person's id (browser storage)
 INTRO = (
