@@ -171,15 +171,20 @@ def test_a_recording_is_transcribed_in_the_pause_before_stop_and_again_if_more_i
 
 
 class ShownLive(LiveSessions):
-    """LiveSessions that keeps the transcripts it would show in the page."""
+    """LiveSessions that keeps the control messages it would send to the page."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.shown: list[str] = []
+        self.sent: list[dict[str, Any]] = []
 
     def send_json(self, client_id: str, message: dict[str, Any]) -> None:
-        """Keep the text of a transcript message instead of sending it."""
-        self.shown.append(message["text"])
+        """Keep the message instead of sending it."""
+        self.sent.append(message)
+
+    @property
+    def shown(self) -> list[str]:
+        """The live transcripts the page would show."""
+        return [message["text"] for message in self.sent if message["type"] == "partial"]
 
 
 def test_the_turn_starts_at_stop_and_the_page_handler_shows_that_turn(
@@ -267,10 +272,11 @@ def _reply_headers_until_quiet(socket: Any, quiet_seconds: float = 2.0) -> list[
 
 
 def test_a_recording_without_words_starts_no_turn_at_stop(pipeline: Pipeline) -> None:
-    """The page's handler then hears the upload and says nothing was heard, as before."""
+    """The page's handler then hears the upload and says nothing was heard, as before; the
+    page is told at once, so it does not hold the upload waiting for a reply."""
     from voxloop.recording_stream import StartedTurn
 
-    live = LiveSessions()
+    live = ShownLive()
     recording = RecordingStream(pipeline.settings, lambda text: None)
     recording.feed(audio.to_int16(np.zeros(2 * audio.SAMPLE_RATE, np.float32)).tobytes())
     recording.stop()
@@ -281,3 +287,16 @@ def test_a_recording_without_words_starts_no_turn_at_stop(pipeline: Pipeline) ->
     started = StartedTurn(recording, TurnRequest(), run, live, CLIENT)
     assert not started.began()
     assert live.get(CLIENT).turn == 0, "the page's running turn was cancelled for nothing"
+    assert live.sent == [NOT_ANSWERING], live.sent
+
+
+def test_a_recording_stopped_without_answer_at_stop_lets_the_page_upload_at_once(
+    pipeline: Pipeline,
+) -> None:
+    live = ShownLive()
+    recording_stream.start(live, CLIENT, pipeline, answer_at_stop=False)
+    recording_stream.stop(live, CLIENT)
+    assert NOT_ANSWERING in live.sent, live.sent
+
+
+NOT_ANSWERING = {"type": "record", "answering": False}

@@ -236,6 +236,7 @@ class StartedTurn:
         try:  # whatever happens here, the handler must not wait for this turn forever
             transcript = self._recording.transcript()
             if transcript is None:
+                not_answering(self._live, self._client_id)
                 return
             self.request.text, self.request.language = transcript.text, transcript.language
             self.number, cancel = self._live.begin_turn(self._client_id)
@@ -326,7 +327,15 @@ def stop(live: LiveSessions, client_id: str) -> None:
     recording.stop()
     if recording.answer is not None:
         recording.turn = recording.answer(recording)
+    if recording.turn is None:
+        not_answering(live, client_id)
     session.recorded.append(recording)
+
+
+def not_answering(live: LiveSessions, client_id: str) -> None:
+    """Tell the page that no turn starts at this stop, so its upload need not wait for one
+    (the page holds it until the reply's first sound): the page's handler answers the file."""
+    live.send_json(client_id, {"type": "record", "answering": False})
 
 
 def feed(live: LiveSessions, client_id: str, pcm16: bytes) -> None:

@@ -96,7 +96,10 @@ def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
     session = live.get(client)
     settings: Settings = socket.app.state.pipeline.settings
     server = settings.server
-    if message.get("type") == "record" and server.stream_recordings:
+    if message.get("type") == "record" and not server.stream_recordings:
+        if not message.get("on"):
+            recording_stream.not_answering(live, client)
+    elif message.get("type") == "record":
         if message.get("on"):
             # The turn starts at stop with the page's choices, or the handler starts it.
             answer = server.answer_at_stop and server.playback == "websocket"

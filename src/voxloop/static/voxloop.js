@@ -6,7 +6,8 @@
 //   16 kHz int16 frames; the server answers with live transcripts, states and replies;
 // - the record button: while Gradio records, the same capture streams the microphone between
 //   {"type":"record","on":true} and "on":false, so the server transcribes it as it comes
-//   (live transcript) and starts the turn at stop, before Gradio has uploaded the file.
+//   (live transcript) and starts the turn at stop, before Gradio has uploaded the file;
+//   that upload waits for the reply's first sound (see holdUpload).
 (() => {
   // Runs in the audio thread: downmix, low-pass (moving average over one input period) and
   // resample from the device rate to 16 kHz; posts 512-sample int16 frames (32 ms).
@@ -33,6 +34,30 @@
                   sources: new Set(), firstChunkAt: null };
   const events = [];  // [performance.now(), kind, detail]: read by the browser tests
   const log = (kind, detail) => events.push([performance.now(), kind, detail === undefined ? null : detail]);
+
+  // The record button's upload waits for the reply's first sound, for the server saying no
+  // turn starts at this stop ({"type":"record","answering":false}), or UPLOAD_HOLD_MS: Gradio's
+  // upload and its handler would otherwise take the two cores just as the reply is being made
+  // (~300 ms later to the ear; docs/benchmarks.md). The turn started at stop needs no upload.
+  const UPLOAD_HOLD_MS = 1500;
+  const GRADIO_UPLOAD = /\/upload(\?|$)/;
+  const upload = { held: null, release: null };
+  const pageFetch = window.fetch.bind(window);
+  window.fetch = (input, init) => {
+    const url = typeof input === "string" ? input : (input && input.url) || "";
+    const held = upload.held;
+    if (!held || !GRADIO_UPLOAD.test(url)) return pageFetch(input, init);
+    log("upload_held");
+    return held.then(() => { log("upload_released"); return pageFetch(input, init); });
+  };
+
+  function holdUpload() {
+    const held = new Promise((resolve) => { upload.release = resolve; setTimeout(resolve, UPLOAD_HOLD_MS); });
+    upload.held = held;
+    held.then(() => { if (upload.held === held) upload.held = upload.release = null; });
+  }
+
+  const releaseUpload = () => { if (upload.release) upload.release(); };
 
   function audioContext() {
     if (!state.ctx) {
@@ -68,6 +93,7 @@
     if (state.sources.size === 0 && state.firstChunkAt === null) {
       state.firstChunkAt = performance.now();
       log("first_chunk", turn);
+      releaseUpload();
     }
     state.nextTime = at + buffer.duration;
     state.sources.add(source);
@@ -86,6 +112,8 @@
       state.rate = message.sample_rate;
       state.firstChunkAt = null;
       log("reply", { turn: message.turn, sample_rate: message.sample_rate });
+    } else if (message.type === "record" && message.answering === false) {
+      releaseUpload();  // the page's handler answers the upload
     } else if (message.type === "stop" && message.turn === state.turn) {
       state.turn = -1;
       silence("server stop");
@@ -187,7 +215,10 @@
     if (!recording) return;
     state.recording = null;
     closeMicrophone(recording.opened);
-    if (socketOpen()) state.ws.send(JSON.stringify({ type: "record", on: false }));
+    if (socketOpen()) {
+      holdUpload();
+      state.ws.send(JSON.stringify({ type: "record", on: false }));
+    }
     log("record_off");
   }
 
