@@ -148,17 +148,11 @@ def said_once(text: str) -> str:
     Japan??. What is the capital of Japan?." from the page's microphone; more often with a
     conversation prompt), which costs a decode in the whole window when it looks like a loop."""
     tokens = text.split()
+    said = [words(token) for token in tokens]  # punctuation and case aside
     for size in range(MIN_REPEATED_WORDS, len(tokens) // 2 + 1):
-        if len(tokens) % size:
-            continue
-        first = [words(t) for t in tokens[:size]]
-        if all(
-            [words(t) for t in tokens[start : start + size]] == first
-            for start in range(size, len(tokens), size)
-        ):
-            return re.sub(
-                r"([.!?])[.!?]+$", r"\1", " ".join(tokens[:size])
-            )  # "Japan??." -> "Japan?"
+        if len(tokens) % size == 0 and said == said[:size] * (len(tokens) // size):
+            # "Japan??." -> "Japan?"
+            return re.sub(r"([.!?])[.!?]+$", r"\1", " ".join(tokens[:size]))
     return text
 
 
