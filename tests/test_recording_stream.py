@@ -297,6 +297,9 @@ def test_a_recording_stopped_without_answer_at_stop_lets_the_page_upload_at_once
     recording_stream.start(live, CLIENT, pipeline, answer_at_stop=False)
     recording_stream.stop(live, CLIENT)
     assert NOT_ANSWERING in live.sent, live.sent
+    nothing_streamed = ShownLive()  # server.stream_recordings off: no recording was started
+    recording_stream.stop(nothing_streamed, CLIENT)
+    assert nothing_streamed.sent == [NOT_ANSWERING], nothing_streamed.sent
 
 
 NOT_ANSWERING = {"type": "record", "answering": False}

@@ -322,14 +322,13 @@ def stop(live: LiveSessions, client_id: str) -> None:
     for the page's turn handler."""
     session = live.get(client_id)
     recording, session.recording = session.recording, None
-    if recording is None:
-        return
-    recording.stop()
-    if recording.answer is not None:
-        recording.turn = recording.answer(recording)
-    if recording.turn is None:
+    if recording is not None:
+        recording.stop()
+        if recording.answer is not None:
+            recording.turn = recording.answer(recording)
+        session.recorded.append(recording)
+    if recording is None or recording.turn is None:  # nothing streamed, or not answered here
         not_answering(live, client_id)
-    session.recorded.append(recording)
 
 
 def not_answering(live: LiveSessions, client_id: str) -> None:

@@ -96,17 +96,14 @@ def _control(socket: WebSocket, client: str, message: dict[str, Any]) -> None:
     session = live.get(client)
     settings: Settings = socket.app.state.pipeline.settings
     server = settings.server
-    if message.get("type") == "record" and not server.stream_recordings:
-        if not message.get("on"):
-            recording_stream.not_answering(live, client)
-    elif message.get("type") == "record":
-        if message.get("on"):
+    if message.get("type") == "record":
+        if not message.get("on"):  # also tells the page when nothing was streamed
+            recording_stream.stop(live, client)
+        elif server.stream_recordings:
             # The turn starts at stop with the page's choices, or the handler starts it.
             answer = server.answer_at_stop and server.playback == "websocket"
             options = _options(message)
             recording_stream.start(live, client, socket.app.state.pipeline, options, answer)
-        else:
-            recording_stream.stop(live, client)
     if message.get("type") != "handsfree":
         return
     if session.handsfree is not None:
