@@ -296,13 +296,16 @@ def test_unicode_and_emoji_text_is_spoken(client: openai.OpenAI, tmp_path: Path)
     path = tmp_path / "unicode.wav"
     path.write_bytes(speech.content)
     # Accented words are said, and the emoji stops nothing: the words after it are heard.
-    # Either engine may judge: the test is about the speech, not about one engine's ear
-    # (Whisper tiny.en has heard this voice's "The café" as "the kefias").
+    # Each word is judged by either engine: the test is about the speech, not about one
+    # engine's ear, and Piper's speech differs a little from run to run (Whisper tiny.en has
+    # heard "The café" as "the kefias", Moonshine has stopped at "your res-").
     heard = [_ascii_words(_transcribe(client, path, model=m)) for m in ("moonshine", "whisper")]
+    either = set().union(*heard)
     seconds = soundfile.info(path).duration
-    assert any(
-        {"resume", "ready"} <= words and any(w.startswith("cafe") for w in words) for words in heard
-    ), (heard, f"{seconds:.1f} s of speech")
+    assert {"resume", "ready"} <= either and any(w.startswith("cafe") for w in either), (
+        heard,
+        f"{seconds:.1f} s of speech",
+    )
 
 
 def _ascii_words(transcript: str) -> set[str]:

@@ -35,9 +35,11 @@ from voxloop.turns import Event, Speech, TurnRequest
 from voxloop.vad import TurnDetector
 
 log = logging.getLogger("voxloop.recording")
-# A turn waits this long for a stopped recording's final transcript (Whisper's takes ~0.2 s
-# for a question, a live one's tens of ms); then it transcribes the upload instead.
-RESULT_WAIT_SECONDS = 2.0
+# A turn waits for a stopped recording's final transcript (Whisper's takes ~0.2 s for a
+# question, a live one's tens of ms) rather than transcribe the upload: that would take the
+# same engine as long again, after it (a busy CI machine's Whisper once took ~5 s). This long
+# at most, should the transcriber hang; then it transcribes the upload.
+RESULT_WAIT_SECONDS = 30.0
 # The page's stream and Gradio's recording start and stop a little apart; a longer mismatch
 # means they are not the same recording.
 LENGTH_TOLERANCE_SECONDS = 1.0
