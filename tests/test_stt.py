@@ -178,3 +178,30 @@ def test_a_repeated_question_is_not_decoded_again_in_the_whole_window(settings: 
     one_and_a_half_seconds = np.zeros(24_000, dtype=np.float32)
     assert transcriber.transcribe(one_and_a_half_seconds).text == "Where do polar bears live?"
     assert windows == [settings.stt.whisper_window_seconds]
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_whisper_decodes_an_unsure_clip_once_unless_fallback_is_on(
+    fallback: bool, settings: Settings, real_recordings: list[Recording]
+) -> None:
+    """A short telephone-band command looks unsure to Whisper: by default it is decoded once,
+    greedily (bounded time, the same words every time); with stt.whisper_fallback it is decoded
+    again at higher, random temperatures."""
+    recording = next(r for r in real_recordings if r.name == "cards-003.telephone-8k")
+    stt = settings.stt.model_copy(update={"whisper_fallback": fallback})
+    transcriber = WhisperTranscriber(stt, settings.cache_dir)
+    temperatures: list[float] = []
+    generate = transcriber.model.generate_with_fallback
+
+    def spied(*args: object, **kwargs: object) -> tuple[object, ...]:
+        result: tuple[object, ...] = generate(*args, **kwargs)
+        temperatures.append(float(result[2]))  # type: ignore[arg-type]
+        return result
+
+    transcriber.model.generate_with_fallback = spied  # type: ignore[method-assign]
+    text = transcriber.transcribe(audio.load(recording.path)).text
+    assert wer([(recording.text, text)]) <= 0.34, text
+    if fallback:
+        assert max(temperatures) > 0, temperatures
+    else:
+        assert temperatures == [0.0], temperatures

@@ -33,6 +33,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "whisper-tiny-15s": ("whisper", {"whisper_window_seconds": 15.0}, False),
     "whisper-tiny-30s": ("whisper", {"whisper_window_seconds": 30.0}, False),
     "whisper-tiny-beam5": ("whisper", {"beam_size": 5}, False),
+    "whisper-tiny-fallback": ("whisper", {"whisper_fallback": True}, False),
     "whisper-base": ("whisper", {"whisper_model": "base", "language": "en"}, False),
     "checked": ("checked", {}, False),
     "pick": ("pick", {}, False),

@@ -204,6 +204,13 @@ class STTSettings(Section):
     )
     language: str | None = Field(None, description="Force a language code; None detects it.")
     beam_size: int = Field(1, description="Whisper beam size (1 = greedy, fastest).")
+    whisper_fallback: bool = Field(
+        False,
+        description="Whisper decodes an unsure or repetitive transcript again, sampling at "
+        "higher temperatures (faster-whisper's fallback). Off: on `voxloop bench stt` it left "
+        "held-out WER unchanged, cost a fifth more time (up to ~1 s more on a short unclear "
+        "clip) and made transcripts random (docs/benchmarks.md, speech to text).",
+    )
     whisper_window_seconds: float = Field(
         12.0,
         description="English: Whisper encodes at least this much audio (padded), not its "

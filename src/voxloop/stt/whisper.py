@@ -34,6 +34,9 @@ LOOP_SLACK_WORDS = 2
 # A transcript that is the same words twice over, at least this many each time, is said once
 # ("Stop. Stop." stays as said).
 MIN_REPEATED_WORDS = 3
+# faster-whisper's temperatures, tried in turn while a transcript looks unsure or repetitive
+# (stt.whisper_fallback); without it, one greedy (or beam) decode at temperature 0.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 class WhisperTranscriber:
@@ -76,6 +79,7 @@ class WhisperTranscriber:
                 audio,
                 language=language,
                 beam_size=self.settings.beam_size,
+                temperature=FALLBACK_TEMPERATURES if self.settings.whisper_fallback else 0.0,
                 condition_on_previous_text=False,
                 # Timestamps show where a short window's speech ends: see _window_seconds.
                 without_timestamps=window >= WHISPER_WINDOW_SECONDS,
