@@ -170,6 +170,38 @@ def test_a_recording_is_transcribed_in_the_pause_before_stop_and_again_if_more_i
     assert wer([(whole, transcript.text)]) <= MAX_WER_TO_FILE, (whole, transcript.text)
 
 
+def test_the_prompt_evaluated_in_the_pause_is_the_transcript_the_turn_will_answer(
+    tmp_path: Path, real_recordings: list[Recording]
+) -> None:
+    """Once the pause's transcript (Whisper's) is made, the model evaluates the prompt with
+    those words, not with the live engine's later partials: the turn at stop finds its whole
+    prompt evaluated."""
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}))
+    said = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
+    pause = np.zeros(audio.SAMPLE_RATE, np.float32)  # longer than server.transcribe_pause_ms
+    finals: list[str] = []
+    primed: list[str] = []
+
+    def final(samples: np.ndarray) -> Transcript:
+        transcript = pipeline.hear(samples, TurnRequest())
+        finals.append(transcript.text)
+        return transcript
+
+    recording = RecordingStream(pipeline.settings, lambda text: None, primed.append, final)
+    recording.feed(audio.to_int16(said).tobytes())
+    _wait(lambda: bool(primed))  # the live transcript, evaluated as it comes
+    recording.feed(audio.to_int16(pause).tobytes())
+    _wait(lambda: bool(finals))  # transcribed in the pause
+    recording.feed(audio.to_int16(pause).tobytes())  # more silence: more live partials
+    _wait(lambda: bool(primed) and primed[-1] == finals[-1])
+    time.sleep(1.0)  # the live transcript of that silence comes and goes
+    assert primed[-1] == finals[-1], (primed, finals)
+    recording.stop()
+    transcript = recording.transcript(WAIT_SECONDS)
+    assert transcript is not None and transcript.text == primed[-1]
+    assert primed[0] != transcript.text  # the live engine's words came first
+
+
 class ShownLive(LiveSessions):
     """LiveSessions that keeps the control messages it would send to the page."""
 

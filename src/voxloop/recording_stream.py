@@ -150,7 +150,9 @@ class RecordingStream:
                 text = stream.add(_samples(pending))
                 pending = []
                 self.on_partial(text)
-                self._prime(text)
+                # The pause's transcript is the turn's own: later live partials (other words,
+                # other casing) would make the model evaluate a prompt the turn does not have.
+                self._prime(self._ahead.text if self._ahead is not None else text)
 
     def _finish(self, stream: PartialTranscriber, pending: list[bytes]) -> Transcript | None:
         """The recording's final transcript (None: no speech in it)."""
@@ -171,6 +173,8 @@ class RecordingStream:
                 self._ahead = None
             elif self._ahead is None:  # "pause", or "end" when the pause is that long
                 self._ahead = self._final_so_far()
+                if self._ahead is not None:  # the turn's words, if no more come: evaluate them
+                    self._prime(self._ahead.text)
 
     def _final_so_far(self) -> Transcript | None:
         """`final` of every frame so far (None: no speech in them, or no `final`)."""
