@@ -150,9 +150,10 @@ class RecordingStream:
                 text = stream.add(_samples(pending))
                 pending = []
                 self.on_partial(text)
-                # The pause's transcript is the turn's own: later live partials (other words,
-                # other casing) would make the model evaluate a prompt the turn does not have.
-                self._prime(self._ahead.text if self._ahead is not None else text)
+                # Once the pause's transcript is made (and primed), it is the turn's own: later
+                # live partials (other words, other casing) are a prompt the turn does not have.
+                if self._ahead is None:
+                    self._prime(text)
 
     def _finish(self, stream: PartialTranscriber, pending: list[bytes]) -> Transcript | None:
         """The recording's final transcript (None: no speech in it)."""
