@@ -32,6 +32,10 @@ CLIENT = "page"
 MAX_WER_TO_FILE = 0.1
 LIVE_ENGINE = "moonshine"  # the streamed transcript is the final one when it is stt.engine
 WAIT_SECONDS = 30
+# A person's click on stop soon after their last word (the record bench clicks at 0.5 s).
+SHORT_PAUSE_SECONDS = 0.15
+LOUD_SHARE = 0.05  # of the peak: a word's sound, not the room's
+WORD_TAIL_SECONDS = 0.05  # a word's fading end, kept
 
 
 def _wait(condition: Any, seconds: float = WAIT_SECONDS) -> None:
@@ -130,13 +134,18 @@ def test_a_turn_takes_only_its_own_recording(
 def test_a_final_engine_other_than_the_streaming_one_transcribes_the_stream_at_stop(
     tmp_path: Path, real_recordings: list[Recording]
 ) -> None:
-    settings = load_settings(data_dir=tmp_path, stt={"engine": "whisper"})
+    # Only at stop: a transcript made in a pause has the audio without its last silence.
+    settings = load_settings(
+        data_dir=tmp_path, stt={"engine": "whisper"}, server={"transcribe_pause_ms": 0}
+    )
     pipeline = Pipeline(settings)
     samples = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
     live = ShownLive()
     streamed = _streamed(live, pipeline, samples)
-    # Whisper's transcript of the streamed audio: the upload's, ready without the upload
-    assert streamed == pipeline.transcribe(samples).text
+    # Whisper's transcript of the streamed audio (16-bit, as the page sends it): the upload's,
+    # ready without the upload
+    as_sent = audio.from_int16(audio.to_int16(samples).tobytes())
+    assert streamed == pipeline.transcribe(as_sent).text
     assert live.shown and live.shown[-1] == streamed, live.shown
 
 
@@ -176,7 +185,12 @@ def test_the_prompt_evaluated_in_the_pause_is_the_transcript_the_turn_will_answe
     """Once the pause's transcript (Whisper's) is made, the model evaluates the prompt with
     those words, not with the live engine's later partials: the turn at stop finds its whole
     prompt evaluated."""
-    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}))
+    # A pause longer than the recording's own silences: its live transcript comes first.
+    pipeline = Pipeline(
+        load_settings(
+            data_dir=tmp_path, stt={"engine": "whisper"}, server={"transcribe_pause_ms": 300}
+        )
+    )
     said = audio.load(next(r for r in real_recordings if r.name == "librivox-0880").path)
     pause = np.zeros(audio.SAMPLE_RATE, np.float32)  # longer than server.transcribe_pause_ms
     finals: list[str] = []
@@ -200,6 +214,45 @@ def test_the_prompt_evaluated_in_the_pause_is_the_transcript_the_turn_will_answe
     transcript = recording.transcript(WAIT_SECONDS)
     assert transcript is not None and transcript.text == primed[-1]
     assert primed[0] != transcript.text  # the live engine's words came first
+
+
+def test_a_short_pause_before_stop_is_enough_and_its_silence_is_not_transcribed_live(
+    tmp_path: Path, real_recordings: list[Recording]
+) -> None:
+    """People click stop soon after their last word: a fraction of a second of silence
+    (server.transcribe_pause_ms) has the recording transcribed, and the page shows that
+    transcript; while it stands, only silence having come since, the live engine does not
+    decode that silence (its partial would replace the words the turn will answer)."""
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}))
+    recording_said = next(r for r in real_recordings if r.name == "librivox-0920")
+    said = _up_to_last_word(audio.load(recording_said.path))
+    short_pause = np.zeros(int(SHORT_PAUSE_SECONDS * audio.SAMPLE_RATE), np.float32)
+    made: list[int] = []  # samples given to the final transcription, per call, once made
+    shown: list[str] = []  # live partials
+
+    def final(samples: np.ndarray) -> Transcript:
+        transcript = pipeline.hear(samples, TurnRequest())
+        made.append(len(samples))
+        return transcript
+
+    recording = RecordingStream(pipeline.settings, shown.append, final=final)
+    recording.feed(audio.to_int16(np.concatenate([said, short_pause])).tobytes())
+    _wait(lambda: bool(made) and made[-1] > len(said))  # transcribed in that short pause
+    _wait(lambda: bool(shown))  # and shown: the words the turn will answer
+    pause_transcript = shown[-1]
+    recording.feed(audio.to_int16(np.zeros(audio.SAMPLE_RATE, np.float32)).tobytes())
+    time.sleep(1.0)  # a live partial of that second of silence would come now
+    assert shown[-1] == pause_transcript and shown.count(pause_transcript) == 1, shown
+    recording.stop()
+    transcript = recording.transcript(WAIT_SECONDS)
+    assert len(made) == 1 and transcript is not None and transcript.text == pause_transcript
+    assert wer([(recording_said.text, transcript.text)]) <= MAX_WER_TO_FILE, transcript.text
+
+
+def _up_to_last_word(samples: np.ndarray) -> np.ndarray:
+    """`samples` cut just after their last loud sound: the silence after it is the test's."""
+    loud = np.nonzero(np.abs(samples) > LOUD_SHARE * np.abs(samples).max())[0]
+    return samples[: loud[-1] + int(WORD_TAIL_SECONDS * audio.SAMPLE_RATE)]
 
 
 class ShownLive(LiveSessions):

@@ -340,10 +340,12 @@ class ServerSettings(Section):
         "the turn starts with its transcript ready (docs/benchmarks.md, record button).",
     )
     transcribe_pause_ms: int = Field(
-        300,
+        64,
         description="A streamed recording silent this long after speech is transcribed by "
         "stt.engine as it is so far; if the person says no more, that transcript is ready "
-        "when they click stop (0: only at stop).",
+        "(and its prompt evaluated) when they click stop (0: only at stop). As soon as "
+        "hands-free prepares its answer: people click stop soon after their last word "
+        "(docs/benchmarks.md, the record button).",
     )
     answer_at_stop: bool = Field(
         True,

@@ -67,6 +67,8 @@ class RecordingStream:
         self.answer: Callable[[RecordingStream], StartedTurn | None] | None = None
         self.turn: StartedTurn | None = None
         self._pauses = _pause_detector(settings) if final is not None else None
+        # A longer recording is summarized from the upload (see `start`): not answered.
+        self._longest_answered = settings.longform.min_seconds
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._ended = threading.Event()  # feeding is over: stopped or cancelled
@@ -146,6 +148,11 @@ class RecordingStream:
                 if self._transcript is not None:
                     self.on_partial(self._transcript.text)
                 return
+            # Once the pause's transcript is made, only silence came since: a live partial
+            # would say nothing new, and would hold the CPU (and stop) while the prompt is
+            # evaluated. The frames wait for the next words, if any.
+            if self._ahead is not None:
+                continue
             if sum(len(f) for f in pending) // 2 >= every:
                 text = stream.add(_samples(pending))
                 pending = []
@@ -169,13 +176,18 @@ class RecordingStream:
         of the recording so far: if they say no more before stop, it is ready at stop."""
         if self._pauses is None:
             return
-        for event in self._pauses.feed(_samples(frames)):
-            if event.kind in ("start", "resume"):  # more words: that transcript is too short
-                self._ahead = None
-            elif self._ahead is None:  # "pause", or "end" when the pause is that long
-                self._ahead = self._final_so_far()
-                if self._ahead is not None:  # the turn's words, if no more come: evaluate them
-                    self._prime(self._ahead.text)
+        kinds = [event.kind for event in self._pauses.feed(_samples(frames))]
+        speaking = ("start", "resume")
+        if any(kind in speaking for kind in kinds):  # more words: that transcript is too short
+            self._ahead = None
+        # Only where these frames leave the person in a pause ("pause", or "end" when it is
+        # that long): a pause they already spoke past is not worth a transcript.
+        paused = bool(kinds) and kinds[-1] not in speaking
+        if paused and self._ahead is None and self.seconds < self._longest_answered:
+            self._ahead = self._final_so_far()
+            if self._ahead is not None:  # the turn's words, if no more come: show, evaluate
+                self.on_partial(self._ahead.text)
+                self._prime(self._ahead.text)
 
     def _final_so_far(self) -> Transcript | None:
         """`final` of every frame so far (None: no speech in them, or no `final`)."""
