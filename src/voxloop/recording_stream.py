@@ -67,8 +67,6 @@ class RecordingStream:
         self.answer: Callable[[RecordingStream], StartedTurn | None] | None = None
         self.turn: StartedTurn | None = None
         self._pauses = _pause_detector(settings) if final is not None else None
-        # A longer recording is summarized from the upload (see `start`): not answered.
-        self._longest_answered = settings.longform.min_seconds
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
         self._ended = threading.Event()  # feeding is over: stopped or cancelled
@@ -82,6 +80,11 @@ class RecordingStream:
     def seconds(self) -> float:
         """How much audio the page sent."""
         return self.samples / SAMPLE_RATE
+
+    @property
+    def long(self) -> bool:
+        """Whether the recording is long enough to be summarized from the upload, not answered."""
+        return self.seconds >= self.settings.longform.min_seconds
 
     def feed(self, pcm16: bytes) -> None:
         """Queue microphone audio (int16 mono 16 kHz); returns at once."""
@@ -183,7 +186,7 @@ class RecordingStream:
         # Only where these frames leave the person in a pause ("pause", or "end" when it is
         # that long): a pause they already spoke past is not worth a transcript.
         paused = bool(kinds) and kinds[-1] not in speaking
-        if paused and self._ahead is None and self.seconds < self._longest_answered:
+        if paused and self._ahead is None and not self.long:
             self._ahead = self._final_so_far()
             if self._ahead is not None:  # the turn's words, if no more come: show, evaluate
                 self.on_partial(self._ahead.text)
@@ -323,8 +326,8 @@ def start(
         return pipeline.hear(samples, request())
 
     def answer(recording: RecordingStream) -> StartedTurn | None:
-        if recording.seconds >= pipeline.settings.longform.min_seconds:
-            return None  # a long recording: the handler summarizes the file, with progress
+        if recording.long:
+            return None  # the handler summarizes the file, with progress
         return StartedTurn(recording, request(), pipeline.run, live, client_id)
 
     stt = pipeline.settings.stt
