@@ -190,13 +190,15 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
     live = RecordingLive()
     live.get("test").session = "person"  # the page belongs to a person with a memory
     memory = Memory(tmp_path / "voxloop.db")
-    session = HandsFree(Pipeline(settings, memory), live, "test", Options())
+    pipeline = Pipeline(settings, memory)
+    pipeline.warm_up()  # the first answer plays before the second question, not after loading
+    session = HandsFree(pipeline, live, "test", Options())
     microphone = _microphone(
         [
             0.5,
             spoken("Tell me about the city of Paris in five sentences."),
             3.5,
-            spoken("What is the capital of France?"),
+            spoken("What is the capital of Japan?"),  # this voice's "France" is fragile
             5.0,
         ]
     )
@@ -206,7 +208,8 @@ def test_speaking_during_an_answer_interrupts_it_and_keeps_the_heard_part(
     assert any(m.get("value") == "interrupted" for m in live.messages)
     interrupted = session.conversation.history[1]["content"]
     assert interrupted.endswith("…") and len(interrupted.split()) < 40
-    assert "paris" in session.conversation.history[3]["content"].lower()
+    history = session.conversation.history
+    assert "tokyo" in history[3]["content"].lower(), history
     stops = [m for m in live.messages if m["type"] == "stop"]
     assert stops and stops[0]["turn"] == 1
     # The person's memory holds both turns, the first with only what was heard (the

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from voxloop import audio
 from voxloop.errors import ConfigError, NoSpeech
+from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
-from voxloop.turns import Done, Event, Heard, ReplyText, Speech, TurnRequest
+from voxloop.turns import Done, Event, Heard, Release, ReplyText, Speech, TurnRequest
 from voxloop_bench.recordings import normalize
 
 LONG_QUESTION = "Tell me about the city of Paris in five sentences."
@@ -119,3 +122,63 @@ def test_a_model_server_gets_no_prompts_evaluated_ahead(tmp_path) -> None:  # ty
     remote = Pipeline(load_settings(data_dir=tmp_path, llm={"backend": "openai", "base_url": url}))
     assert not remote.chat_model.keeps_prefix
     remote.prime_turn(TurnRequest(), "What is the capital")  # returns without a request
+
+
+class _Held:
+    """A turn run in a thread as one prepared in a pause: held until released or cancelled."""
+
+    def __init__(self, pipeline: Pipeline, request: TurnRequest) -> None:
+        self.release, self.cancel = Release(), threading.Event()
+        self.written = threading.Event()  # some of the reply is written
+        self.events: list[Event] = []
+        request.release = self.release
+        self._thread = threading.Thread(target=self._run, args=(pipeline, request), daemon=True)
+        self._thread.start()
+
+    def _run(self, pipeline: Pipeline, request: TurnRequest) -> None:
+        for event in pipeline.run(request, self.cancel):
+            self.events.append(event)
+            if isinstance(event, ReplyText):
+                self.written.set()
+
+    def end(self, flag: threading.Event) -> list[Event]:
+        """Set `flag` (release or cancel); the turn's events once it is over."""
+        flag.set()
+        self._thread.join(60)
+        return self.events
+
+
+def test_a_prepared_turn_is_heard_once_released_and_never_once_cancelled(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    own = Pipeline(pipeline.settings, Memory(tmp_path / "memory.db"))
+    question = "What is the capital of France?"
+    for then in ("release", "cancel"):
+        held = _Held(own, TurnRequest(text=question, session="me"))
+        assert held.written.wait(60), "a prepared turn writes its reply ahead"
+        time.sleep(0.5)  # its first sound is made, and waits
+        assert not any(isinstance(e, Speech) for e in held.events), "heard before release"
+        events = held.end(held.release if then == "release" else held.cancel)
+        if then == "release":
+            assert any(isinstance(e, Speech) for e in events) and isinstance(events[-1], Done)
+            assert "paris" in events[-1].turn.reply.lower()
+            # Its stages count from its release: what was done ahead took no time.
+            assert events[-1].turn.timings_ms["llm_first_token"] == 0.0
+        else:
+            assert not any(isinstance(e, Speech | Done) for e in events)
+    assert len(own.memory.recall("me").history) == 2  # type: ignore[union-attr]  # one exchange
+
+
+def test_a_prepared_timer_is_set_only_once_released(tmp_path: Path, pipeline: Pipeline) -> None:
+    memory = Memory(tmp_path / "memory.db")
+    own = Pipeline(pipeline.settings, memory)
+    asked = "Set a timer for five minutes."
+    dropped = _Held(own, TurnRequest(text=asked, session="me"))
+    time.sleep(1.0)  # a skill answers in milliseconds
+    assert memory.running_timers("me") == [], "set before the person had finished"
+    assert not any(isinstance(e, Speech | Done) for e in dropped.end(dropped.cancel))
+    assert memory.running_timers("me") == []
+    released = _Held(own, TurnRequest(text=asked, session="me"))
+    events = released.end(released.release)
+    assert isinstance(events[-1], Done) and "5 minutes" in events[-1].turn.reply
+    assert len(memory.running_timers("me")) == 1

@@ -19,10 +19,11 @@ from servers import serve_in_thread
 from voxloop import audio, recording_stream
 from voxloop.config import Settings, load_settings
 from voxloop.live import LiveSessions
+from voxloop.memory import Memory
 from voxloop.pipeline import Pipeline
 from voxloop.recording_stream import RecordingStream
 from voxloop.stt import Transcript
-from voxloop.turns import TurnRequest
+from voxloop.turns import Done, ReplyText, Speech, TurnRequest
 from voxloop_bench import feed_like_a_microphone
 from voxloop_bench.recordings import Recording, wer
 
@@ -271,6 +272,115 @@ class ShownLive(LiveSessions):
         """The live transcripts the page would show."""
         return [message["text"] for message in self.sent if message["type"] == "partial"]
 
+    @property
+    def replies(self) -> list[int]:
+        """The turns whose reply the page was told starts."""
+        return [message["turn"] for message in self.sent if message["type"] == "reply"]
+
+
+class WatchedTurn:
+    """A recording's turn (StartedTurn) on the real pipeline, with each of its runs watched:
+    the words it answers and the events it gives, as they come."""
+
+    def __init__(self, pipeline: Pipeline, live: LiveSessions) -> None:
+        from voxloop.recording_stream import StartedTurn
+
+        self.pipeline = pipeline
+        self.answered: list[str] = []  # each run's words, as it starts
+        self.seen: list[tuple[int, Any]] = []  # (run, event), as each run gives them
+        self.turn = StartedTurn(TurnRequest(session=CLIENT), self._run, live, CLIENT)
+
+    def _run(self, request: TurnRequest, cancel: Any) -> Any:
+        self.answered.append(request.text or "")
+        run = len(self.answered)
+        for event in self.pipeline.run(request, cancel):
+            self.seen.append((run, event))
+            yield event
+
+    def wrote(self, run: int) -> bool:
+        """Whether run number `run` has written some of its reply."""
+        return any(number == run and isinstance(e, ReplyText) for number, e in self.seen)
+
+    def heard(self) -> list[Any]:
+        """Events of the turn that nobody may hear before stop."""
+        return [e for _n, e in self.seen if isinstance(e, Speech | Done)]
+
+
+def _recording_answered_here(
+    pipeline: Pipeline, live: ShownLive
+) -> tuple[RecordingStream, WatchedTurn]:
+    watched = WatchedTurn(pipeline, live)
+
+    def final(samples: np.ndarray) -> Transcript:
+        return pipeline.hear(samples, TurnRequest())
+
+    recording = RecordingStream(
+        pipeline.settings, lambda text: None, final=final, turn=watched.turn
+    )
+    return recording, watched
+
+
+def test_the_answer_is_prepared_in_the_pause_before_stop_and_heard_at_stop(
+    tmp_path: Path,
+    clearly_spoken,  # type: ignore[no-untyped-def]
+) -> None:
+    """As hands-free prepares its answer in a pause, so does the record button: the answer to
+    the pause's transcript is written and its first sound made before stop, nobody hearing it;
+    at stop, the person having said no more, that answer is the one heard."""
+    memory = Memory(tmp_path / "memory.db")
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}), memory)
+    question = _up_to_last_word(audio.load(clearly_spoken("What is the capital of Japan?")))
+    live = ShownLive()
+    recording, watched = _recording_answered_here(pipeline, live)
+    recording.feed(audio.to_int16(np.concatenate([question, _silence(1.0)])).tobytes())
+    _wait(lambda: watched.wrote(1))  # answering the pause's transcript, before stop
+    time.sleep(0.5)  # its first sound is made, and waits
+    assert watched.heard() == [] and live.replies == [], "heard before stop"
+    recording.stop()
+    watched.turn.finish(recording)
+    assert watched.turn.began()
+    events = list(watched.turn.events())
+    assert len(watched.answered) == 1 and watched.turn.ahead, f"answered again: {watched.answered}"
+    assert "capital of japan" in watched.answered[0].lower()
+    done = events[-1]
+    assert isinstance(done, Done) and "tokyo" in done.turn.reply.lower(), done
+    assert any(isinstance(e, Speech) for e in events) and live.replies == [watched.turn.number]
+    assert [m["role"] for m in memory.recall(CLIENT).history] == ["user", "assistant"]
+
+
+def test_more_words_after_a_pause_drop_its_prepared_answer_unheard(
+    tmp_path: Path,
+    clearly_spoken,  # type: ignore[no-untyped-def]
+) -> None:
+    """A person who pauses mid-sentence ("What is the capital ... of Japan?") and goes on
+    hears only the answer to their whole question: the one prepared in the pause is dropped
+    before anyone hears it, and nothing of it is stored."""
+    memory = Memory(tmp_path / "memory.db")
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}), memory)
+    start = _up_to_last_word(audio.load(clearly_spoken("What is the capital")))
+    rest = _up_to_last_word(audio.load(clearly_spoken("of Japan?")))
+    live = ShownLive()
+    recording, watched = _recording_answered_here(pipeline, live)
+    recording.feed(audio.to_int16(np.concatenate([start, _silence(1.0)])).tobytes())
+    _wait(lambda: watched.wrote(1))  # the words so far are being answered
+    recording.feed(audio.to_int16(np.concatenate([rest, _silence(1.0)])).tobytes())
+    _wait(lambda: len(watched.answered) == 2)  # all the words, prepared in the next pause
+    recording.stop()
+    watched.turn.finish(recording)
+    assert watched.turn.began()
+    events = list(watched.turn.events())
+    assert "japan" not in watched.answered[0].lower() and "japan" in watched.answered[1].lower()
+    assert not any(n == 1 and isinstance(e, Speech | Done) for n, e in watched.seen)
+    done = events[-1]
+    assert isinstance(done, Done) and "tokyo" in done.turn.reply.lower(), done
+    assert live.replies == [watched.turn.number], live.sent
+    stored = memory.recall(CLIENT).history
+    assert len(stored) == 2 and "japan" in stored[0]["content"].lower(), stored
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * audio.SAMPLE_RATE), np.float32)
+
 
 def test_the_turn_starts_at_stop_and_the_page_handler_shows_that_turn(
     tmp_path: Path,
@@ -369,7 +479,8 @@ def test_a_recording_without_words_starts_no_turn_at_stop(pipeline: Pipeline) ->
     def run(request: TurnRequest, cancel: Any) -> Any:
         raise AssertionError(f"a turn started for {request.text!r}")
 
-    started = StartedTurn(recording, TurnRequest(), run, live, CLIENT)
+    started = StartedTurn(TurnRequest(), run, live, CLIENT)
+    started.finish(recording)
     assert not started.began()
     assert live.get(CLIENT).turn == 0, "the page's running turn was cancelled for nothing"
     assert live.sent == [NOT_ANSWERING], live.sent

@@ -350,9 +350,10 @@ class ServerSettings(Section):
     answer_at_stop: bool = Field(
         True,
         description="With stream_recordings and websocket playback: the record button's turn "
-        "starts when the page's socket says the recording stopped, and its reply plays over "
-        "the socket, instead of when Gradio has uploaded the file (~0.4 s later); the page's "
-        "turn handler then shows that turn (docs/benchmarks.md, record button).",
+        "is answered from the page's socket, its reply playing over it, instead of when Gradio "
+        "has uploaded the file (~0.4 s later): the answer to the transcript made in a pause "
+        "(transcribe_pause_ms) is prepared there, unheard, and heard at stop if no more was "
+        "said; the page's turn handler then shows that turn (docs/benchmarks.md, record button).",
     )
     api_key: str | None = Field(
         None,

@@ -71,12 +71,15 @@ class LiveSessions:
             session.socket = None
             session.cancel.set()
 
-    def begin_turn(self, client_id: str) -> tuple[int, threading.Event]:
-        """Cancel the running turn, start a new one: (turn number, its cancel flag)."""
+    def begin_turn(
+        self, client_id: str, cancel: threading.Event | None = None
+    ) -> tuple[int, threading.Event]:
+        """Cancel the running turn, start a new one (stopped by `cancel`, else by a new flag):
+        (turn number, its cancel flag)."""
         session = self.get(client_id)
         session.cancel.set()
         session.turn += 1
-        session.cancel = threading.Event()
+        session.cancel = cancel or threading.Event()
         return session.turn, session.cancel
 
     def stop(self, client_id: str) -> None:

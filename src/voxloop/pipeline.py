@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxloop.pipeline")
 Writer = Callable[[threading.Event], Iterator[str]]  # the stop flag -> reply text pieces
 WORKER_JOIN_SECONDS = 2.0
+RELEASE_POLL_SECONDS = 0.01  # a prepared turn looks this often whether it was cancelled
 LLM_APOLOGY = "Sorry, I cannot reach my language model right now. Please try again in a moment."
 PROMPT_MESSAGES = 2  # stt.conversation_prompt: the last question and reply prime Whisper
 
@@ -69,6 +70,28 @@ class _Run:
     def stamp(self, stage: str) -> None:
         """Note when `stage` was first reached, in ms since the turn started."""
         self.turn.timings_ms.setdefault(stage, (time.perf_counter() - self.started) * MS_PER_SECOND)
+
+    def released(self) -> bool:
+        """Whether the turn may go on to be heard and act: at once unless it was prepared
+        ahead (`request.release`), else once released (True, though it may be stopped since, as
+        any turn) or cancelled first (False: nobody heard it)."""
+        release = self.request.release
+        if release is None:
+            return True
+        while not release.wait(RELEASE_POLL_SECONDS):
+            if self.cancel.is_set():
+                return False
+        self._count_from(release.at or time.perf_counter())
+        return True
+
+    def _count_from(self, released_at: float) -> None:
+        """Count the turn's stages from its release: stages reached before it took no time."""
+        if released_at <= self.started:
+            return
+        ahead_ms = (released_at - self.started) * MS_PER_SECOND
+        timings = self.turn.timings_ms
+        self.turn.timings_ms = {stage: max(0.0, ms - ahead_ms) for stage, ms in timings.items()}
+        self.started = released_at
 
 
 class Pipeline:
@@ -223,6 +246,8 @@ class Pipeline:
 
         self.wait_for_upkeep()
         messages = self._messages(request, turn)
+        if self._would_act(request, turn.user_text) and not run.released():
+            return  # a prepared turn dropped: its words were not the person's last
         skill_answer = self._skill_answer(run, messages)
         if not skill_answer:
             turn.kind = classify(turn.user_text, len(messages) > 2, turn.language)
@@ -239,6 +264,8 @@ class Pipeline:
             self.metrics.record_error(type(err).__name__)
             turn.failed = self.llm_problem = str(err)
             yield from self._apologize(run)
+        if not run.released():
+            return  # prepared, then dropped before anyone heard it: nothing to keep
         turn.cancelled = cancel.is_set()
         run.stamp("total")
         self._remember(run)
@@ -300,6 +327,8 @@ class Pipeline:
             if opening:
                 chunk = audio_files.trim_lead_in(chunk, self.settings.tts.lead_in_ms)
                 opening = False
+            if not run.released():
+                return
             run.stamp("first_audio")
             run.heard_first()
             yield Speech(chunk, text)
@@ -370,6 +399,19 @@ class Pipeline:
             return ""
         turn.skill = answered.skill
         return answered.text
+
+    def _would_act(self, request: TurnRequest, user_text: str) -> bool:
+        """Whether a prepared turn (`request.release`) would change what is stored if it went
+        on now: its words set or cancel a timer, or its session has timers to ring."""
+        if request.release is None:
+            return False
+        if self.settings.skills.enabled:
+            found = skills.answer(user_text, skills.SkillContext(self.now(request.timezone)))
+            if found is not None and found.skill in skills.ACTING:
+                return True
+        if self.memory is None or request.session is None:
+            return False
+        return bool(self.memory.due_timers(time.time(), request.session))
 
     def _missed_alerts(self, request: TurnRequest) -> str:
         """Timers of the session that went off while nobody was there to hear them."""

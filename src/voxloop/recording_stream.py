@@ -8,9 +8,12 @@ streamed audio (by stt.engine, or by finishing the live one when that is the sam
 the page is still uploading the file, and the turn handler takes it instead of transcribing the
 upload again.
 Meanwhile the language model evaluates the prompt with the words heard so far, so the turn
-finds most of its prompt evaluated already. With `server.answer_at_stop` the turn itself starts
-at stop (a StartedTurn), its reply going to the page's socket, and the turn handler, called
-once Gradio has uploaded the file, shows that turn instead of starting one.
+finds most of its prompt evaluated already. With `server.answer_at_stop` the turn itself is
+answered from here (a StartedTurn), its reply going to the page's socket, and the turn handler,
+called once Gradio has uploaded the file, shows that turn instead of starting one: the answer
+to a pause's transcript is prepared in that pause, as hands-free prepares its answers, unheard
+until stop; if the person says no more it is heard at stop, else the final transcript is
+answered then.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -31,7 +35,7 @@ from voxloop.live import LiveSessions
 from voxloop.pipeline import Pipeline
 from voxloop.scheduling import Relay
 from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
-from voxloop.turns import Event, Speech, TurnRequest
+from voxloop.turns import Event, Release, Speech, TurnRequest
 from voxloop.vad import TurnDetector
 
 log = logging.getLogger("voxloop.recording")
@@ -55,6 +59,7 @@ class RecordingStream:
         on_partial: Callable[[str], None],
         prime: Callable[[str], None] | None = None,
         final: Callable[[np.ndarray], Transcript] | None = None,
+        turn: StartedTurn | None = None,
     ) -> None:
         self.settings = settings
         self.on_partial = on_partial
@@ -62,10 +67,7 @@ class RecordingStream:
         self._final = final  # the final transcript of the whole recording (else the live one's)
         self._recorded: list[bytes] = []  # every frame, for `final`
         self._ahead: Transcript | None = None  # `final` of the recording so far, made in a pause
-        # What starts the recording's turn at stop (None: the page's handler starts it), and
-        # that turn.
-        self.answer: Callable[[RecordingStream], StartedTurn | None] | None = None
-        self.turn: StartedTurn | None = None
+        self.turn = turn  # answers the recording from here (None: the page's handler does)
         self._pauses = _pause_detector(settings) if final is not None else None
         self.samples = 0  # fed so far
         self._frames: queue.Queue[bytes | None] = queue.Queue()
@@ -104,6 +106,8 @@ class RecordingStream:
         """Drop the recording without a final transcript."""
         self._cancelled = True
         self.stop()
+        if self.turn is not None:
+            self.turn.drop()
 
     def transcript(self, wait_seconds: float = RESULT_WAIT_SECONDS) -> Transcript | None:
         """The final transcript of a stopped recording (None: none came in time, or no words)."""
@@ -181,15 +185,21 @@ class RecordingStream:
             return
         kinds = [event.kind for event in self._pauses.feed(_samples(frames))]
         speaking = ("start", "resume")
-        if any(kind in speaking for kind in kinds):  # more words: that transcript is too short
-            self._ahead = None
+        if any(kind in speaking for kind in kinds) and self._ahead is not None:
+            self._ahead = None  # more words: that transcript is too short, its answer too
+            if self.turn is not None:
+                self.turn.drop()
         # Only where these frames leave the person in a pause ("pause", or "end" when it is
         # that long): a pause they already spoke past is not worth a transcript.
         paused = bool(kinds) and kinds[-1] not in speaking
         if paused and self._ahead is None and not self.long:
             self._ahead = self._final_so_far()
-            if self._ahead is not None:  # the turn's words, if no more come: show, evaluate
-                self.on_partial(self._ahead.text)
+            if self._ahead is None:
+                return
+            self.on_partial(self._ahead.text)  # the turn's words, if no more come
+            if self.turn is not None:
+                self.turn.prepare(self._ahead)
+            else:
                 self._prime(self._ahead.text)
 
     def _final_so_far(self) -> Transcript | None:
@@ -225,46 +235,99 @@ class RecordingStream:
         self._done.set()
 
 
+@dataclass
+class _Answer:
+    """One run of a recording's turn: the transcript it answers, its events as they come, and
+    its flags (`release`: it may be heard and act; `cancel`: it stops)."""
+
+    transcript: Transcript
+    events: Relay[Event]
+    cancel: threading.Event
+    release: Release
+
+
 class StartedTurn:
-    """A stopped recording's turn, started as soon as its transcript is ready, its reply audio
-    sent to the page's socket; the page's turn handler shows its events (`events`)."""
+    """A recording's turn answered from the page's socket: prepared in a pause from that
+    pause's transcript (unheard until stop), released at stop if the person said no more, else
+    started then from the final transcript. Its reply audio goes to the page's socket; the
+    page's turn handler shows its events (`events`)."""
 
     def __init__(
-        self,
-        recording: RecordingStream,
-        request: TurnRequest,
-        run: TurnRunner,
-        live: LiveSessions,
-        client_id: str,
+        self, request: TurnRequest, run: TurnRunner, live: LiveSessions, client_id: str
     ) -> None:
         self.request = request  # its text is the recording's transcript, once it started
         self.number = 0  # the page's turn number, once it started
-        self._recording, self._run, self._live, self._client_id = recording, run, live, client_id
+        self._run, self._live, self._client_id = run, live, client_id
+        self._prepared: _Answer | None = None  # answering a pause's transcript, unheard
+        self._answer: _Answer | None = None  # the one heard
         self._decided = threading.Event()  # it started, or there were no words to answer
         self._replying = False  # the page was told its reply starts
-        self._events: Relay[Event] = Relay()
-        threading.Thread(target=self._work, name="voxloop-record-turn", daemon=True).start()
+        self.ahead = False  # the answer heard is the one prepared in the pause before stop
+
+    def prepare(self, transcript: Transcript) -> None:
+        """Start answering `transcript` (the recording's, made in a pause), unheard until stop."""
+        self.drop()
+        self._prepared = self._start(transcript)
+
+    def drop(self) -> None:
+        """The person spoke on, or the recording was dropped: the prepared answer goes unheard."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            prepared.cancel.set()
+
+    def finish(self, recording: RecordingStream) -> None:
+        """The recording stopped: answer its final transcript, as soon as it is made."""
+        threading.Thread(
+            target=self._finish, args=(recording,), name="voxloop-record-turn", daemon=True
+        ).start()
 
     def began(self) -> bool:
         """Whether the turn started (False: the recording had no words; the upload is heard)."""
         self._decided.wait()  # soon: the transcript waits at most RESULT_WAIT_SECONDS
-        return self.number > 0
+        return self._answer is not None
 
     def events(self) -> Iterator[Event]:
-        """The turn's events, as they come (its errors raised here)."""
-        return iter(self._events)
+        """The turn's events, as they come (its errors raised here); once it began."""
+        if self._answer is None:
+            raise RuntimeError("the recording's turn did not begin")
+        return iter(self._answer.events)
 
-    def _work(self) -> None:
+    def _finish(self, recording: RecordingStream) -> None:
         try:  # whatever happens here, the handler must not wait for this turn forever
-            transcript = self._recording.transcript()
+            transcript = recording.transcript()
             if transcript is None:
+                self.drop()
                 not_answering(self._live, self._client_id)
                 return
+            answer = self._prepared
+            self.ahead = answer is not None and answer.transcript.text == transcript.text
+            if answer is None or not self.ahead:
+                self.drop()  # they said more after it: answer every word
+                answer = self._start(transcript)
             self.request.text, self.request.language = transcript.text, transcript.language
-            self.number, cancel = self._live.begin_turn(self._client_id)
+            self.number, _ = self._live.begin_turn(self._client_id, answer.cancel)
+            self._answer = answer
+            answer.release.set()  # heard from now
+            log.info(
+                "the recording's answer: %s", "prepared in its pause" if self.ahead else "at stop"
+            )
         finally:
             self._decided.set()
-        self._events.pump(self._sending(self._run(self.request, cancel)))
+
+    def _start(self, transcript: Transcript) -> _Answer:
+        """Start answering `transcript`, held until its `release` is set."""
+        answer = _Answer(transcript, Relay(), threading.Event(), Release())
+        request = replace(
+            self.request,
+            text=transcript.text,
+            language=transcript.language,
+            release=answer.release,
+        )
+        events = self._sending(self._run(request, answer.cancel))
+        threading.Thread(
+            target=answer.events.pump, args=(events,), name="voxloop-record-answer", daemon=True
+        ).start()
+        return answer
 
     def _sending(self, events: Iterator[Event]) -> Iterator[Event]:
         """`events`, the reply's audio sent to the page's socket as it passes."""
@@ -325,18 +388,12 @@ def start(
     def final(samples: np.ndarray) -> Transcript:
         return pipeline.hear(samples, request())
 
-    def answer(recording: RecordingStream) -> StartedTurn | None:
-        if recording.long:
-            return None  # the handler summarizes the file, with progress
-        return StartedTurn(recording, request(), pipeline.run, live, client_id)
-
     stt = pipeline.settings.stt
     other_final = stt.engine != stt.partial_engine  # the final transcript is that engine's
+    turn = StartedTurn(request(), pipeline.run, live, client_id) if answer_at_stop else None
     session.recording = RecordingStream(
-        pipeline.settings, show, prime, final if other_final else None
+        pipeline.settings, show, prime, final if other_final else None, turn
     )
-    if answer_at_stop:
-        session.recording.answer = answer
 
 
 def stop(live: LiveSessions, client_id: str) -> None:
@@ -346,8 +403,11 @@ def stop(live: LiveSessions, client_id: str) -> None:
     recording, session.recording = session.recording, None
     if recording is not None:
         recording.stop()
-        if recording.answer is not None:
-            recording.turn = recording.answer(recording)
+        if recording.turn is not None and recording.long:  # the handler summarizes the file
+            recording.turn.drop()
+            recording.turn = None
+        if recording.turn is not None:
+            recording.turn.finish(recording)
         session.recorded.append(recording)
     if recording is None or recording.turn is None:  # nothing streamed, or not answered here
         not_answering(live, client_id)

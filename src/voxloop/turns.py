@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +16,18 @@ from voxloop.prompts import Utterance
 
 if TYPE_CHECKING:  # longform pulls in the speech engines; these types only name its records
     from voxloop import longform
+
+
+class Release(threading.Event):
+    """Set when a turn prepared ahead may be heard (the person has finished); it keeps when."""
+
+    at: float | None = None  # time.perf_counter() when set
+
+    def set(self) -> None:
+        """Release the turn now."""
+        if self.at is None:
+            self.at = time.perf_counter()
+        super().set()
 
 
 @dataclass
@@ -104,3 +118,7 @@ class TurnRequest:
     speed: float | None = None
     timezone: str | None = None  # the person's (IANA name); default: settings.skills.timezone
     speak: bool = True  # False: the reply is only written (a door that speaks it itself)
+    # A turn prepared before the person has finished (in a pause): it is written, but nothing
+    # is said, carried out (a skill) or stored until this is set; cancelled first, it ends
+    # unheard. Its stage timings count from the release: what was done ahead took no time.
+    release: Release | None = None

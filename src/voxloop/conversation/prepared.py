@@ -7,8 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from voxloop.conversation.playback import Reply
-
-RELEASE_POLL_SECONDS = 0.01
+from voxloop.turns import Release
 
 
 @dataclass
@@ -17,12 +16,5 @@ class Answer:
 
     reply: Reply
     cancel: threading.Event
-    release: threading.Event
+    release: Release
     thread: threading.Thread | None = None
-
-    def wait_for_release(self) -> bool:
-        """Block until released (True) or cancelled (False)."""
-        while not self.release.wait(RELEASE_POLL_SECONDS):
-            if self.cancel.is_set():
-                return False
-        return not self.cancel.is_set()

@@ -130,6 +130,8 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
 # Skills that carry out requests of a fixed form ("set a timer for five minutes", "what time is
 # it"): once one would carry out the words heard so far, the request is whole.
 COMMANDS = frozenset({"timers", "clock", "recall", "units", "arithmetic"})
+# Skills that change what is stored (a timer set or cancelled), not only answer.
+ACTING = frozenset({"timers"})
 
 
 def whole_request(text: str, now: datetime) -> bool:
