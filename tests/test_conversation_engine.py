@@ -4,6 +4,7 @@ real engines comes out as the engine's events, in order, with no door attached."
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from voxloop.conversation import (
 )
 from voxloop.conversation.echo import is_echo
 from voxloop.conversation.playback import Reply
+from voxloop.conversation.prepared import Answer
 from voxloop.conversation.wake_gate import WakeGate
 from voxloop.pipeline import Pipeline
 from voxloop.turns import TurnRequest
@@ -53,6 +55,18 @@ def test_our_own_voice_coming_back_is_echo() -> None:
     # Moonshine on voxloop's own voice, heard back at a pause (a CI run answered it)
     assert is_echo("the capitalo, francis paris,", reply, 0.6)
     assert not is_echo("What is the capital of Germany and Spain?", reply, 0.6)
+
+
+def _answer() -> Answer:
+    return Answer(Reply(1, "Hello?"), threading.Event(), threading.Event())
+
+
+def test_a_prepared_answer_speaks_once_released_and_never_once_cancelled() -> None:
+    released, cancelled = _answer(), _answer()
+    threading.Timer(0.05, released.release.set).start()
+    threading.Timer(0.05, cancelled.cancel.set).start()
+    assert released.wait_for_release() is True
+    assert cancelled.wait_for_release() is False
 
 
 def test_own_turns_are_numbered_with_their_own_cancel_flags() -> None:

@@ -43,7 +43,7 @@ from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
 from voxloop.turn_end import judge_of, read_ahead
-from voxloop.turns import Done, Release, ReplyText, Speech, Turn, TurnRequest
+from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
@@ -335,7 +335,7 @@ class Conversation:
             self._cancel.set()  # one answer at a time: a newer turn replaces an older one
         turn_number, cancel = self.begin_turn()
         self._cancel = cancel
-        answer = Answer(Reply(turn_number, text), cancel, Release())
+        answer = Answer(Reply(turn_number, text), cancel, threading.Event())
         if not held:
             answer.release.set()
         answer.thread = threading.Thread(
@@ -347,13 +347,15 @@ class Conversation:
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply = answer.reply
         request = self._request(reply.user_text)
-        request.release = answer.release  # nothing is said or done before the turn ended
         written = ""  # reply text written before the answer was released
         try:
             for event in self.pipeline.run(request, answer.cancel):
                 if not answer.release.is_set() and isinstance(event, ReplyText):
                     written += event.delta  # still a guess: write on, but show nothing yet
                     continue
+                held = not answer.release.is_set()
+                if held and isinstance(event, Speech | Done) and not answer.wait_for_release():
+                    return  # a premature answer, cancelled before anyone heard it
                 if self._reply is not reply and answer.release.is_set():
                     self._reply = reply  # released: from now on the door sees it
                     self.emit(ReplyStarted(reply.turn, reply.user_text, written))

@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass
 
 from voxloop.conversation.playback import Reply
-from voxloop.turns import Release
+
+RELEASE_POLL_SECONDS = 0.01
 
 
 @dataclass
@@ -16,5 +17,12 @@ class Answer:
 
     reply: Reply
     cancel: threading.Event
-    release: Release
+    release: threading.Event
     thread: threading.Thread | None = None
+
+    def wait_for_release(self) -> bool:
+        """Block until released (True) or cancelled (False)."""
+        while not self.release.wait(RELEASE_POLL_SECONDS):
+            if self.cancel.is_set():
+                return False
+        return not self.cancel.is_set()
