@@ -288,6 +288,7 @@ class WatchedTurn:
         self.pipeline = pipeline
         self.answered: list[str] = []  # each run's words, as it starts
         self.seen: list[tuple[int, Any]] = []  # (run, event), as each run gives them
+        self.ended: set[int] = set()  # runs that are over
         self.turn = StartedTurn(TurnRequest(session=CLIENT), self._run, live, CLIENT)
 
     def _run(self, request: TurnRequest, cancel: Any) -> Any:
@@ -296,6 +297,7 @@ class WatchedTurn:
         for event in self.pipeline.run(request, cancel):
             self.seen.append((run, event))
             yield event
+        self.ended.add(run)
 
     def wrote(self, run: int) -> bool:
         """Whether run number `run` has written some of its reply."""
@@ -363,7 +365,9 @@ def test_more_words_after_a_pause_drop_its_prepared_answer_unheard(
     recording, watched = _recording_answered_here(pipeline, live)
     recording.feed(audio.to_int16(np.concatenate([start, _silence(1.0)])).tobytes())
     _wait(lambda: watched.wrote(1))  # the words so far are being answered
-    recording.feed(audio.to_int16(np.concatenate([rest, _silence(1.0)])).tobytes())
+    recording.feed(audio.to_int16(rest).tobytes())
+    _wait(lambda: 1 in watched.ended)  # dropped as they speak on, not left waiting for stop
+    recording.feed(audio.to_int16(_silence(1.0)).tobytes())
     _wait(lambda: len(watched.answered) == 2)  # all the words, prepared in the next pause
     recording.stop()
     watched.turn.finish(recording)
