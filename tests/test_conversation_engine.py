@@ -30,7 +30,7 @@ from voxloop.conversation.playback import Reply
 from voxloop.conversation.prepared import Answer
 from voxloop.conversation.wake_gate import WakeGate
 from voxloop.pipeline import Pipeline
-from voxloop.turns import TurnRequest
+from voxloop.turns import Release, TurnRequest
 from voxloop.wake import WakeMatcher
 from voxloop_bench import feed_like_a_microphone
 
@@ -58,7 +58,7 @@ def test_our_own_voice_coming_back_is_echo() -> None:
 
 
 def _answer() -> Answer:
-    return Answer(Reply(1, "Hello?"), threading.Event(), threading.Event())
+    return Answer(Reply(1, "Hello?"), threading.Event(), Release())
 
 
 def test_a_prepared_answer_speaks_once_released_and_never_once_cancelled() -> None:

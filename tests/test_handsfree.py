@@ -160,6 +160,30 @@ def test_the_last_word_before_the_pause_is_in_the_answered_question(
     assert "earth" in users[0], users
 
 
+def test_a_timer_heard_in_a_pause_is_set_once_as_the_whole_request_says(
+    settings: Settings,
+    spoken,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    # The answer prepared in the pause ("set a timer for five minutes") must not set its timer:
+    # the person goes on ("and thirty seconds"), and only the whole request is carried out. A
+    # long end-of-turn window makes the pause surely long enough for that answer to get there.
+    vad = settings.vad.model_copy(update={"silence_ms": 1500})
+    live = RecordingLive()
+    live.get("test").session = "person"
+    memory = Memory(tmp_path / "voxloop.db")
+    pipeline = Pipeline(settings.model_copy(update={"vad": vad}), memory)
+    session = HandsFree(pipeline, live, "test", Options())
+    parts = [0.5, spoken("Set a timer for five minutes."), 0.9, spoken("And thirty seconds."), 3.0]
+    feed_like_a_microphone(session.feed, _microphone(parts))
+    _wait(lambda: len(session.conversation.history) >= 2, ANSWER_WITHIN_SECONDS)
+    _close_and_wait(session)
+    users = [m["content"].lower() for m in session.conversation.history if m["role"] == "user"]
+    assert len(users) == 1 and "30 seconds" in users[0], users
+    timers = memory.running_timers("person")
+    assert [t.seconds for t in timers] == [330.0], timers
+
+
 @pytest.mark.parametrize(
     ("question", "answered"),
     [("What is two plus two?", False), ("Hey computer, what is the capital of France?", True)],

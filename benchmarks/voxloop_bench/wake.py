@@ -38,6 +38,7 @@ from voxloop.conversation.playback import Reply
 from voxloop.conversation.prepared import Answer
 from voxloop.errors import ConfigError
 from voxloop.pipeline import Pipeline
+from voxloop.turns import Release
 from voxloop.wake import WakeMatcher, rest_after
 from voxloop_bench import data_file, feed_like_a_microphone, progress_bar, recordings, suite
 
@@ -264,7 +265,7 @@ class _Observed(Conversation):
 
     def _start_answer(self, text: str, speech_ended_at: float, held: bool = False) -> Answer:
         self._woke(text)
-        answer = Answer(Reply(0, text), threading.Event(), threading.Event())
+        answer = Answer(Reply(0, text), threading.Event(), Release())
         answer.release.set()
         return answer
 

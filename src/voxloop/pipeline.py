@@ -403,7 +403,7 @@ class Pipeline:
     def _would_act(self, request: TurnRequest, user_text: str) -> bool:
         """Whether a prepared turn (`request.release`) would change what is stored if it went
         on now: its words set or cancel a timer, or its session has timers to ring."""
-        if request.release is None:
+        if request.release is None or request.release.is_set():
             return False
         if self.settings.skills.enabled:
             found = skills.answer(user_text, skills.SkillContext(self.now(request.timezone)))

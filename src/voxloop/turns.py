@@ -21,12 +21,12 @@ if TYPE_CHECKING:  # longform pulls in the speech engines; these types only name
 class Release(threading.Event):
     """Set when a turn prepared ahead may be heard (the person has finished); it keeps when."""
 
-    at: float | None = None  # time.perf_counter() when set
+    at: float | None = None  # time.perf_counter() when the person began waiting for the turn
 
-    def set(self) -> None:
-        """Release the turn now."""
+    def set(self, at: float | None = None) -> None:
+        """Release the turn now; `at`: when the person began waiting (default now)."""
         if self.at is None:
-            self.at = time.perf_counter()
+            self.at = time.perf_counter() if at is None else at
         super().set()
 
 

@@ -43,7 +43,7 @@ from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
 from voxloop.stt import PartialTranscriber, get_transcriber
 from voxloop.turn_end import judge_of, read_ahead
-from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
+from voxloop.turns import Done, Release, ReplyText, Speech, Turn, TurnRequest
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
@@ -268,7 +268,10 @@ class Conversation:
         self.emit(SpeechStopped())
         if speculation is not None and not speculation.cancel.is_set():
             self._reply_thread = speculation.thread
-            speculation.release.set()  # the turn really ended: let the prepared answer speak
+            # The turn really ended: let the prepared answer speak. The person has waited since
+            # their last word, so its stage timings count from there (that is, as they were).
+            waited = time.monotonic() - speech_ended_at
+            speculation.release.set(at=time.perf_counter() - waited)
             partial.close()  # its text is known; decoding again would slow the answer
             self.emit(TranscriptUpdated(speculation.reply.user_text, final=True))
             return
@@ -335,7 +338,7 @@ class Conversation:
             self._cancel.set()  # one answer at a time: a newer turn replaces an older one
         turn_number, cancel = self.begin_turn()
         self._cancel = cancel
-        answer = Answer(Reply(turn_number, text), cancel, threading.Event())
+        answer = Answer(Reply(turn_number, text), cancel, Release())
         if not held:
             answer.release.set()
         answer.thread = threading.Thread(
@@ -347,6 +350,8 @@ class Conversation:
     def _answer(self, answer: Answer, speech_ended_at: float) -> None:
         reply = answer.reply
         request = self._request(reply.user_text)
+        if not answer.release.is_set():  # prepared in a pause: it may act only once released
+            request.release = answer.release
         written = ""  # reply text written before the answer was released
         try:
             for event in self.pipeline.run(request, answer.cancel):

@@ -7,6 +7,7 @@ import threading
 from dataclasses import dataclass
 
 from voxloop.conversation.playback import Reply
+from voxloop.turns import Release
 
 RELEASE_POLL_SECONDS = 0.01
 
@@ -17,7 +18,7 @@ class Answer:
 
     reply: Reply
     cancel: threading.Event
-    release: threading.Event
+    release: Release
     thread: threading.Thread | None = None
 
     def wait_for_release(self) -> bool:

@@ -11,6 +11,8 @@ respelled ordinary question from being taken for one.
 
 from __future__ import annotations
 
+import functools
+
 from voxloop.sounds import edit_distance, sounds_of_many
 from voxloop.text import stem
 
@@ -30,6 +32,7 @@ MIN_SOUNDS = 3  # shorter words ("a", "to") sound like too much
 _SKILL_STEMS = frozenset(stem(word) for word in SKILL_WORDS)  # "days", "minute" are heard right
 
 
+@functools.lru_cache(maxsize=64)  # a prepared turn asks once ahead, then again to answer
 def respelled(words: str, keep: frozenset[str]) -> str | None:
     """`words` with words that sound like skill words replaced by them (None: none did);
     words in `keep` (and skill words) are never replaced."""
