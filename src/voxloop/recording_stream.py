@@ -141,12 +141,15 @@ class RecordingStream:
         """Feed the frames as they come; a live transcript every `partial_every_ms`."""
         every = self.settings.handsfree.partial_every_ms * SAMPLE_RATE // MS_PER_SECOND
         pending: list[bytes] = []
+        heard = ""  # the last live transcript, evaluated once the next frames are in
         while True:
             frames, ended = self._waiting_frames()
             pending += frames
             if self._final is not None:
                 self._recorded += frames
                 self._transcribe_in_pauses(frames)
+            self._prime_unless_silent(heard)
+            heard = ""
             if self._cancelled:
                 stream.close()
                 return
@@ -164,10 +167,7 @@ class RecordingStream:
                 text = stream.add(_samples(pending))
                 pending = []
                 self.on_partial(text)
-                # Once the pause's transcript is made (and primed), it is the turn's own: later
-                # live partials (other words, other casing) are a prompt the turn does not have.
-                if self._ahead is None:
-                    self._prime(text)
+                heard = text
 
     def _finish(self, stream: PartialTranscriber, pending: list[bytes]) -> Transcript | None:
         """The recording's final transcript (None: no speech in it)."""
@@ -201,6 +201,16 @@ class RecordingStream:
                 self.turn.prepare(self._ahead)
             else:
                 self._prime(self._ahead.text)
+
+    def _prime_unless_silent(self, heard: str) -> None:
+        """Evaluate the prompt with the live transcript `heard`, unless the frames that came
+        while it was made show the person has stopped speaking: the pause's transcript is due
+        then, and a prompt evaluated beside it would take the cores from it (each ~2x slower;
+        the turn evaluates its own words anyway). Once the pause's transcript is made (and
+        primed), it is the turn's own: later live words (other casing) are not its prompt."""
+        silent = self._pauses is not None and self._pauses.silence_ms > 0
+        if heard and self._ahead is None and not silent:
+            self._prime(heard)
 
     def _final_so_far(self) -> Transcript | None:
         """`final` of every frame so far (None: no speech in them, or no `final`)."""
