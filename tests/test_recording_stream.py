@@ -203,8 +203,10 @@ def test_the_prompt_evaluated_in_the_pause_is_the_transcript_the_turn_will_answe
         return transcript
 
     recording = RecordingStream(pipeline.settings, lambda text: None, primed.append, final)
-    recording.feed(audio.to_int16(said).tobytes())
-    _wait(lambda: bool(primed))  # the live transcript, evaluated as it comes
+    # At a microphone's pace: the live transcript, evaluated as it comes while they speak (not
+    # once they have fallen silent: the pause's transcript is due then)
+    feed_like_a_microphone(recording.feed, said)
+    _wait(lambda: bool(primed))
     recording.feed(audio.to_int16(pause).tobytes())
     _wait(lambda: bool(finals))  # transcribed in the pause
     recording.feed(audio.to_int16(pause).tobytes())  # more silence: more live partials

@@ -141,7 +141,7 @@ class RecordingStream:
         """Feed the frames as they come; a live transcript every `partial_every_ms`."""
         every = self.settings.handsfree.partial_every_ms * SAMPLE_RATE // MS_PER_SECOND
         pending: list[bytes] = []
-        heard = ""  # the last live transcript, evaluated once the next frames are in
+        heard = ""  # a live transcript to evaluate once the frames that came meanwhile are in
         while True:
             frames, ended = self._waiting_frames()
             pending += frames
@@ -168,6 +168,9 @@ class RecordingStream:
                 pending = []
                 self.on_partial(text)
                 heard = text
+                if self._frames.empty():  # none came while it was made: nothing to wait for
+                    self._prime_unless_silent(heard)
+                    heard = ""
 
     def _finish(self, stream: PartialTranscriber, pending: list[bytes]) -> Transcript | None:
         """The recording's final transcript (None: no speech in it)."""

@@ -79,6 +79,8 @@ def _nearest(sounds: tuple[str, ...], targets: dict[str, tuple[str, ...]]) -> st
     scored = []
     for word, target in targets.items():
         allowed = min(MAX_EDITS, max(1, round(TOLERANCE * len(target))))
+        if abs(len(sounds) - len(target)) > allowed:  # each sound added or dropped costs >= 1
+            continue
         distance = edit_distance(sounds, target)
         if 0 < distance <= allowed:
             scored.append((distance, word))
