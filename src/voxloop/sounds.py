@@ -7,17 +7,25 @@ wake phrase (`wake.py`) and the skills (`skills/sound_alike.py`).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import re
-import shutil
-import subprocess
+import sysconfig
+import threading
+from pathlib import Path
 
 log = logging.getLogger("voxloop.sounds")
 
-ESPEAK = "espeak-ng"
+# libespeak-ng (Debian's libespeak-ng1, which the espeak-ng package brings), called in process:
+# the espeak-ng command cost ~17 ms to start and ~0.7 ms a line, on the way to every answer
+# that the skills did not take; the library reads a line in ~0.02 ms.
+ESPEAK_LIBRARY = "libespeak-ng.so.1"
 ESPEAK_VOICE = "en-us"
-ESPEAK_TIMEOUT_SECONDS = 5.0
+_LIBRARY_DIRS = (f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}", "/usr/lib", "/usr/lib64")
+_SYNCHRONOUS = 0x02  # espeak_Initialize: no audio device, no thread of its own
+_UTF8 = 1  # espeak_TextToPhonemes: the text's encoding
+_IPA = 0x02  # espeak_TextToPhonemes: phonemes as IPA characters
 # Marks of stress, length and syllables that do not change which sounds were said.
 _PROSODY = re.compile(r"[ˈˌːˑ.\-_|\s]")
 # Sounds that espeak writes with two letters, compared as one.
@@ -33,50 +41,59 @@ def sounds(text: str) -> tuple[str, ...]:
 
 
 def sounds_of_many(texts: list[str]) -> list[tuple[str, ...]]:
-    """The sounds of each text, in one run of espeak-ng for those not seen before."""
-    return [_cached_sounds(text) for text in texts] if _espeak() is None else _sounds(texts)
+    """The sounds of each text (espeak-ng's phonemes, or letters without it), cached."""
+    return [_cached_sounds(text) for text in texts]
 
 
-def _sounds(texts: list[str]) -> list[tuple[str, ...]]:
-    if len(_known) > _CACHE_SIZE:
-        _known.clear()
-    found = {text: _known[text] for text in texts if text in _known}  # (sessions share it)
-    unknown = [text for text in dict.fromkeys(texts) if text not in found]
-    if unknown:
-        heard = dict(zip(unknown, _phonemize(unknown), strict=True))
-        _known.update(heard)
-        found.update(heard)
-    return [found[text] for text in texts]
-
-
-_known: dict[str, tuple[str, ...]] = {}
-
-
-@functools.lru_cache(maxsize=_CACHE_SIZE)
+@functools.lru_cache(maxsize=_CACHE_SIZE)  # (sessions share it)
 def _cached_sounds(text: str) -> tuple[str, ...]:
-    return tuple(re.sub(r"\W", "", text))
-
-
-def _phonemize(texts: list[str]) -> list[tuple[str, ...]]:
-    """One line of IPA per text (espeak-ng reads each line as a clause of its own)."""
     espeak = _espeak()
-    assert espeak is not None
-    try:
-        result = subprocess.run(
-            [espeak, "-q", "--ipa", "-v", ESPEAK_VOICE],
-            input="\n".join(texts) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=ESPEAK_TIMEOUT_SECONDS,
-            check=True,
-        )
-        lines = [line for line in result.stdout.splitlines() if line.strip()]
-    except (OSError, subprocess.SubprocessError) as err:
-        log.warning("espeak-ng failed (%s): comparing letters instead of sounds", err)
-        lines = []
-    if len(lines) != len(texts):  # espeak split or joined a line: fall back to the letters
-        return [_cached_sounds(text) for text in texts]
-    return [_split_sounds(line) for line in lines]
+    if espeak is None:
+        return tuple(re.sub(r"\W", "", text))
+    return _split_sounds(espeak.phonemes(text))
+
+
+class _Espeak:
+    """libespeak-ng loaded for this module alone: the library keeps one global state, so the
+    calls take a lock, and it is loaded by its path, never shared with another package's copy
+    (Kokoro's phonemizer loads one of its own)."""
+
+    def __init__(self, path: Path) -> None:
+        self._lib = ctypes.CDLL(str(path))
+        self._lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self._lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        self._lock = threading.Lock()
+        if self._lib.espeak_Initialize(_SYNCHRONOUS, 0, None, 0) <= 0:
+            raise OSError(f"{path} did not initialize")
+        if self._lib.espeak_SetVoiceByName(ESPEAK_VOICE.encode()) != 0:
+            raise OSError(f"{path} has no voice {ESPEAK_VOICE}")
+
+    def phonemes(self, text: str) -> str:
+        """The IPA of `text`, its clauses joined by spaces."""
+        remaining = ctypes.c_char_p(text.encode())
+        clauses = []
+        with self._lock:
+            while remaining.value:  # each call reads one clause and moves the pointer on
+                clause = self._lib.espeak_TextToPhonemes(ctypes.byref(remaining), _UTF8, _IPA)
+                clauses.append((clause or b"").decode())
+        return " ".join(clauses)
+
+
+@functools.cache
+def _espeak() -> _Espeak | None:
+    for folder in _LIBRARY_DIRS:
+        if (path := Path(folder) / ESPEAK_LIBRARY).exists():
+            try:
+                return _Espeak(path)
+            except (OSError, AttributeError) as err:
+                log.warning("%s failed (%s): comparing letters instead of sounds", path, err)
+                return None
+    log.warning("%s is missing: comparing letters instead of sounds", ESPEAK_LIBRARY)
+    return None
 
 
 def _split_sounds(ipa: str) -> tuple[str, ...]:
@@ -89,11 +106,6 @@ def _split_sounds(ipa: str) -> tuple[str, ...]:
         found.append(ipa[position : position + step])
         position += step
     return tuple(found)
-
-
-@functools.cache
-def _espeak() -> str | None:
-    return shutil.which(ESPEAK)
 
 
 def edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
