@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from servers import LlamaServer, free_port, serve_in_thread, turn_events
 from voxloop import api, assets
+from voxloop import pipeline as pipeline_module
 from voxloop.config import Settings, load_settings
 from voxloop.pipeline import LLM_APOLOGY, Pipeline
 from voxloop.turns import Done, ReplyText, Speech, Turn, TurnRequest
@@ -139,3 +140,51 @@ def test_a_bug_mid_turn_ends_the_stream_with_an_error_and_the_server_goes_on(
     assert failed[0]["type"] == "transcript" and failed[-1]["type"] == "error"
     assert failed[-1]["code"] == "internal_error" and "Traceback" not in failed[-1]["message"]
     assert answered[-1]["type"] == "done" and "paris" in answered[-1]["reply"].lower()
+
+
+class LoopingModel:
+    """A language model fallen into a loop: an answer, then one word said again and again,
+    sentence after sentence, up to the token limit (what small models sometimes do)."""
+
+    keeps_prefix = False
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def stream(
+        self, messages: list[object], *, max_tokens: int, **_options: object
+    ) -> Iterator[str]:
+        """The answer, then "Sunscreen." until `max_tokens`."""
+        try:
+            yield from [
+                "Pack",
+                " warm",
+                " clothes",
+                " and",
+                " good",
+                " boots",
+                ".",
+                " Sunscreen",
+                ".",
+            ]
+            for _ in range(max_tokens // 2):
+                yield from [" Sunscreen", "."]
+        finally:
+            self.closed.set()
+
+
+def test_a_reply_that_loops_is_ended_at_its_first_repeat_and_the_next_turn_works(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = LoopingModel()
+    monkeypatch.setattr(pipeline_module, "get_chat_model", lambda _settings: model)
+    pipeline = Pipeline(settings)
+    for _turn in range(2):  # the loop's stream was closed: the model is free for the next turn
+        events = list(pipeline.run(TurnRequest(text="What should I pack for a hike?")))
+        done = events[-1]
+        assert isinstance(done, Done) and done.turn.outcome == "answered"
+        assert done.turn.reply.strip() == "Pack warm clothes and good boots. Sunscreen."
+        seconds = sum(e.chunk.seconds for e in events if isinstance(e, Speech))
+        assert 1.0 < seconds < 6.0, seconds  # the answer, not a minute of "Sunscreen"
+        assert model.closed.wait(5)
+        model.closed.clear()

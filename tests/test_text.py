@@ -1,6 +1,16 @@
 """Speakable text and the streaming chunker (pure logic)."""
 
-from voxloop.text import SpeechChunker, content_words, sentences, speakable, stem, words
+import re
+
+from voxloop.text import (
+    SpeechChunker,
+    content_words,
+    sentences,
+    speakable,
+    stem,
+    until_repeated,
+    words,
+)
 
 
 def test_markdown_is_removed_or_read_as_words() -> None:
@@ -110,3 +120,33 @@ def test_content_words_drop_stop_words_and_common_endings() -> None:
         "car",
     }
     assert stem("bus") == "bus" and stem("trying") == "try"
+
+
+def _tokens(text: str) -> list[str]:
+    """`text` as a model streams it: a word (with the space before it) or a mark at a time."""
+    return re.findall(r"\s*\w+|[^\w\s]+", text)
+
+
+def test_a_reply_ends_where_it_begins_to_say_a_sentence_again() -> None:
+    looping = "Pack warm clothes. Sunglasses. Sunglasses. Sunscreen. Sunscreen. Sunscreen. Sun"
+    assert "".join(until_repeated(_tokens(looping))) == "Pack warm clothes. Sunglasses. "
+    paris = "Paris is the capital.\n\nParis is the capital.\n\nIt is famous"
+    assert "".join(until_repeated(_tokens(paris))) == "Paris is the capital.\n\n"
+
+
+def test_a_reply_without_repeats_passes_whole() -> None:
+    for reply in (
+        "The sky is blue. It is blue because air scatters blue light more than red light.",
+        "1. Boil water. 2. Add the tea. 3. Wait three minutes.",  # numbered items differ
+        "Yes",
+        "",
+    ):
+        assert "".join(until_repeated(_tokens(reply))) == reply
+
+
+def test_the_first_sentence_streams_and_later_ones_pass_once_ended() -> None:
+    tokens = iter(_tokens("The sky is blue. Air scatters blue light. It"))
+    passed = until_repeated(tokens)
+    assert [next(passed), next(passed)] == ["The", " sky"]  # as the model writes them
+    assert next(passed) == " is"
+    assert list(passed) == [" blue", ".", " ", "Air scatters blue light. ", "It"]

@@ -37,7 +37,7 @@ from voxloop.prompts import (
     with_hint,
 )
 from voxloop.stt import Transcript, get_transcriber
-from voxloop.text import SpeechChunker
+from voxloop.text import SpeechChunker, until_repeated
 from voxloop.tts import find_voice, synthesize, voice_for_language
 from voxloop.turns import Done, Event, Heard, ReplyText, Speech, Turn, TurnRequest
 
@@ -442,10 +442,18 @@ class Pipeline:
         )
 
     def _model_wrote(self, pieces: Iterator[str]) -> Iterator[str]:
-        """The model's reply pieces; one arriving shows the model works (again)."""
-        for piece in pieces:
-            self.llm_problem = None
-            yield piece
+        """The model's reply pieces, until it repeats a sentence; one arriving shows the model
+        works (again)."""
+        try:
+            for piece in until_repeated(pieces):
+                self.llm_problem = None
+                yield piece
+        finally:
+            # Ended by a repeat, the model's stream is left mid-reply: close it now, so that it
+            # stops and lets go of the model (a local one takes one reply at a time).
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
 
     def _remember(self, run: _Run) -> None:
         """Store the turn in the session's memory; then summarize and prime, in the background.

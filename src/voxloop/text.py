@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 _CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -150,18 +151,9 @@ class SpeechChunker:
     def _word_cut(self, words: int) -> int | None:
         """Where word number `words` + 1 starts, once it has started (so word `words` is whole)."""
         starts = [m.start() for m in _WORD_START.finditer(self._buffer)]
-        if len(starts) <= words or self._sentence_ends(self._buffer[: starts[words]]):
+        if len(starts) <= words or sentence_ends(self._buffer[: starts[words]]):
             return None
         return starts[words]
-
-    @staticmethod
-    def _sentence_ends(text: str) -> list[re.Match[str]]:
-        """Sentence ends in `text`, leaving out list numbers ("2. " opens an item, ends nothing)."""
-        return [
-            match
-            for match in _SENTENCE_END.finditer(text)
-            if not _LIST_NUMBER.fullmatch(text[: match.start()])
-        ]
 
     def _next_cut(self) -> int | None:
         if self._buffer.count("```") % 2 == 1:  # inside a code block: wait for its end
@@ -172,8 +164,46 @@ class SpeechChunker:
                     return match.end()
             if (cut := self._word_cut(self.first_max_words)) is not None:
                 return cut
-        for match in self._sentence_ends(self._buffer):
+        for match in sentence_ends(self._buffer):
             before = self._buffer[: match.start()]
             if self._emitted == 0 or len(before) >= self.min_chars:
                 return match.end()
         return None
+
+
+def sentence_ends(text: str) -> list[re.Match[str]]:
+    """Sentence ends in streamed `text` (each with the space after it, which shows the end is
+    one), leaving out list numbers ("2. " opens an item, ends nothing)."""
+    return [
+        match
+        for match in _SENTENCE_END.finditer(text)
+        if not _LIST_NUMBER.fullmatch(text[: match.start()])
+    ]
+
+
+def until_repeated(pieces: Iterable[str]) -> Iterator[str]:
+    """The streamed reply `pieces`, ended where it begins to say again a sentence it has said.
+
+    Small models can fall into a loop ("Sunscreen. Sunscreen. Sunscreen. ...") until the token
+    limit, seconds of the same word spoken. The first sentence passes as it streams (the first
+    sound starts within it); each later one passes once it has ended, as the chunker speaks
+    them anyway, so a repeat is never shown or heard.
+    """
+    said: set[str] = set()
+    current, shown, holding = "", 0, False  # the sentence being written; how much has passed
+    for piece in pieces:
+        current += piece
+        while ends := sentence_ends(current):
+            sentence, current = current[: ends[0].end()], current[ends[0].end() :]
+            if (key := " ".join(words(sentence))) in said:
+                return
+            if key:
+                said.add(key)
+            if sentence[shown:]:
+                yield sentence[shown:]
+            shown, holding = 0, True
+        if not holding and current[shown:]:
+            yield current[shown:]
+            shown = len(current)
+    if current[shown:] and " ".join(words(current)) not in said:
+        yield current[shown:]
