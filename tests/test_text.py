@@ -74,6 +74,29 @@ def test_first_piece_is_cut_after_a_few_words_when_no_clause_ends() -> None:
     ]
 
 
+def test_the_rest_of_the_opening_sentence_comes_as_soon_as_it_ends_or_at_a_clause() -> None:
+    # Shorter than `min_chars`, it is not held for the next sentence: the first piece's sound
+    # must not run out while that one is written.
+    text = "The capital city of France is Paris. Paris is famous for its museums and its food."
+    assert _stream(SpeechChunker(), text) == [
+        "The capital city",
+        "of France is Paris.",
+        "Paris is famous for its museums and its food.",
+    ]
+    text = "The sky is blue during the day because air scatters sunlight, which is why it glows."
+    assert _stream(SpeechChunker(), text) == [
+        "The sky is",
+        "blue during the day because air scatters sunlight,",  # a clause, six words or more
+        "which is why it glows.",
+    ]
+    text = "Yes, of course, I can, and I will help you today. Then, later on, we rest."
+    assert _stream(SpeechChunker(), text) == [
+        "Yes, of course,",
+        "I can, and I will help you today.",  # "I can," is too short to stand alone
+        "Then, later on, we rest.",  # once a sentence has ended, whole sentences only
+    ]
+
+
 def test_chunker_does_not_split_numbers_or_code_blocks() -> None:
     text = "Pi is about 3.14 in value. Here:\n```\nx = 1. y = 2.\n```\nDone now, friend."
     pieces = _stream(SpeechChunker(first_min_words=99, first_max_words=99), text, size=2)

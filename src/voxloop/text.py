@@ -122,14 +122,19 @@ class SpeechChunker:
 
     The first piece ends at the first clause boundary once it has `first_min_words` words, or,
     if no boundary has come by `first_max_words` words, at the next word: speech starts early,
-    at a small cost in intonation. Later pieces are whole sentences of at least `min_chars`.
+    at a small cost in intonation. The rest of that opening sentence is the next piece, cut at
+    a clause end once it has `rest_clause_words` words: it must be ready before the first
+    piece's second or so of sound has played. Later pieces are whole sentences of at least
+    `min_chars`.
     """
 
     first_min_words: int = 2
     first_max_words: int = 3
+    rest_clause_words: int = 6
     min_chars: int = 24
     _buffer: str = ""
     _emitted: int = field(default=0, init=False)
+    _in_opening: bool = field(default=True, init=False)  # no sentence has been ended yet
 
     def push(self, token: str) -> list[str]:
         """Add streamed text; return the pieces that are now complete."""
@@ -137,6 +142,7 @@ class SpeechChunker:
         pieces = []
         while (cut := self._next_cut()) is not None:
             raw, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            self._in_opening = self._in_opening and not sentence_ends(raw)
             if piece := speakable(raw):
                 pieces.append(piece)
                 self._emitted += 1
@@ -164,6 +170,13 @@ class SpeechChunker:
                     return match.end()
             if (cut := self._word_cut(self.first_max_words)) is not None:
                 return cut
+        elif self._in_opening:  # the rest of the sentence the first piece began
+            if ends := sentence_ends(self._buffer):
+                return ends[0].end()
+            for match in _CLAUSE_END.finditer(self._buffer):
+                if len(self._buffer[: match.start()].split()) >= self.rest_clause_words:
+                    return match.end()
+            return None
         for match in sentence_ends(self._buffer):
             before = self._buffer[: match.start()]
             if self._emitted == 0 or len(before) >= self.min_chars:
