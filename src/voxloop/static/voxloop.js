@@ -45,8 +45,9 @@
   const pageFetch = window.fetch.bind(window);
   window.fetch = (input, init) => {
     const url = typeof input === "string" ? input : (input && input.url) || "";
+    if (!GRADIO_UPLOAD.test(url)) return pageFetch(input, init);
     const held = upload.held;
-    if (!held || !GRADIO_UPLOAD.test(url)) return pageFetch(input, init);
+    if (!held) { log("upload_sent"); return pageFetch(input, init); }
     log("upload_held");
     return held.then(() => { log("upload_released"); return pageFetch(input, init); });
   };
