@@ -257,3 +257,22 @@ def test_a_missing_sentence_end_model_says_what_to_do(tmp_path: Path) -> None:
     broken.write_bytes(b"not a model")
     with pytest.raises(ModelUnavailable, match=r"vad\.end_of_turn"):
         SentenceEnd(broken, threads=1)
+
+
+def test_the_turns_bench_reads_conversational_turns_on_two_disjoint_splits(
+    settings: Settings,
+) -> None:
+    from voxloop_bench import data_file
+    from voxloop_bench.end_of_turn import REPLIES, _replies
+
+    data = json.loads(data_file(REPLIES).read_text())
+    splits = {split: {row["text"] for row in data[split]} for split in ("tuning", "heldout")}
+    assert not splits["tuning"] & splits["heldout"]
+    report = _replies(settings)
+    for split, texts in splits.items():
+        unfinished = report[split]["unfinished"]
+        assert set(unfinished) <= texts
+        assert report[split]["all"] == round(1 - len(unfinished) / len(texts), 3)
+    # A whole question reads as finished; a bare "Why?" as the start of a longer one.
+    assert "What about Italy?" not in report["tuning"]["unfinished"]
+    assert "Why?" in report["tuning"]["unfinished"]

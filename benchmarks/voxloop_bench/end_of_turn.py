@@ -7,12 +7,15 @@ at its widest gap between two words of one sentence (word times from Whisper bas
 turn detector, with the fixed silence window, with the Smart Turn model (the voice) and with the
 sentence-end reader (the words of Moonshine's transcript so far); reported: false cut-offs (the
 turn ended at the mid-sentence pause), and how long after the end of speech the turn ended (a
-model that hears a finished sentence as unfinished waits `turn_wait_ms`).
+model that hears a finished sentence as unfinished waits `turn_wait_ms`). First, text only: the
+share of conversational turns that are not whole questions (benchmarks/turns/replies.json: short
+replies, follow-ups, statements, commands) that the sentence-end reader reads as finished.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from typing import Any
 
@@ -25,6 +28,8 @@ from voxloop.vad import FRAME_SAMPLES, TurnDetector
 from voxloop_bench import _percentile, data_file, progress, suite
 from voxloop_bench.speech_to_text import CLIPS, load_clip
 
+REPLIES = "turns/replies.json"  # conversational turns that are not whole questions
+REPLIES_ONLY_ENV = "VOXLOOP_BENCH_TURNS_REPLIES_ONLY"  # "1": the replies part alone (text only)
 MIN_WORDS = 7  # enough words to cut a sentence in two phrases
 MIN_SIDE_WORDS = 3  # words kept on either side of the cut
 MODES = ("silence", "smart_turn", "words")  # vad.end_of_turn
@@ -36,8 +41,11 @@ TRAIL_SECONDS = 2.5  # silence after the utterance: longer than any end-of-turn 
 @suite("turns")
 def turns(settings: Settings) -> dict[str, Any]:
     """False cut-offs and end delays, fixed window vs the end-of-turn models, on both splits."""
+    report: dict[str, Any] = {"replies_read_as_finished": _replies(settings)}
+    if os.environ.get(REPLIES_ONLY_ENV) == "1":
+        return report
     utterances = _utterances(settings)
-    report: dict[str, Any] = {"utterances": len(utterances)}
+    report["utterances"] = len(utterances)
     for mode in MODES:
         vad = settings.vad.model_copy(update={"end_of_turn": mode})
         results = [
@@ -48,6 +56,29 @@ def turns(settings: Settings) -> dict[str, Any]:
             for split in ("all", "tuning", "held-out")
         }
         report[mode]["results"] = results
+    return report
+
+
+def _replies(settings: Settings) -> dict[str, Any]:
+    """What the sentence-end reader makes of whole conversational turns that are not whole
+    questions ("Yes.", "Why?", "My name is Ada.", "Tell me more."): the share read as finished,
+    per split and kind (the rest would wait `turn_wait_ms`); text only, as written."""
+    from voxloop.turn_end import _reader, said_all
+
+    vad = settings.vad.model_copy(update={"end_of_turn": "words"})
+    reader, timezone = _reader(settings, vad), settings.skills.timezone
+    data = json.loads(data_file(REPLIES).read_text())
+    report: dict[str, Any] = {}
+    for split in ("tuning", "heldout"):
+        rows = [
+            {**row, "finished": said_all(reader, row["text"], vad, timezone)} for row in data[split]
+        ]
+        kinds = sorted({row["kind"] for row in rows})
+        report[split] = {
+            "all": _share(rows, "finished"),
+            **{kind: _share([r for r in rows if r["kind"] == kind], "finished") for kind in kinds},
+            "unfinished": [row["text"] for row in rows if not row["finished"]],
+        }
     return report
 
 
