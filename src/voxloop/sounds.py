@@ -35,18 +35,9 @@ _VOWELS = frozenset("aeiouyæɐɑɒɔəɘɚɛɜɝɞɤɨɪʉʊʌʏøœɵ")
 VOWEL_COST = 2
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)  # (sessions share it)
 def sounds(text: str) -> tuple[str, ...]:
     """The sounds (phonemes) of `text`, from espeak-ng; its letters if espeak-ng is missing."""
-    return sounds_of_many([text])[0]
-
-
-def sounds_of_many(texts: list[str]) -> list[tuple[str, ...]]:
-    """The sounds of each text (espeak-ng's phonemes, or letters without it), cached."""
-    return [_cached_sounds(text) for text in texts]
-
-
-@functools.lru_cache(maxsize=_CACHE_SIZE)  # (sessions share it)
-def _cached_sounds(text: str) -> tuple[str, ...]:
     espeak = _espeak()
     if espeak is None:
         return tuple(re.sub(r"\W", "", text))

@@ -208,7 +208,7 @@ def until_repeated(pieces: Iterable[str]) -> Iterator[str]:
         current += piece
         while ends := sentence_ends(current):
             sentence, current = current[: ends[0].end()], current[ends[0].end() :]
-            if (key := " ".join(words(sentence))) in said:
+            if (key := _sentence_key(sentence)) in said:
                 return
             if key:
                 said.add(key)
@@ -218,5 +218,10 @@ def until_repeated(pieces: Iterable[str]) -> Iterator[str]:
         if not holding and current[shown:]:
             yield current[shown:]
             shown = len(current)
-    if current[shown:] and " ".join(words(current)) not in said:
+    if current[shown:] and _sentence_key(current) not in said:
         yield current[shown:]
+
+
+def _sentence_key(sentence: str) -> str:
+    """A sentence as `until_repeated` compares it: its words, whatever the case and marks."""
+    return " ".join(words(sentence))

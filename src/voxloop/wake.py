@@ -29,7 +29,7 @@ import numpy as np
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings
 from voxloop.errors import ConfigError
-from voxloop.sounds import edit_distance, sounds, sounds_of_many
+from voxloop.sounds import edit_distance, sounds
 from voxloop.text import words
 
 log = logging.getLogger("voxloop.wake")
@@ -174,7 +174,7 @@ def best_opening(words: list[str], phrase: list[str]) -> Opening | None:
     openings = [
         Opening(count, edit_distance(heard, target), len(target))
         for count, heard in enumerate(
-            sounds_of_many([" ".join(words[:count]) for count in range(1, longest + 1)]), start=1
+            (sounds(" ".join(words[:count])) for count in range(1, longest + 1)), start=1
         )
     ]
     return min(openings, key=lambda o: (o.distance, o.words))

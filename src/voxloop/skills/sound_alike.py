@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 
-from voxloop.sounds import edit_distance, sounds_of_many
+from voxloop.sounds import edit_distance, sounds
 from voxloop.text import stem
 
 # The words skills key on that a recognizer mishears (their other forms come with them).
@@ -46,14 +46,14 @@ def respelled(words: str, keep: frozenset[str]) -> str | None:
     if not candidates:
         return None
     texts = [text for _start, _size, text in candidates]
-    heard_sounds = sounds_of_many(texts)
-    targets = dict(zip(SKILL_WORDS, sounds_of_many(list(SKILL_WORDS)), strict=True))
+    heard_sounds = [sounds(text) for text in texts]
+    targets = {word: sounds(word) for word in SKILL_WORDS}
     replaced: dict[int, tuple[int, str]] = {}  # start -> (size, skill word)
-    for (start, size, _text), sounds in zip(candidates, heard_sounds, strict=True):
+    for (start, size, _text), candidate in zip(candidates, heard_sounds, strict=True):
         overlaps = any(start < s + n and s < start + size for s, (n, _w) in replaced.items())
-        if len(sounds) < MIN_SOUNDS or overlaps:
+        if len(candidate) < MIN_SOUNDS or overlaps:
             continue
-        if best := _nearest(sounds, targets):
+        if best := _nearest(candidate, targets):
             replaced[start] = (size, best)
     if not replaced:
         return None
@@ -74,14 +74,14 @@ def _kept(word: str, keep: frozenset[str]) -> bool:
     return word in keep or word.isdigit() or stem(word) in _SKILL_STEMS
 
 
-def _nearest(sounds: tuple[str, ...], targets: dict[str, tuple[str, ...]]) -> str | None:
-    """The skill word that `sounds` is nearest, when near enough."""
+def _nearest(heard: tuple[str, ...], targets: dict[str, tuple[str, ...]]) -> str | None:
+    """The skill word that the `heard` sounds are nearest, when near enough."""
     scored = []
     for word, target in targets.items():
         allowed = min(MAX_EDITS, max(1, round(TOLERANCE * len(target))))
-        if abs(len(sounds) - len(target)) > allowed:  # each sound added or dropped costs >= 1
+        if abs(len(heard) - len(target)) > allowed:  # each sound added or dropped costs >= 1
             continue
-        distance = edit_distance(sounds, target)
+        distance = edit_distance(heard, target)
         if 0 < distance <= allowed:
             scored.append((distance, word))
     return min(scored)[1] if scored else None
