@@ -45,15 +45,12 @@ def respelled(words: str, keep: frozenset[str]) -> str | None:
     ]
     if not candidates:
         return None
-    texts = [text for _start, _size, text in candidates]
-    heard_sounds = [sounds(text) for text in texts]
-    targets = {word: sounds(word) for word in SKILL_WORDS}
     replaced: dict[int, tuple[int, str]] = {}  # start -> (size, skill word)
-    for (start, size, _text), candidate in zip(candidates, heard_sounds, strict=True):
+    for start, size, text in candidates:
         overlaps = any(start < s + n and s < start + size for s, (n, _w) in replaced.items())
-        if len(candidate) < MIN_SOUNDS or overlaps:
+        if overlaps or len(candidate := sounds(text)) < MIN_SOUNDS:
             continue
-        if best := _nearest(candidate, targets):
+        if best := _nearest(candidate, _skill_sounds()):
             replaced[start] = (size, best)
     if not replaced:
         return None
@@ -72,6 +69,12 @@ def respelled(words: str, keep: frozenset[str]) -> str | None:
 def _kept(word: str, keep: frozenset[str]) -> bool:
     """Whether `word` stays as heard: an asking word, a number, or a form of a skill word."""
     return word in keep or word.isdigit() or stem(word) in _SKILL_STEMS
+
+
+@functools.cache
+def _skill_sounds() -> dict[str, tuple[str, ...]]:
+    """Each skill word's sounds (read once: they never change)."""
+    return {word: sounds(word) for word in SKILL_WORDS}
 
 
 def _nearest(heard: tuple[str, ...], targets: dict[str, tuple[str, ...]]) -> str | None:
