@@ -63,10 +63,10 @@ def _replies(settings: Settings) -> dict[str, Any]:
     """What the sentence-end reader makes of whole conversational turns that are not whole
     questions ("Yes.", "Why?", "My name is Ada.", "Tell me more."): the share read as finished,
     per split and kind (the rest would wait `turn_wait_ms`); text only, as written."""
-    from voxloop.turn_end import _reader, said_all
+    from voxloop.turn_end import said_all, words_reader
 
     vad = settings.vad.model_copy(update={"end_of_turn": "words"})
-    reader, timezone = _reader(settings, vad), settings.skills.timezone
+    reader, timezone = words_reader(settings, vad), settings.skills.timezone
     data = json.loads(data_file(REPLIES).read_text())
     report: dict[str, Any] = {}
     for split in ("tuning", "heldout"):

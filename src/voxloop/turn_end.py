@@ -142,7 +142,7 @@ def read_ahead(settings: Settings, vad: VADSettings, words: str) -> None:
     """While the person speaks: the sentence-end reader (if `vad` uses it) reads `words`
     now, so that its verdict at the pause has only the last words left to read."""
     if vad.end_of_turn == "words" and words.strip():
-        _reader(settings, vad).finished(words)
+        words_reader(settings, vad).finished(words)
 
 
 def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> Judge | None:
@@ -152,7 +152,7 @@ def judge_of(settings: Settings, vad: VADSettings, transcribe: Transcriber) -> J
         model = smart_turn()
         return lambda utterance: model.finished(utterance) >= vad.turn_threshold
     if vad.end_of_turn == "words":
-        reader, timezone = _reader(settings, vad), settings.skills.timezone
+        reader, timezone = words_reader(settings, vad), settings.skills.timezone
         return lambda utterance: said_all(reader, transcribe(utterance), vad, timezone)
     return None
 
@@ -167,7 +167,8 @@ def said_all(reader: SentenceEnd, words: str, vad: VADSettings, timezone: str | 
     return chance >= vad.words_request_threshold and skills.whole_request(words, now)
 
 
-def _reader(settings: Settings, vad: VADSettings) -> SentenceEnd:
+def words_reader(settings: Settings, vad: VADSettings) -> SentenceEnd:
+    """The process's sentence-end reader of `vad.words_model`."""
     from voxloop.assets import gguf_path
 
     return sentence_end(gguf_path(vad.words_model, settings.cache_dir), vad.words_threads)
