@@ -60,3 +60,74 @@ def test_a_turn_is_waited_for_until_its_first_audio(pipeline: Pipeline) -> None:
     assert isinstance(next(turn), Heard) and scheduling.waiting.count == 1
     turn.close()
     assert scheduling.waiting.count == 0
+
+
+def test_a_models_context_goes_to_first_words_then_the_rest_then_bulk() -> None:
+    turns, order, holding = scheduling.ModelTurns(), [], threading.Event()
+    first = turns.arrival()
+    holder = _hold(turns, first, holding)
+    bulk = _use(turns, "bulk", scheduling.Need.BULK, order)
+    paused = _use(turns, "rest of an earlier reply", scheduling.Need.REST, order)
+    newer = _use(turns, "first words of a new reply", scheduling.Need.FIRST_WORDS, order)
+    time.sleep(0.3)  # all three are in line
+    # The holder, past its first sentence, yields to the new reply's first words; a bulk user
+    # yields even to the rest of a reply; a reply still in its first sentence yields to nobody.
+    assert turns.should_yield(scheduling.Need.REST, first)
+    assert turns.should_yield(scheduling.Need.BULK, first)
+    assert not turns.should_yield(scheduling.Need.FIRST_WORDS, first)
+    holding.clear()  # the holder lets go
+    for thread in (holder, bulk, paused, newer):
+        thread.join(10)
+    assert order == ["first words of a new reply", "rest of an earlier reply", "bulk"]
+
+
+def test_a_later_reply_past_its_first_words_yields_to_an_earlier_ones_rest() -> None:
+    turns, order, holding = scheduling.ModelTurns(), [], threading.Event()
+    earlier, later = turns.arrival(), turns.arrival()
+    holder = _hold(turns, later, holding)  # let in ahead of the earlier one for its first words
+    waiter = _use(turns, "earlier", scheduling.Need.REST, order, arrival=earlier)
+    time.sleep(0.2)
+    assert turns.should_yield(scheduling.Need.REST, later)  # first come, first served now
+    assert not turns.should_yield(scheduling.Need.REST, earlier - 1)
+    holding.clear()
+    for thread in (holder, waiter):
+        thread.join(10)
+    assert order == ["earlier"]
+
+
+def _hold(turns: scheduling.ModelTurns, arrival: int, holding: threading.Event) -> threading.Thread:
+    """A thread holding the context (as a reply in its first sentence) until `holding` clears."""
+
+    def run() -> None:
+        with turns.use(scheduling.Need.FIRST_WORDS, arrival):
+            holding.set()
+            while holding.is_set():
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert holding.wait(10)
+    return thread
+
+
+def _use(
+    turns: scheduling.ModelTurns,
+    name: str,
+    need: scheduling.Need,
+    order: list[str],
+    arrival: int | None = None,
+) -> threading.Thread:
+    """A thread that queues for the context and notes `name` in `order` when it gets it."""
+
+    def run() -> None:
+        with turns.use(need, turns.arrival() if arrival is None else arrival):
+            order.append(name)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_only_work_in_the_background_is_bulk() -> None:
+    assert not scheduling.is_bulk()
+    assert scheduling.in_background(scheduling.is_bulk)

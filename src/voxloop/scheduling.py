@@ -9,11 +9,14 @@ the cores when they need them most, and bulk work takes what is left.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -68,6 +71,65 @@ class Waiting:
 
 
 waiting = Waiting()  # one per process: the cores are the process's
+_bulk = threading.local()  # .active: this thread does bulk work (set by `in_background`)
+
+
+def is_bulk() -> bool:
+    """Whether the calling thread does bulk work (runs `in_background`)."""
+    return getattr(_bulk, "active", False)
+
+
+class Need(IntEnum):
+    """How urgently a user of a model's context needs it; lower goes first."""
+
+    FIRST_WORDS = 0  # a reply nobody has heard a sentence of yet: a person is waiting
+    REST = 1  # the rest of a reply whose first sentence is out (its sound is playing)
+    BULK = 2  # a long recording's summary
+
+
+class ModelTurns:
+    """Who uses a model's one context next, for model backends that generate one reply at a
+    time: the first words of a reply before the rest of another's, those before bulk work,
+    first come first served within each.
+
+    The holder asks `should_yield` between sentences and, if told to, lets go and queues
+    again with the rest of its reply (the model evaluates its prompt again then, most of it
+    cached). So a turn arriving while another reply is being written waits for that reply's
+    current sentence, not for the whole of it.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._holder: tuple[Need, int] | None = None
+        self._waiting: list[tuple[Need, int]] = []  # a heap: the most urgent first
+        self._arrivals = itertools.count()
+
+    def arrival(self) -> int:
+        """A new reply's place in line: it keeps it when it queues again for its rest."""
+        return next(self._arrivals)
+
+    @contextlib.contextmanager
+    def use(self, need: Need, arrival: int) -> Iterator[None]:
+        """Hold the context, once every more urgent or earlier user has had it."""
+        place = (need, arrival)
+        with self._changed:
+            heapq.heappush(self._waiting, place)
+            while self._holder is not None or self._waiting[0] != place:
+                self._changed.wait()
+            heapq.heappop(self._waiting)
+            self._holder = place
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._holder = None
+                self._changed.notify_all()
+
+    def should_yield(self, need: Need, arrival: int) -> bool:
+        """Whether a more urgent user (or an earlier one of the same need) waits for the
+        context than the holder, now that its need is `need`."""
+        with self._changed:
+            return bool(self._waiting) and self._waiting[0] < (need, arrival)
 
 
 def lower_priority(thread_ids: set[int] | None = None) -> None:
@@ -87,6 +149,7 @@ def in_background(work: Callable[..., T], *args: Any) -> T:
 
     def run() -> None:
         lower_priority()
+        _bulk.active = True
         try:
             outcome["result"] = work(*args)
         except BaseException as err:  # handed to the caller's thread as it was raised
