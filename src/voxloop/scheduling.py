@@ -16,7 +16,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from enum import IntEnum
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -79,29 +78,24 @@ def is_bulk() -> bool:
     return getattr(_bulk, "active", False)
 
 
-class Need(IntEnum):
-    """How urgently a user of a model's context needs it; lower goes first."""
-
-    FIRST_WORDS = 0  # a reply nobody has heard a sentence of yet: a person is waiting
-    REST = 1  # the rest of a reply whose first sentence is out (its sound is playing)
-    BULK = 2  # a long recording's summary
-
-
 class ModelTurns:
-    """Who uses a model's one context next, for model backends that generate one reply at a
-    time: the first words of a reply before the rest of another's, those before bulk work,
-    first come first served within each.
+    """Who uses a model's one context next, for model backends that write one reply at a time:
+    whoever needs it soonest (`due`, a time.perf_counter() value), first come first served
+    among equals.
 
-    The holder asks `should_yield` between sentences and, if told to, lets go and queues
+    A new reply is due at once (a person waits for its first words); a reply already being
+    heard is due when its listener will have heard the words written so far; bulk work is never
+    due. The holder asks `should_yield` between sentences and, if told to, lets go and queues
     again with the rest of its reply (the model evaluates its prompt again then, most of it
     cached). So a turn arriving while another reply is being written waits for that reply's
-    current sentence, not for the whole of it.
+    current sentence, not for the whole of it, and a reply about to run out of words goes
+    before newcomers.
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._holder: tuple[Need, int] | None = None
-        self._waiting: list[tuple[Need, int]] = []  # a heap: the most urgent first
+        self._busy = False
+        self._waiting: list[tuple[float, int]] = []  # (due, arrival), a heap: soonest first
         self._arrivals = itertools.count()
 
     def arrival(self) -> int:
@@ -109,27 +103,26 @@ class ModelTurns:
         return next(self._arrivals)
 
     @contextlib.contextmanager
-    def use(self, need: Need, arrival: int) -> Iterator[None]:
-        """Hold the context, once every more urgent or earlier user has had it."""
-        place = (need, arrival)
+    def use(self, due: float, arrival: int) -> Iterator[None]:
+        """Hold the context, once everyone due sooner has had it."""
+        place = (due, arrival)
         with self._changed:
             heapq.heappush(self._waiting, place)
-            while self._holder is not None or self._waiting[0] != place:
+            while self._busy or self._waiting[0] != place:
                 self._changed.wait()
             heapq.heappop(self._waiting)
-            self._holder = place
+            self._busy = True
         try:
             yield
         finally:
             with self._changed:
-                self._holder = None
+                self._busy = False
                 self._changed.notify_all()
 
-    def should_yield(self, need: Need, arrival: int) -> bool:
-        """Whether a more urgent user (or an earlier one of the same need) waits for the
-        context than the holder, now that its need is `need`."""
+    def should_yield(self, due: float, arrival: int) -> bool:
+        """Whether someone waits who is due sooner than the holder, now due at `due`."""
         with self._changed:
-            return bool(self._waiting) and self._waiting[0] < (need, arrival)
+            return bool(self._waiting) and self._waiting[0] < (due, arrival)
 
 
 def lower_priority(thread_ids: set[int] | None = None) -> None:

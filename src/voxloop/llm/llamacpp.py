@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -12,13 +14,16 @@ from voxloop import assets, scheduling
 from voxloop.config import LLMSettings
 from voxloop.errors import ModelUnavailable
 from voxloop.llm import Message, Sampling, Usage, backends
-from voxloop.scheduling import Need
 from voxloop.text import ends_sentence
 
 # llama-cpp-python's chat call's sampling defaults, kept when a paused reply goes on
 CHAT_TOP_P = 0.95
 CHAT_TOP_K = 40
 CHAT_MIN_P = 0.05
+# How long a reply's written words last when spoken, to know when it needs more: the voices
+# say about 15 characters a second; counted as 18, so that a faster one does not run dry.
+SPOKEN_CHARS_PER_SECOND = 18
+NEXT_SENTENCE_SECONDS = 1.0  # a paused reply needs the model this long before its words run out
 
 
 @dataclass
@@ -27,18 +32,25 @@ class _Written:
 
     arrival: int  # its place in line (scheduling.ModelTurns)
     bulk: bool  # written for bulk work (a long recording's summary)
+    asked_at: float = field(default_factory=time.perf_counter)
     text: str = ""
     prompt_ids: list[int] | None = None  # the prompt as the model evaluated it
+    # When its first words were written: about when its listener began to hear them.
+    first_piece_at: float | None = None
     first_sentence_out: bool = False
     done: bool = False
     finish_reason: Literal["stop", "length"] = "stop"
 
     @property
-    def need(self) -> Need:
-        """How urgently the reply needs the context now."""
+    def due(self) -> float:
+        """When the reply needs the context: at once until its first sentence is written,
+        then shortly before its listener has heard what is written (time.perf_counter())."""
         if self.bulk:
-            return Need.BULK
-        return Need.REST if self.first_sentence_out else Need.FIRST_WORDS
+            return math.inf
+        if self.first_piece_at is None or not self.first_sentence_out:
+            return self.asked_at
+        spoken_seconds = len(self.text) / SPOKEN_CHARS_PER_SECOND
+        return self.first_piece_at + spoken_seconds - NEXT_SENTENCE_SECONDS
 
     @property
     def prompt_tokens(self) -> int | None:
@@ -73,8 +85,8 @@ class LlamaCppChat:
                 "not a GGUF model. For a packaged model run `make setup` to restore it; for "
                 "your own, set llm.model to a valid .gguf file."
             ) from err
-        # One context writes one reply at a time; a reply lets a newer one say its first
-        # sentence between two of its own (scheduling.ModelTurns).
+        # One context writes one reply at a time; between two of its sentences a reply lets
+        # one that is due sooner write (scheduling.ModelTurns).
         self.turns = scheduling.ModelTurns()
 
     def stream(
@@ -90,7 +102,7 @@ class LlamaCppChat:
         sampling = sampling or Sampling()
         written = _Written(arrival=self.turns.arrival(), bulk=scheduling.is_bulk())
         while not written.done and not (cancel is not None and cancel.is_set()):
-            with self.turns.use(written.need, written.arrival):
+            with self.turns.use(written.due, written.arrival):
                 yield from self._write(messages, max_tokens, sampling, written, cancel)
         if usage is not None:
             usage.prompt_tokens = written.prompt_tokens
@@ -125,12 +137,13 @@ class LlamaCppChat:
                 piece = choice.get("text") or choice.get("delta", {}).get("content")
                 if not piece:
                     continue
+                written.first_piece_at = written.first_piece_at or time.perf_counter()
                 written.text += piece
                 yield piece
                 if ends_sentence(written.text):
                     written.first_sentence_out = True
-                    if self.turns.should_yield(written.need, written.arrival):
-                        return  # to go on once the more urgent reply has had the context
+                    if self.turns.should_yield(written.due, written.arrival):
+                        return  # to go on once the one due sooner has had the context
             written.done = True
         finally:
             chunks.close()
