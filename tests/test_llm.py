@@ -16,7 +16,6 @@ from voxloop.errors import BackendDown, ConfigError, ModelUnavailable
 from voxloop.llm import Sampling, get_chat_model
 from voxloop.llm.llamacpp import LlamaCppChat
 from voxloop.prompts import build_messages
-from voxloop.text import ends_sentence
 from voxloop_bench.recordings import normalize
 
 QUESTION = "What is the capital of France?"
@@ -45,44 +44,6 @@ def test_each_reply_samples_with_its_own_seed(settings: Settings) -> None:
     first = story("a cat")
     story("a dog")  # another conversation's turn in between (llm.seed: each reply's own)
     assert story("a cat") == first
-
-
-def test_a_reply_asked_while_another_is_written_waits_only_for_its_sentence(
-    settings: Settings,
-) -> None:
-    model, greedy = get_chat_model(settings), Sampling(temperature=0)
-    long_question = build_messages(
-        settings.system_prompt, [], "Describe a day at the beach in five sentences."
-    )
-    alone = "".join(model.stream(long_question, max_tokens=50, sampling=greedy))
-    events: list[tuple[str, str]] = []
-    first_sentence = threading.Event()
-
-    def long_reply() -> None:
-        for piece in model.stream(long_question, max_tokens=50, sampling=greedy):
-            events.append(("long", piece))
-            if ends_sentence("".join(p for who, p in events if who == "long")):
-                first_sentence.set()
-
-    def short_reply() -> None:
-        assert first_sentence.wait(60)
-        question = build_messages(settings.system_prompt, [], QUESTION)
-        for piece in model.stream(question, max_tokens=30):
-            events.append(("short", piece))
-
-    threads = [threading.Thread(target=long_reply), threading.Thread(target=short_reply)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    order = [who for who, _ in events]
-    # The new question was answered between two sentences of the long reply, not after it.
-    assert "short" in order and order.index("short") < len(order) - order[::-1].index("long") - 1
-    assert "paris" in "".join(p for who, p in events if who == "short").lower()
-    # The long reply went on where it had paused: nothing lost, nothing said twice.
-    paused = "".join(p for who, p in events[: order.index("short")] if who == "long")
-    went_on = "".join(p for who, p in events if who == "long")
-    assert went_on.startswith(paused) and alone.startswith(went_on[: len(paused) + 40])
 
 
 def _count_then_cancel(settings: Settings, after: int) -> list[str]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from servers import serve_process
 from voxloop import assets
 from voxloop.config import Settings
-from voxloop_bench import measure_load
+from voxloop_bench import measure_load, sound_gaps
 
 CLIENTS = 8
 SECONDS = 20
@@ -48,3 +50,11 @@ def test_conversations_at_a_persons_pace_wait_for_the_answer_before_speaking_aga
     # Each of the two speaks (1 s), is answered, listens to the spoken answer and pauses (2 s):
     # at most one turn per 3 s each, however fast the machine.
     assert 2 <= report["turns_answered"] <= 2 * (SECONDS // 3 + 1), report
+
+
+def test_the_silence_heard_in_a_streamed_reply_is_what_came_late() -> None:
+    # (arrived, seconds of sound): on time, ahead of time, then 0.5 s late, then on time again
+    assert sound_gaps([(0.0, 1.0), (0.9, 1.0), (1.0, 2.0)]) == 0.0
+    assert sound_gaps([(0.0, 1.0), (1.5, 1.0), (3.5, 1.0)]) == pytest.approx(0.5 + 1.0)
+    assert sound_gaps([(0.0, 2.0), (2.5, 1.0), (3.0, 1.0)]) == pytest.approx(0.5)
+    assert sound_gaps([]) == 0.0

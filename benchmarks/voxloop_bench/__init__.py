@@ -82,6 +82,7 @@ LOAD_SCENARIOS_ENV = "VOXLOOP_BENCH_LOAD_SCENARIOS"
 # scenario -> (conversations at once, whether each speaks and listens at a person's pace)
 LOAD_SCENARIOS = {"back_to_back": (LOAD_CLIENTS, False), "paced": (PACED_CONVERSATIONS, True)}
 SERVER_START_SECONDS = 180
+AUDIBLE_GAP_MS = 100  # silence in the middle of a reply that a listener notices
 TURN_TIMEOUT_SECONDS = 300
 BUSY = 503
 
@@ -532,6 +533,9 @@ def measure_load(
         "turns_answered": len(answered),
         "turns_per_minute": round(len(answered) / elapsed * SECONDS_PER_MINUTE, 1),
         **(_summary([r["timings_ms"] for r in answered]) if answered else {}),
+        "turns_with_audible_gaps": sum(
+            r["timings_ms"]["sound_gaps"] >= AUDIBLE_GAP_MS for r in answered
+        ),
         "busy": sum(r["outcome"] == "busy" for r in results),
         "errors": len(errors),
         "error_messages": sorted(set(errors))[:5],
@@ -547,7 +551,8 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
     import httpx
 
     started = time.perf_counter()
-    first_audio, in_server, reply_seconds = None, {}, 0.0
+    in_server: dict[str, float] = {}
+    chunks: list[tuple[float, float]] = []  # (arrived, seconds of sound) per audio event
     try:
         with httpx.stream(
             "POST", f"{url}/v1/voxloop/turn",
@@ -561,28 +566,44 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
             for line in response.iter_lines():
                 event = json.loads(line[5:]) if line.startswith("data:") else {}
                 if event.get("type") == "audio":
-                    first_audio = first_audio or time.perf_counter()
                     samples = len(event["pcm_s16le"]) * 3 // 4 // 2  # base64 of 16-bit samples
-                    reply_seconds += samples / event["sample_rate"]
+                    chunks.append((time.perf_counter(), samples / event["sample_rate"]))
                 elif event.get("type") == "done":  # the server's timings: no time queued
                     in_server = {f"in_server_{k}": v for k, v in event["timings_ms"].items()}
                 elif event.get("type") == "error":
                     return {"outcome": "error", "error": event["message"]}
     except httpx.HTTPError as err:
         return {"outcome": "error", "error": f"{type(err).__name__}: {err}"}
-    if first_audio is None:
+    if not chunks:
         return {"outcome": "error", "error": "the reply had no audio"}
     ended = time.perf_counter()
+    first_audio, gaps = chunks[0][0], sound_gaps(chunks)
+    reply_seconds = sum(seconds for _arrived, seconds in chunks)
     return {
         "outcome": "answered",
         # what a person still hears after the stream ends: playback began at the first audio
-        "listening_s": max(0.0, first_audio + reply_seconds - ended),
+        "listening_s": max(0.0, first_audio + reply_seconds + gaps - ended),
         "timings_ms": {
             "first_audio": _ms(first_audio - started),
             "total": _ms(ended - started),
+            "sound_gaps": _ms(gaps),
             **in_server,
         },
     }
+
+
+def sound_gaps(chunks: list[tuple[float, float]]) -> float:
+    """Seconds of silence a listener hears in the middle of a reply streamed as `chunks`
+    (when each arrived, how many seconds of sound it holds), playing from the first one: each
+    chunk is needed once all the sound before it, and any silence while it was late, has
+    played."""
+    if not chunks:
+        return 0.0
+    first_arrived, gaps, played = chunks[0][0], 0.0, 0.0
+    for arrived, seconds in chunks:
+        gaps += max(0.0, arrived - (first_arrived + played + gaps))
+        played += seconds
+    return gaps
 
 
 @contextmanager

@@ -194,16 +194,6 @@ def sentence_ends(text: str) -> list[re.Match[str]]:
     ]
 
 
-def ends_sentence(text: str) -> bool:
-    """Whether streamed `text` ends where a sentence (or a line) does."""
-    if not text.strip():
-        return False
-    if text.endswith("\n"):
-        return True
-    ends = sentence_ends(text + " ")  # the space a sentence end needs, as the next piece's
-    return bool(ends) and ends[-1].end() == len(text) + 1
-
-
 def until_repeated(pieces: Iterable[str]) -> Iterator[str]:
     """The streamed reply `pieces`, ended where it begins to say again a sentence it has said.
 
