@@ -53,8 +53,10 @@ def test_conversations_at_a_persons_pace_wait_for_the_answer_before_speaking_aga
 
 
 def test_the_silence_heard_in_a_streamed_reply_is_what_came_late() -> None:
-    # (arrived, seconds of sound): on time, ahead of time, then 0.5 s late, then on time again
-    assert sound_gaps([(0.0, 1.0), (0.9, 1.0), (1.0, 2.0)]) == 0.0
+    # (arrived, seconds of sound) per chunk, played from the first one
+    assert sound_gaps([(0.0, 1.0), (0.9, 1.0), (1.0, 2.0)]) == 0.0  # each before it is needed
+    # needed at 1.0 s, came at 1.5; then needed at 2.5 s (the silence delayed it), came at 3.5
     assert sound_gaps([(0.0, 1.0), (1.5, 1.0), (3.5, 1.0)]) == pytest.approx(0.5 + 1.0)
+    # 0.5 s late, then early enough again: only the first silence counts
     assert sound_gaps([(0.0, 2.0), (2.5, 1.0), (3.0, 1.0)]) == pytest.approx(0.5)
     assert sound_gaps([]) == 0.0

@@ -582,6 +582,7 @@ def _load_turn(url: str, question: bytes) -> dict[str, Any]:
     return {
         "outcome": "answered",
         # what a person still hears after the stream ends: playback began at the first audio
+        # and stopped while a chunk was late
         "listening_s": max(0.0, first_audio + reply_seconds + gaps - ended),
         "timings_ms": {
             "first_audio": _ms(first_audio - started),
