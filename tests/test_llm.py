@@ -46,6 +46,82 @@ def test_each_reply_samples_with_its_own_seed(settings: Settings) -> None:
     assert story("a cat") == first
 
 
+def test_with_a_shared_context_a_new_reply_goes_first_and_the_other_goes_on_as_it_was(
+    settings: Settings,
+) -> None:
+    shared = settings.llm.model_copy(update={"share_context": True})
+    model = LlamaCppChat(shared, settings.cache_dir)
+    alone, events, evaluated = _two_replies(model, settings)
+    order = [who for who, _ in events]
+    # The new question was answered in the middle of the long reply, not after it.
+    assert "short" in order and order.index("short") < len(order) - order[::-1].index("long") - 1
+    assert "paris" in "".join(p for who, p in events if who == "short").lower()
+    # The long reply went on where it had paused: nothing lost, nothing said twice.
+    paused = "".join(p for who, p in events[: order.index("short")] if who == "long")
+    went_on = "".join(p for who, p in events if who == "long")
+    assert went_on.startswith(paused) and alone.startswith(went_on[: len(paused) + 40])
+    # ... from its own context, kept: after its prompt it never evaluated more than a token at
+    # once, where evaluating its prompt again after the other reply's would be dozens.
+    long_evaluations = [n for who, n in evaluated if who == "long"]
+    assert long_evaluations[0] > 20 and max(long_evaluations[1:]) <= 2
+
+
+def test_by_default_a_reply_is_written_to_its_end_before_the_next(settings: Settings) -> None:
+    model = get_chat_model(settings)
+    assert isinstance(model, LlamaCppChat) and not settings.llm.share_context
+    alone, events, _ = _two_replies(model, settings)
+    order = [who for who, _ in events]
+    assert order == sorted(order) and "short" in order  # every "long" piece before any "short"
+    assert "".join(p for who, p in events if who == "long") == alone
+
+
+def _two_replies(
+    model: LlamaCppChat, settings: Settings
+) -> tuple[str, list[tuple[str, str]], list[tuple[str, int]]]:
+    """A long greedy reply alone; then the same with a short question asked once its first
+    sentence is written: (the reply alone, (whose, piece) as they came, (whose, tokens
+    evaluated) for each evaluation llama.cpp made)."""
+    greedy = Sampling(temperature=0)
+    long_question = build_messages(
+        settings.system_prompt, [], "Describe a day at the beach in five sentences."
+    )
+    alone = "".join(model.stream(long_question, max_tokens=50, sampling=greedy))
+    events: list[tuple[str, str]] = []
+    evaluated: list[tuple[str, int]] = []
+    first_sentence = threading.Event()
+    evaluate = model.llama.eval
+
+    def counting_eval(tokens: list[int]) -> None:
+        evaluated.append((threading.current_thread().name, len(tokens)))
+        evaluate(tokens)
+
+    def long_reply() -> None:
+        for piece in model.stream(long_question, max_tokens=50, sampling=greedy):
+            events.append(("long", piece))
+            if any(mark in piece for mark in ".!?"):
+                first_sentence.set()
+
+    def short_reply() -> None:
+        assert first_sentence.wait(60)
+        question = build_messages(settings.system_prompt, [], QUESTION)
+        for piece in model.stream(question, max_tokens=30):
+            events.append(("short", piece))
+
+    model.llama.eval = counting_eval  # type: ignore[method-assign]
+    try:
+        threads = [
+            threading.Thread(target=long_reply, name="long"),
+            threading.Thread(target=short_reply, name="short"),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        del model.llama.eval
+    return alone, events, evaluated
+
+
 def _count_then_cancel(settings: Settings, after: int) -> list[str]:
     """Ask for a long reply and set the cancel flag once `after` pieces have arrived."""
     cancel = threading.Event()

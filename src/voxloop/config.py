@@ -241,6 +241,13 @@ class LLMSettings(Section):
     )
     context_tokens: int = Field(2048, description="Context window for the in-process model.")
     threads: int = Field(2, description="CPU threads for the in-process model.")
+    share_context: bool = Field(
+        False,
+        description="In-process model: a reply that is ahead of its listener lets a newer one "
+        "write in between and goes on later from its kept context, so that with several "
+        "conversations (and server.workers 4) first words come sooner, at the cost of short "
+        "silences in some replies (docs/benchmarks.md, 'Under load').",
+    )
     max_tokens: int = Field(200, description="Longest reply, in tokens.")
     detail_max_tokens: int = Field(
         600, description="Longest reply when the person asks for detail ('explain in detail')."

@@ -9,6 +9,8 @@ the cores when they need them most, and bulk work takes what is left.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import queue
 import threading
@@ -68,6 +70,59 @@ class Waiting:
 
 
 waiting = Waiting()  # one per process: the cores are the process's
+_bulk = threading.local()  # .active: this thread does bulk work (set by `in_background`)
+
+
+def is_bulk() -> bool:
+    """Whether the calling thread does bulk work (runs `in_background`)."""
+    return getattr(_bulk, "active", False)
+
+
+class ModelTurns:
+    """Who uses a model's one context next, for model backends that write one reply at a time:
+    whoever needs it soonest (`due`, a time.perf_counter() value), first come first served
+    among equals.
+
+    A new reply is due at once (a person waits for its first words); a reply already being
+    heard is due shortly before its listener will have heard its written sentences; bulk work
+    is never due. The holder asks `should_yield` after each token and, if told to, lets go and
+    queues again with the rest of its reply (the backend keeps its part of the context, so it
+    goes on without evaluating anything again). So a turn arriving while another reply is being
+    written waits for one token of it, not for the whole of it, and a reply about to run out of
+    words goes before newcomers.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._waiting: list[tuple[float, int]] = []  # (due, arrival), a heap: soonest first
+        self._arrivals = itertools.count()
+
+    def arrival(self) -> int:
+        """A new reply's place in line: it keeps it when it queues again for its rest."""
+        return next(self._arrivals)
+
+    @contextlib.contextmanager
+    def use(self, due: float, arrival: int) -> Iterator[None]:
+        """Hold the context, once everyone due sooner has had it."""
+        place = (due, arrival)
+        with self._changed:
+            heapq.heappush(self._waiting, place)
+            while self._busy or self._waiting[0] != place:
+                self._changed.wait()
+            heapq.heappop(self._waiting)
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+    def should_yield(self, due: float, arrival: int) -> bool:
+        """Whether someone waits who is due sooner than the holder, now due at `due`."""
+        with self._changed:
+            return bool(self._waiting) and self._waiting[0] < (due, arrival)
 
 
 def lower_priority(thread_ids: set[int] | None = None) -> None:
@@ -87,6 +142,7 @@ def in_background(work: Callable[..., T], *args: Any) -> T:
 
     def run() -> None:
         lower_priority()
+        _bulk.active = True
         try:
             outcome["result"] = work(*args)
         except BaseException as err:  # handed to the caller's thread as it was raised
