@@ -84,12 +84,13 @@ class ModelTurns:
     among equals.
 
     A new reply is due at once (a person waits for its first words); a reply already being
-    heard is due shortly before its listener will have heard its written sentences; bulk work
-    is never due. The holder asks `should_yield` after each token and, if told to, lets go and
-    queues again with the rest of its reply (the backend keeps its part of the context, so it
-    goes on without evaluating anything again). So a turn arriving while another reply is being
-    written waits for one token of it, not for the whole of it, and a reply about to run out of
-    words goes before newcomers.
+    heard is due shortly before its listener will have heard what it has written; bulk work is
+    never due. Where the context is shared (`llm.share_context`), the holder asks
+    `should_yield` after each token and, if told to, lets go and queues again with the rest of
+    its reply (the backend keeps its part of the context, so it goes on without evaluating
+    anything again): a turn arriving while another reply is being written then waits for one
+    token of it, not for the whole of it. Otherwise a holder keeps the context to its reply's
+    end, and this only orders who waits.
     """
 
     def __init__(self) -> None:
