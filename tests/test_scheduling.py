@@ -66,14 +66,14 @@ def test_a_turn_is_waited_for_until_its_first_audio(pipeline: Pipeline) -> None:
 def test_a_models_context_goes_to_whoever_needs_it_soonest() -> None:
     turns, order, holding = scheduling.ModelTurns(), [], threading.Event()
     now = time.perf_counter()
-    _hold(turns, now - 1, holding)  # a reply writing its first sentence
+    _hold(turns, now - 1, holding)  # a reply writing its first words
     _use(turns, "bulk", math.inf, order)
     _use(turns, "the rest of a reply heard for 5 s more", now + 5, order)
     _use(turns, "a new reply", now, order)
     _use(turns, "the rest of a reply about to run dry", now - 0.5, order)
     time.sleep(0.3)  # all four are in line
-    # Past its first sentence (its words due in 2 s), the holder yields; a reply still in its
-    # first sentence (due since it was asked) yields to nobody who came later.
+    # Ahead of its listener (due in 2 s), the holder yields; due since it was asked (no words
+    # written yet), it yields to nobody who came later.
     assert turns.should_yield(now + 2, 0)
     assert not turns.should_yield(now - 1, 0)
     holding.clear()  # the holder lets go

@@ -104,7 +104,6 @@ class LlamaCppChat:
         # tokens a reply lets one that is due sooner write, and goes on later from its kept
         # context (ModelTurns); else a reply keeps the context to its end.
         self.turns = scheduling.ModelTurns()
-        self._holder: _Written | None = None  # the reply whose tokens the context holds
 
     def stream(
         self,
@@ -140,7 +139,6 @@ class LlamaCppChat:
         reply waits (`written.done` stays False then, its context is kept, and the piece
         written last is returned, not yielded)."""
         chunks = self._chunks(messages, max_tokens, sampling, written)
-        self._holder = written
         if chunks is None:  # the whole max_tokens is written
             written.finish_reason, written.done = "length", True
             return ""
@@ -199,9 +197,9 @@ class LlamaCppChat:
         left = max_tokens - self._tokens(written.text)
         if left <= 0:
             return None
-        if written.kept is not None and self._holder is not written:
+        if written.kept is not None:  # another reply has used the context since it let go
             self._restore(written.kept)
-        written.kept = None
+            written.kept = None
         # Going on after a pause: the prompt and what is written so far, as tokens (llama.cpp
         # evaluates only what its context does not already hold: with the context restored,
         # the last token), with the chat call's sampling.
