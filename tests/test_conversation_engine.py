@@ -33,6 +33,7 @@ from voxloop.pipeline import Pipeline
 from voxloop.turns import Release, TurnRequest
 from voxloop.wake import WakeMatcher
 from voxloop_bench import feed_like_a_microphone
+from voxloop_bench.answers import spoken_question
 
 ANSWER_WITHIN_SECONDS = 300  # loading the models and answering, on a busy machine
 
@@ -168,3 +169,26 @@ def test_hands_free_turns_are_heard_by_the_final_transcript_engine(
     final = [e for e in events if isinstance(e, TranscriptUpdated) and e.final][-1]
     assert heard and final.text == heard[-1], (heard, final)  # Whisper's words, not Moonshine's
     assert "spider" in final.text.lower()
+
+
+def test_a_misheard_request_said_hands_free_is_answered_from_another_reading(
+    settings: Settings,
+) -> None:
+    """Whisper hears flite slt's "Convert 500 grams to ounces." in a hands-free utterance as
+    "convert 500 gram st.": the turn gets the transcript's other readings, and the units skill
+    takes one; the chat and the history show the words answered."""
+    events: list[Event] = []
+    conversation = Conversation(Pipeline(settings), Options(), events.append)
+    said = spoken_question("Convert 500 grams to ounces.", "flite-slt", settings.cache_dir)
+    silence = np.zeros(audio.SAMPLE_RATE, np.float32)
+    feed_like_a_microphone(conversation.feed_pcm16, np.concatenate([silence, said, silence]))
+    deadline = time.monotonic() + ANSWER_WITHIN_SECONDS
+    while not any(isinstance(e, ReplyDone) for e in events):
+        assert time.monotonic() < deadline, events
+        time.sleep(0.1)
+    conversation.close(wait_seconds=60)
+    started = next(e for e in events if isinstance(e, ReplyStarted))
+    written = started.written + "".join(e.delta for e in events if isinstance(e, ReplyWritten))
+    assert "17.64 ounces" in written
+    assert "ounces" in started.user_text.lower()
+    assert "ounces" in conversation.history[0]["content"].lower()

@@ -25,6 +25,7 @@ from voxloop.recording_stream import RecordingStream
 from voxloop.stt import Transcript
 from voxloop.turns import Done, ReplyText, Speech, TurnRequest
 from voxloop_bench import feed_like_a_microphone
+from voxloop_bench.answers import spoken_question
 from voxloop_bench.recordings import Recording, wer
 
 CLIENT = "page"
@@ -505,3 +506,24 @@ def test_a_recording_stopped_without_answer_at_stop_lets_the_page_upload_at_once
 
 
 NOT_ANSWERING = {"type": "record", "answering": False}
+
+
+def test_a_misheard_request_at_the_record_button_is_answered_from_another_reading(
+    tmp_path: Path,
+) -> None:
+    """The record button's turn gets the stream's transcript with its other readings: Whisper
+    hears flite slt's "How many pints are in a gallon?" as "... points ...", and the units skill
+    takes another reading of the same audio."""
+    pipeline = Pipeline(load_settings(data_dir=tmp_path, stt={"engine": "whisper"}))
+    said = spoken_question(
+        "How many pints are in a gallon?", "flite-slt", pipeline.settings.cache_dir
+    )
+    live = ShownLive()
+    recording, watched = _recording_answered_here(pipeline, live)
+    recording.feed(audio.to_int16(np.concatenate([said, _silence(1.0)])).tobytes())
+    recording.stop()
+    watched.turn.finish(recording)
+    assert watched.turn.began()
+    done = list(watched.turn.events())[-1]
+    assert isinstance(done, Done) and done.turn.skill == "units", done
+    assert "8 pints" in done.turn.reply and "pints" in done.turn.user_text.lower()

@@ -40,9 +40,11 @@ def skills_suite(settings: Settings) -> dict[str, Any]:
     pipeline = Pipeline(settings)
 
     def hear(voice: str) -> Any:
-        return lambda text: (
-            pipeline.transcribe(spoken_question(text, voice, settings.cache_dir)).text
-        )
+        def heard(text: str) -> str:  # as the pipeline hears a turn: a skill may take a reading
+            transcript = pipeline.transcribe(spoken_question(text, voice, settings.cache_dir))
+            return skills.chosen_reading(transcript.text, transcript.readings, skills.now(None))
+
+        return heard
 
     report: dict[str, Any] = {
         "false_fires": false_fires(),

@@ -276,12 +276,14 @@ class Pipeline:
         """The person's words (and language) into the turn: typed, transcribed, or a long
         recording transcribed and summarized."""
         request, turn = run.request, run.turn
+        readings = request.readings
         if request.text is not None:
             turn.user_text = request.text.strip()
             turn.language = request.language or turn.language
         elif request.audio is not None:
             transcript = self.hear(request.audio, request)
             turn.user_text, turn.language = transcript.text, transcript.language
+            readings = transcript.readings
         elif request.recording is not None:
             turn.recording = longform.process(
                 request.recording, self.settings, request.progress, run.cancel
@@ -289,6 +291,9 @@ class Pipeline:
             turn.user_text = _recording_title(request.recording, turn.recording)
         else:
             return
+        if readings is not None and self.settings.skills.enabled and turn.recording is None:
+            now = self.now(request.timezone)
+            turn.user_text = skills.chosen_reading(turn.user_text, readings, now)
         run.stamp("stt")  # typed text: zero, nothing to transcribe
 
     def _reply(self, write: Writer, run: _Run) -> Iterator[Event]:

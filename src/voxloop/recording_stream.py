@@ -317,7 +317,7 @@ class StartedTurn:
             if answer is None or not self.ahead:
                 self.drop()  # they said more after it: answer every word
                 answer = self._start(transcript)
-            self.request.text, self.request.language = transcript.text, transcript.language
+            self.request.hear(transcript)
             self.number, _ = self._live.begin_turn(self._client_id, answer.cancel)
             self._answer = answer
             answer.release.set()  # heard from now
@@ -330,12 +330,8 @@ class StartedTurn:
     def _start(self, transcript: Transcript) -> _Answer:
         """Start answering `transcript`, held until its `release` is set."""
         answer = _Answer(transcript, Relay(), threading.Event(), Release())
-        request = replace(
-            self.request,
-            text=transcript.text,
-            language=transcript.language,
-            release=answer.release,
-        )
+        request = replace(self.request, release=answer.release)
+        request.hear(transcript)
         events = self._sending(self._run(request, answer.cancel))
         threading.Thread(
             target=answer.events.pump, args=(events,), name="voxloop-record-answer", daemon=True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from voxloop.prompts import Utterance
 
 if TYPE_CHECKING:  # longform pulls in the speech engines; these types only name its records
     from voxloop import longform
+    from voxloop.stt import Transcript
 
 
 class Release(threading.Event):
@@ -122,3 +124,11 @@ class TurnRequest:
     # is said, carried out (a skill) or stored until this is set; cancelled first, it ends
     # unheard. Its stage timings count from the release: what was done ahead took no time.
     release: Release | None = None
+    # Other readings of the audio that `text` was heard from (`Transcript.readings`): a skill
+    # may take one where it does not take `text` as heard.
+    readings: Callable[[], tuple[str, ...]] | None = None
+
+    def hear(self, transcript: Transcript) -> None:
+        """Answer what `transcript` heard: its words, their language, their other readings."""
+        self.text, self.language = transcript.text, transcript.language
+        self.readings = transcript.readings

@@ -206,7 +206,7 @@ class TurnHandlers:
         if transcript is None:
             request.audio = samples
         else:
-            request.text, request.language = transcript.text, transcript.language
+            request.hear(transcript)
         return number, self.pipeline.run(request, cancel), False
 
     def _with_progress(

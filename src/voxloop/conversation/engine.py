@@ -41,9 +41,9 @@ from voxloop.conversation.wake_gate import WakeGate
 from voxloop.errors import NoSpeech, VoxloopError
 from voxloop.llm import Message
 from voxloop.pipeline import Pipeline
-from voxloop.stt import PartialTranscriber, get_transcriber
+from voxloop.stt import PartialTranscriber, Transcript, get_transcriber
 from voxloop.turn_end import judge_of, read_ahead
-from voxloop.turns import Done, Release, ReplyText, Speech, Turn, TurnRequest
+from voxloop.turns import Done, Heard, Release, ReplyText, Speech, Turn, TurnRequest
 from voxloop.vad import FRAME_MS, FRAME_SAMPLES, TurnDetector, TurnEvent
 from voxloop.wake import WakeMatcher
 
@@ -97,6 +97,7 @@ class Conversation:
         self._partial: PartialTranscriber | None = None
         self._primer: Primer | None = None  # the prompt evaluated while they speak
         self._fed_frames = 0
+        self._heard: Transcript | None = None  # the last whole transcript (its readings)
         self._caught_up_to: int | None = None  # the pause whose words the transcript has
         self._reply: Reply | None = None
         self._reply_thread: threading.Thread | None = None
@@ -292,13 +293,17 @@ class Conversation:
             # Every word: finish() decodes all of it anyway, and a catch-up in this pause did.
             text = partial.add(rest, up_to_date=not (done or self._caught_up()))
             self._fed_frames = len(utterance) // FRAME_SAMPLES
-            return (partial.finish().text if done else text).strip()
+            if not done:
+                return text.strip()
+            self._heard = partial.finish()
+            return self._heard.text.strip()
         if done:
             partial.close()
         try:
-            return self.pipeline.hear(utterance, self._request("")).text.strip()
+            self._heard = self.pipeline.hear(utterance, self._request(""))
         except NoSpeech:
             return ""
+        return self._heard.text.strip()
 
     def _answers_live(self) -> bool:
         """Whether turns answer the live transcript (else stt.engine's, on the utterance)."""
@@ -355,6 +360,8 @@ class Conversation:
         written = ""  # reply text written before the answer was released
         try:
             for event in self.pipeline.run(request, answer.cancel):
+                if isinstance(event, Heard):  # a skill may have taken another reading
+                    reply.user_text = event.text
                 if not answer.release.is_set() and isinstance(event, ReplyText):
                     written += event.delta  # still a guess: write on, but show nothing yet
                     continue
@@ -379,7 +386,7 @@ class Conversation:
 
     def _request(self, text: str) -> TurnRequest:
         """The turn that answers `text` in this conversation."""
-        session = self.session()
+        session, heard = self.session(), self._heard
         return TurnRequest(
             text=text,
             session=session,
@@ -387,6 +394,7 @@ class Conversation:
             system_prompt=self.options.system_prompt,
             voice=self.options.voice,
             speed=self.options.speed,
+            readings=heard.readings if heard is not None and heard.text.strip() == text else None,
         )
 
     def _speak(self, reply: Reply, speech: Speech, speech_ended_at: float) -> None:

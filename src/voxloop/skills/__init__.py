@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from voxloop.skills.numbers import numbers_to_digits
+from voxloop.text import stem
 
 if TYPE_CHECKING:
     from voxloop.memory import Memory
@@ -125,6 +126,37 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
     if respelled := sound_alike.respelled(words, FILLER):
         return _first_answer(respelled, context, ORDER[:-1])
     return None
+
+
+# Words of skill requests that no skill word covers (recall, conversions, time left): with a
+# skill word, a number or a word that sounds like one, they make a transcript near a request.
+NEAR_WORDS = frozenset(
+    stem(word)
+    for word in ("remember", "know", "about", "me", "convert", "much", "many", "long", "left")
+)
+
+
+def chosen_reading(text: str, readings: Callable[[], tuple[str, ...]], now: datetime) -> str:
+    """`text`, or the first of the recognizer's other `readings` of the same audio that a skill
+    (but "I don't know") takes, when none takes `text` but it comes near a request: "Convert
+    500 gram st." -> "convert 500 grams to ounces". Readings are asked for only then (they
+    cost a decode); nothing is done or stored."""
+    context = SkillContext(now)
+    if answer(text, context) is not None or not _near_a_request(normalize(text)):
+        return text
+    for reading in readings():
+        if (found := answer(reading, context)) is not None and found.skill != "unknowable":
+            return reading
+    return text
+
+
+def _near_a_request(words: str) -> bool:
+    """Whether `words` hold a skill word (any form), a number, an asking word of a skill, or
+    a word that sounds like a skill word: a request may have been misheard."""
+    stems = {stem(word) for word in words.split()}
+    if stems & (sound_alike.SKILL_STEMS | NEAR_WORDS) or any(w.isdigit() for w in stems):
+        return True
+    return sound_alike.respelled(words, FILLER) is not None
 
 
 # Skills that carry out requests of a fixed form ("set a timer for five minutes", "what time is

@@ -29,7 +29,7 @@ TOLERANCE = 0.25
 MAX_EDITS = 2
 SPAN_WORDS = 2  # a skill word may be heard as two words ("sent imeters")
 MIN_SOUNDS = 3  # shorter words ("a", "to") sound like too much
-_SKILL_STEMS = frozenset(stem(word) for word in SKILL_WORDS)  # "days", "minute" are heard right
+SKILL_STEMS = frozenset(stem(word) for word in SKILL_WORDS)  # "days", "minute" are heard right
 
 
 @functools.lru_cache(maxsize=64)  # a prepared turn asks once ahead, then again to answer
@@ -68,7 +68,7 @@ def respelled(words: str, keep: frozenset[str]) -> str | None:
 
 def _kept(word: str, keep: frozenset[str]) -> bool:
     """Whether `word` stays as heard: an asking word, a number, or a form of a skill word."""
-    return word in keep or word.isdigit() or stem(word) in _SKILL_STEMS
+    return word in keep or word.isdigit() or stem(word) in SKILL_STEMS
 
 
 @functools.cache

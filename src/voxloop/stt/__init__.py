@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,9 @@ class Transcript:
     text: str
     language: str = "en"
     logprob: float | None = None  # mean token log-probability, where the engine gives one
+    # Other readings of the same audio, best first, worked out only when asked for (Whisper:
+    # its beam over the audio it encoded); none for engines without.
+    readings: Callable[[], tuple[str, ...]] = field(default=lambda: (), compare=False, repr=False)
 
 
 class PartialTranscriber(Protocol):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,30 @@ class WhisperTranscriber:
         if window < WHISPER_WINDOW_SECONDS and (not text or _looped(text, seconds)):
             segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
             text = said_once(_joined(segments))
-        return Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
+        encoded, self.model.window.encoded = self.model.window.encoded, None
+        transcript = Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
+        if not self.settings.readings or encoded is None:
+            return transcript
+        readings = functools.partial(self._readings, encoded, info.language, prompt)
+        return replace(transcript, readings=functools.cache(readings))
+
+    def _readings(self, encoded: Any, language: str, prompt: str | None) -> tuple[str, ...]:
+        """Whisper's beam over the `encoded` audio: `stt.readings` transcripts, best first."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        model, count = self.model, self.settings.readings
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+        )
+        previous = tokenizer.encode(" " + _last_words(prompt).strip()) if prompt else []
+        start = model.get_prompt(tokenizer, previous, without_timestamps=True)
+        (result,) = model.model.generate(
+            encoded, [start], beam_size=count, num_hypotheses=count,
+            max_length=model.max_length, suppress_blank=True,
+        )  # fmt: skip
+        said = [tokenizer.decode([t for t in ids if t < tokenizer.eot]).strip()
+                for ids in result.sequences_ids]  # fmt: skip
+        return tuple(dict.fromkeys(said_once(text) for text in said if text))
 
     def _decode(
         self, audio: np.ndarray, window: float, language: str | None, prompt: str | None
@@ -121,17 +146,22 @@ class WhisperTranscriber:
 
 def _windowed_model(path: str, threads: int) -> Any:
     """A faster-whisper model whose encoder reads only `model.window.frames` of its padded
-    30 s of features, when a transcription sets that (per thread: the engine is shared)."""
+    30 s of features, when a transcription sets that, and keeps the last encoded audio for
+    other readings of it (per thread: the engine is shared)."""
     from faster_whisper import WhisperModel
 
+    class Window(threading.local):
+        frames: int | None = None
+        encoded: Any = None  # the last audio encoded, kept for other readings of it
+
     class WindowedWhisperModel(WhisperModel):
-        window = threading.local()
+        window = Window()
 
         def encode(self, features: np.ndarray) -> Any:
-            frames = getattr(self.window, "frames", None)
-            if frames:
-                features = np.ascontiguousarray(features[..., :frames])
-            return super().encode(features)
+            if self.window.frames:
+                features = np.ascontiguousarray(features[..., : self.window.frames])
+            self.window.encoded = super().encode(features)
+            return self.window.encoded
 
     return WindowedWhisperModel(path, device="cpu", compute_type="int8", cpu_threads=threads)
 
