@@ -49,6 +49,8 @@ ORDINARY = [
     "What does it mean when my dog wags its tail?",
     "What will happen if I mix red and blue paint?",
     "What did I just say?",
+    "I'm flying to Tokyo tomorrow, what time is it there?",  # a lead-in, then no request
+    "If I leave now, what time will I arrive?",
 ]
 NOT_KNOWABLE = [
     "What colour is my car?",
@@ -102,6 +104,8 @@ def test_spoken_numbers_become_digits(said: str, digits: str) -> None:
         ("How many centimetres are in three feet?", "91.44 centimetres"),
         ("What is 100 degrees Fahrenheit in Celsius?", "37.78 degrees Celsius"),
         ("Convert 5 miles to kilometres.", "8.05 kilometres"),
+        ("Sorry, I've totally lost track, what day of the week is it?", "Monday"),  # a lead-in
+        ("Okay, quick question, what's the current year?", "It is 2026"),
     ],
 )
 def test_skills_answer_what_a_model_cannot_know(question: str, expected: str) -> None:

@@ -121,6 +121,12 @@ def answer(text: str, context: SkillContext) -> SkillAnswer | None:
         return None
     if found := _first_answer(words, context, ORDER):
         return found
+    # "Sorry, I've lost track, what day is it?": the question after a lead-in. Not for "I
+    # don't know": the lead-in may be what makes it about the person.
+    if (question := _after_lead_in(words)) and (
+        found := _first_answer(question, context, ORDER[:-1])
+    ):
+        return found
     # Misheard skill words ("cancel all tigers"): read them as the words they sound like. Not
     # for "I don't know": a respelled question is no more about the person than before.
     if respelled := sound_alike.respelled(words, FILLER):
@@ -157,6 +163,17 @@ def _near_a_request(words: str) -> bool:
     if stems & (sound_alike.SKILL_STEMS | NEAR_WORDS) or any(w.isdigit() for w in stems):
         return True
     return sound_alike.respelled(words, FILLER) is not None
+
+
+ASKING_WORDS = ("what", "which")  # where a question begins after a lead-in
+
+
+def _after_lead_in(words: str) -> str | None:
+    """The question at the end of `words` ("... lost track what day is it" -> "what day is
+    it"), from the last asking word that does not open them; None if there is none."""
+    heard = words.split()
+    starts = [i for i, word in enumerate(heard) if word in ASKING_WORDS and i > 0]
+    return " ".join(heard[starts[-1] :]) if starts else None
 
 
 # Skills that carry out requests of a fixed form ("set a timer for five minutes", "what time is

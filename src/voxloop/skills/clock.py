@@ -11,10 +11,10 @@ WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 TIME = ({"time"}, {"current", "the", "time", "clock", "tell", "have", "here", "local"})
 DATE = (
     {"date", "day", "today", "today's", "todays"},
-    {"of", "the", "week", "in", "this", "today", "s", "or", *WEEKDAYS},
+    {"of", "the", "week", "in", "this", "today", "s", "or", "current", *WEEKDAYS},
 )
-MONTH = ({"month"}, {"of", "the", "in", "this"})
-YEAR = ({"year"}, {"of", "the", "in", "this"})
+MONTH = ({"month"}, {"of", "the", "in", "this", "current"})
+YEAR = ({"year"}, {"of", "the", "in", "this", "current"})
 
 
 def say_time(moment: datetime) -> str:

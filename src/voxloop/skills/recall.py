@@ -10,13 +10,14 @@ from voxloop.skills import FILLER, SkillContext, only_words, skill
 MEMORY_WORDS = {
     "remember", "know", "recall", "learn", "learned", "learnt", "stored", "store", "saved",
     "save", "kept", "keep", "found", "find", "facts", "fact", "information", "memory", "told",
-    "remembered", "file", "info", "details", "detail", "data", "notes", "note",
+    "remembered", "file", "info", "details", "detail", "data", "notes", "note", "picked",
+    "gathered",
 }  # fmt: skip
 ABOUT_ME = {"me", "myself"}
 ALLOWED = {
     "about", "of", "on", "everything", "anything", "all", "things", "personal", "far", "from",
     "your", "in", "you've", "youve", "out", "remind", "so", "me", "myself", "the", "user", "to",
-    "who", "am", "been", "list", "up", "there", "yet",
+    "who", "am", "been", "list", "up", "there", "yet", "actually", "like", "personally",
 }  # fmt: skip
 # "What do you have on me?", "What can you tell me about me?": no memory word, still recall.
 _ABOUT_ME_ONLY = re.compile(
@@ -30,7 +31,8 @@ def asks_what_is_remembered(words: str) -> bool:
     said = set(words.split())
     if _ABOUT_ME_ONLY.match(words) and said <= MEMORY_WORDS | ALLOWED | FILLER:
         return True
-    return bool(said & ABOUT_ME) and only_words(words, MEMORY_WORDS, ALLOWED)
+    about_me = bool(said & ABOUT_ME) or " who i am" in f" {words}"
+    return about_me and only_words(words, MEMORY_WORDS, ALLOWED)
 
 
 _FIRST_PERSON = [
