@@ -60,11 +60,12 @@ def skill(name: str) -> Callable[[Skill], Skill]:
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "×": " times ", "÷": " divided by "})
 # What transcripts split or spell otherwise, put back as the patterns expect them.
-# Whisper writes "15%" for "fifteen percent".
+# Whisper writes "15%" for "fifteen percent" and "100-37" for "a hundred minus thirty seven".
 _SPOKEN_FORMS = [
     (re.compile(r"\bto day\b"), "today"),
     (re.compile(r"\bper cent\b"), "percent"),
     (re.compile(r"(?<=\d)%"), " percent"),
+    (re.compile(r"(?<=\d)([-+*/])(?=\d)"), r" \1 "),
 ]
 _CONTRACTIONS = {"what's": "what is", "whats": "what is", "it's": "it is", "how's": "how is",
                  "what're": "what are", "there's": "there is", "i've": "i have",
@@ -142,6 +143,12 @@ NEAR_WORDS = frozenset(
 )
 
 
+# More words than this besides asking words, numbers and skill words, and a transcript is a
+# question of its own, not a misheard request: on the tuning phrasings, fewer would lose
+# requests, more only costs ordinary questions a decode (docs/benchmarks.md, skills).
+MAX_OTHER_WORDS = 5
+
+
 def chosen_reading(text: str, readings: Callable[[], tuple[str, ...]], now: datetime) -> str:
     """`text`, or the first of the recognizer's other `readings` of the same audio that a skill
     (but "I don't know") takes, when none takes `text` but it comes near a request: "Convert
@@ -157,12 +164,14 @@ def chosen_reading(text: str, readings: Callable[[], tuple[str, ...]], now: date
 
 
 def _near_a_request(words: str) -> bool:
-    """Whether `words` hold a skill word (any form), a number, an asking word of a skill, or
-    a word that sounds like a skill word: a request may have been misheard."""
-    stems = {stem(word) for word in words.split()}
-    if stems & (sound_alike.SKILL_STEMS | NEAR_WORDS) or any(w.isdigit() for w in stems):
-        return True
-    return sound_alike.respelled(words, FILLER) is not None
+    """Whether `words` may be a misheard request: a skill word (any form), a number, an asking
+    word of a skill, or a word that sounds like a skill word, among few other words."""
+    hints = sound_alike.SKILL_STEMS | NEAR_WORDS
+    hinted = [w for w in words.split() if w.isdigit() or stem(w) in hints]
+    other = [w for w in words.split() if w not in FILLER and w not in hinted]
+    if len(other) > MAX_OTHER_WORDS:
+        return False
+    return bool(hinted) or sound_alike.respelled(words, FILLER) is not None
 
 
 ASKING_WORDS = ("what", "which")  # where a question begins after a lead-in
