@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -66,34 +64,6 @@ def test_with_a_shared_context_a_new_reply_goes_first_and_the_other_goes_on_as_i
     # once, where evaluating its prompt again after the other reply's would be dozens.
     long_evaluations = [n for who, n in evaluated if who == "long"]
     assert long_evaluations[0] > 20 and max(long_evaluations[1:]) <= 2
-
-
-def test_a_shared_reply_that_has_just_ended_a_sentence_writes_on_before_letting_go(
-    settings: Settings,
-) -> None:
-    """So the chunker sees the sentence whole (the next word, or the reply's end) and speaks it
-    now, not after the other replies' turns: here another reply is always due sooner."""
-    shared = settings.llm.model_copy(update={"share_context": True})
-    model = LlamaCppChat(shared, settings.cache_dir)
-    greedy = Sampling(temperature=0)
-    question = build_messages(settings.system_prompt, [], "Describe a day at the beach.")
-    alone = "".join(model.stream(question, max_tokens=40, sampling=greedy))
-    pieces: list[str] = []
-    paused_after: list[int] = []  # pieces given out when the reply let go
-    keep = model._keep
-
-    def counted_keep() -> Any:
-        paused_after.append(len(pieces) + 1)  # the piece written last comes out once let go
-        return keep()
-
-    model._keep = counted_keep  # type: ignore[method-assign]
-    model.turns.should_yield = lambda due, arrival: True  # type: ignore[method-assign]
-    for piece in model.stream(question, max_tokens=40, sampling=greedy):
-        pieces.append(piece)
-    assert "".join(pieces) == alone and re.search(r"[.!?]\s", alone), alone
-    paused_texts = ["".join(pieces[:count]) for count in paused_after]
-    assert len(paused_texts) > 10  # it let go after nearly every token
-    assert not [t for t in paused_texts if re.search(r"[.!?]$", t)], paused_texts
 
 
 def test_by_default_a_reply_is_written_to_its_end_before_the_next(settings: Settings) -> None:

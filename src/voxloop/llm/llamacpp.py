@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import re
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -27,9 +26,6 @@ SPOKEN_CHARS_PER_SECOND = 18
 # A paused reply needs the model this long before its listener has heard all its written words:
 # what it writes next must still be synthesized, on cores other turns share.
 AHEAD_SECONDS = 2.0
-# Text that ends with a sentence's end, before the next word shows that it has (text.py's
-# chunker waits for that).
-SENTENCE_JUST_ENDED = re.compile(r"[.!?…][\"')\]]*$")
 SEQUENCE = 0  # llama-cpp-python evaluates every prompt as sequence 0 of its context
 
 
@@ -162,13 +158,8 @@ class LlamaCppChat:
                     continue
                 written.first_piece_at = written.first_piece_at or time.perf_counter()
                 written.text += piece
-                # A reply that has just ended a sentence writes one more token first: the
-                # chunker can then speak that sentence (the next word, or the reply's end,
-                # shows it whole) instead of holding it until this reply's next turn.
-                if (
-                    self.settings.share_context
-                    and not SENTENCE_JUST_ENDED.search(written.text)
-                    and self.turns.should_yield(written.due, written.arrival)
+                if self.settings.share_context and self.turns.should_yield(
+                    written.due, written.arrival
                 ):
                     written.kept = self._keep()
                     return piece  # to go on once the one due sooner has had the context
