@@ -36,6 +36,10 @@ from voxloop import tts
 from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.2
+# Piper's voice samples its noise afresh each time: the same two sentences, spoken 20 times and
+# heard by Whisper tiny.en, came back with a WER of 0 to 0.19 (0.24 once in CI). A sentence lost
+# or spoken twice costs 0.38 or more, so this bound still catches what the test is about.
+MAX_WER_PIPER = 0.3
 CHUNK_FRAMES = 1024  # frames per audio-chunk sent, as a microphone would send them
 MAX_SECONDS = 20  # the server's audio limit: longer than any recording sent here
 READ_SECONDS = 120  # the longest wait for one answer (a turn on a busy 2-core machine)
@@ -189,7 +193,7 @@ def test_streamed_text_is_spoken_sentence_by_sentence_as_it_arrives(port: int) -
     assert not any(Error.is_type(e.type) or AudioStart.is_type(e.type) for e in rest), rest
     pcm, rate = joined_audio(early + rest)
     [answer] = talk(port, (audio_events(pcm, rate), is_a("transcript")))
-    assert wer([(f"{first} {second}", heard(answer))]) <= MAX_WER, heard(answer)
+    assert wer([(f"{first} {second}", heard(answer))]) <= MAX_WER_PIPER, heard(answer)
 
 
 def test_the_conversation_answers_and_remembers(port: int) -> None:
