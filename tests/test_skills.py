@@ -28,7 +28,7 @@ from voxloop.config import Settings, load_settings
 from voxloop.memory import Memory, Timer
 from voxloop.pipeline import Pipeline
 from voxloop.skills.numbers import numbers_to_digits
-from voxloop.turns import Done, Heard, Speech, TurnRequest
+from voxloop.turns import Done, Heard, Speech, Turn, TurnRequest
 from voxloop_bench.answers import spoken_question
 from voxloop_bench.recordings import normalize
 from voxloop_bench.skills import false_fires, unknowable_questions
@@ -176,6 +176,34 @@ def test_timers_are_set_listed_asked_about_and_cancelled(memory: Memory) -> None
     assert memory.running_timers("me") == []
     assert _answer("How much time is left?", memory) == "You have no timers running."
     assert memory.running_timers("someone else") == []
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What do you remember about me?",
+        "What have you picked up about me?",
+        "What do you actually know about me personally?",
+        "What information have you gathered about me?",
+        "Who am I?",
+        "Tell me who I am.",
+    ],
+)
+def test_what_is_remembered_is_read_back_in_the_second_person(
+    question: str, memory: Memory
+) -> None:
+    memory.add_turn("me", Turn(user_text="My name is Ada and I live in Ghent.", reply="Hello."))
+    memory.add_turn("me", Turn(user_text="I have two cats and they are black.", reply="Nice."))
+    said = _answer(question, memory) or ""
+    assert "your name is Ada and you live in Ghent" in said, said
+    assert "you have two cats and they are black" in said, said  # their "they" stays theirs
+
+
+def test_who_am_i_with_nothing_told_says_so_and_other_who_questions_stay_with_the_model(
+    memory: Memory,
+) -> None:
+    assert "do not know anything about you yet" in (_answer("Who am I?", memory) or "")
+    assert _answer("Who am I talking to?", memory) is None
 
 
 def test_a_timer_reminder_is_not_stored_as_a_fact(memory: Memory, pipeline: Pipeline) -> None:

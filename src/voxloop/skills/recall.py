@@ -24,12 +24,16 @@ _ABOUT_ME_ONLY = re.compile(
     r"^(?:.* )?(?:what (?:do|did) you have on|what can you tell me about|what do you have about"
     r"|who am i to) (?:me|myself)$"
 )
+# "Who am I?", "Tell me who I am.": asked as the whole request, the answer is what is known.
+_WHO_AM_I = re.compile(r"\bwho (?:am i|i am)$")
 
 
 def asks_what_is_remembered(words: str) -> bool:
     """Whether `words` asks what voxloop remembers or knows about the person."""
     said = set(words.split())
-    if _ABOUT_ME_ONLY.match(words) and said <= MEMORY_WORDS | ALLOWED | FILLER:
+    if (_ABOUT_ME_ONLY.match(words) or _WHO_AM_I.search(words)) and said <= (
+        MEMORY_WORDS | ALLOWED | FILLER
+    ):
         return True
     about_me = bool(said & ABOUT_ME) or " who i am" in f" {words}"
     return about_me and only_words(words, MEMORY_WORDS, ALLOWED)
@@ -45,17 +49,31 @@ _FIRST_PERSON = [
     (r"^The user (\w+?)es\b(?=\s)", r"you \1e"),
     (r"^The user (\w+?)s\b", r"you \1"),
     (r"^The user\b", "you"),
-    (r"\btheir\b", "your"),
-    (r"\bthem\b", "you"),
-    (r"\bthey are\b", "you are"),
 ]
+# The facts say "they" for the person ("Ada and I live in Ghent" -> "Ada and they live in
+# Ghent"), but also keep the person's own "they" for others ("two cats and they are black").
+_THEIR = [
+    (r"\btheirs\b", "yours"),
+    (r"\btheir\b", "your"),
+    (r"\bthemselves\b", "yourself"),
+    (r"\bthem\b", "you"),
+    (r"\bthey\b", "you"),  # "they live" -> "you live": the verb's form is the same
+]
+# A lower-case word ending in s, as most plurals do: "they" after it may be those things.
+_PLURAL = re.compile(r"\b[a-z]+[^s'\W]s\b")
+_NOT_PLURAL = {"is", "was", "has", "does", "his", "its", "this", "us", "yes", "always", "plus"}
 
 
 def to_second_person(fact: str) -> str:
     """'The user's name is Ada.' -> 'your name is Ada' (how voxloop says it back)."""
     text = fact.strip().rstrip(".")
     for pattern, replacement in _FIRST_PERSON:
-        text = re.sub(pattern, replacement, text, count=1 if pattern.startswith("^") else 0)
+        text = re.sub(pattern, replacement, text, count=1)
+    pronoun = re.search(r"\bthe(?:y|ir|irs|m|mselves)\b", text)
+    before = text[: pronoun.start()] if pronoun else ""
+    if not {w for w in _PLURAL.findall(before) if w not in _NOT_PLURAL}:
+        for pattern, replacement in _THEIR:
+            text = re.sub(pattern, replacement, text)
     return text[0].lower() + text[1:] if text[:2] != "I " else text
 
 

@@ -38,8 +38,12 @@ MY_DOINGS = re.compile(
     r"|\bdo i (?:have(?! to)|own|like|love|live|work|support|prefer|want|use|drive|play|study"
     r"|eat|drink|keep|owe|take)\b"
 )
-# What the conversation itself holds: "What did I just say?" is the model's to answer.
-CONVERSATION_VERBS = {"say", "said", "ask", "asked", "tell", "told", "mention", "mentioned"}
+# What the conversation itself holds: "What did I just say?" and "Who am I talking to?" are
+# the model's to answer.
+CONVERSATION_VERBS = {
+    "say", "said", "ask", "asked", "tell", "told", "mention", "mentioned", "talking", "speaking",
+    "chatting",
+}  # fmt: skip
 # "How many bones are in my body?", "How many legs does my cat have?": what every body of a
 # kind has, which the model knows.
 BODY = {
