@@ -107,6 +107,9 @@ def test_spoken_numbers_become_digits(said: str, digits: str) -> None:
         ("Convert 5 miles to kilometres.", "8.05 kilometres"),
         ("Sorry, I've totally lost track, what day of the week is it?", "Monday"),  # a lead-in
         ("Okay, quick question, what's the current year?", "It is 2026"),
+        ("I need to know the current time.", "10:05"),  # a lead-in without "what"
+        ("How fast is 60 mph in km/h?", "96.56 kilometres per hour"),
+        ("Convert 10 m/s to km/h.", "36 kilometres per hour"),
     ],
 )
 def test_skills_answer_what_a_model_cannot_know(question: str, expected: str) -> None:
@@ -204,6 +207,21 @@ def test_who_am_i_with_nothing_told_says_so_and_other_who_questions_stay_with_th
 ) -> None:
     assert "do not know anything about you yet" in (_answer("Who am I?", memory) or "")
     assert _answer("Who am I talking to?", memory) is None
+
+
+@pytest.mark.parametrize(
+    ("request_said", "confirmed"),
+    [
+        ("Set a timer for the eggs for 8 minutes please.", "an eggs timer for 8 minutes"),
+        ("Set a timer for 8 minutes for the eggs, please.", "an eggs timer for 8 minutes"),
+        ("Please set a timer for the pizza for twelve minutes.", "a pizza timer for 12 minutes"),
+        ("Set a timer for five minutes for my tea, thanks.", "a tea timer for 5 minutes"),
+    ],
+)
+def test_a_timer_is_named_by_its_thing_not_by_the_politeness_after_it(
+    request_said: str, confirmed: str, memory: Memory
+) -> None:
+    assert confirmed in (_answer(request_said, memory) or "")
 
 
 def test_a_timer_reminder_is_not_stored_as_a_fact(memory: Memory, pipeline: Pipeline) -> None:

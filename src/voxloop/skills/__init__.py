@@ -179,10 +179,12 @@ ASKING_WORDS = ("what", "which")  # where a question begins after a lead-in
 
 def _after_lead_in(words: str) -> str | None:
     """The question at the end of `words` ("... lost track what day is it" -> "what day is
-    it"), from the last asking word that does not open them; None if there is none."""
+    it", "i need to know the current time" -> "the current time"), from the last asking word
+    that does not open them or after "to know"; None if there is none."""
     heard = words.split()
     starts = [i for i, word in enumerate(heard) if word in ASKING_WORDS and i > 0]
-    return " ".join(heard[starts[-1] :]) if starts else None
+    starts += [i + 1 for i in range(1, len(heard) - 1) if heard[i - 1 : i + 1] == ["to", "know"]]
+    return " ".join(heard[max(starts) :]) if starts else None
 
 
 # Skills that carry out requests of a fixed form ("set a timer for five minutes", "what time is

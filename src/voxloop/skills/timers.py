@@ -136,8 +136,14 @@ def _asks_for_several(words: str, said: set[str]) -> bool:
     return bool(said & {"timers", "reminders", "alarms", "countdowns", "any", "list", "show"})
 
 
+# Said after the name, not part of it: "a timer for the eggs for 8 minutes please".
+_AFTER_NAME = re.compile(
+    r"(?: (?:for|please|thanks|thank you|now|right now|starting now|ok|okay))+$"
+)
+
+
 def _set_timer(words: str, duration: str, context: SkillContext) -> str:
-    rest = " ".join(words.replace(duration, " ").split())
+    rest = _AFTER_NAME.sub("", " ".join(words.replace(duration, " ").split()))
     named = _NAMED.search(rest)
     label = named["label"] if named else ""
     if not label and (match := _LABEL.search(rest)):
@@ -165,7 +171,8 @@ def _start(context: SkillContext, kind: str, label: str, seconds: float | None) 
     timer = context.memory.add_timer(context.session, kind, label, seconds, context.now.timestamp())
     if kind == "reminder":
         return f"Okay, I will remind you to {label} in {say_duration(seconds)}."
-    name = f"a {label} timer" if label else "a timer"
+    article = "an" if label[:1] in ("a", "e", "i", "o", "u") else "a"
+    name = f"{article} {label} timer" if label else "a timer"
     return f"Okay, {name} for {say_duration(timer.seconds)}, starting now."
 
 

@@ -52,10 +52,10 @@ def _units() -> dict[str, Unit]:
         ("time", 604800.0, "week", "weeks", ""),
         ("time", 31_536_000.0, "year", "years", ""),
         ("speed", 1 / 3.6, "kilometre per hour", "kilometres per hour",
-         "kilometer per hour|kilometers per hour|km per hour|kmh|kph"),
-        ("speed", 0.44704, "mile per hour", "miles per hour", "mph"),
+         "kilometer per hour|kilometers per hour|km per hour|kmh|kph|km/h"),
+        ("speed", 0.44704, "mile per hour", "miles per hour", "mph|mi/h"),
         ("speed", 1.0, "metre per second", "metres per second",
-         "meter per second|meters per second"),
+         "meter per second|meters per second|m/s"),
         ("temperature", 0.0, "degree Celsius", "degrees Celsius",
          "celsius|centigrade|degree centigrade|degrees centigrade"),
         ("temperature", 0.0, "degree Fahrenheit", "degrees Fahrenheit", "fahrenheit"),
@@ -83,6 +83,7 @@ ASKING = {
     "make", "makes", "equal", "equals", "there", "per", "degrees", "degree", "from", "and",
     "of", "be", "would", "that", "express", "go", "goes", "get", "one", "the", "if", "i",
     "have", "roughly", "about", "approximately", "exactly", "metric", "imperial", "units",
+    "fast", "speed",
 }  # fmt: skip
 
 
