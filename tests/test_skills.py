@@ -391,7 +391,8 @@ class _Readings:
     def __init__(self, *readings: str) -> None:
         self.readings, self.asked = readings, 0
 
-    def __call__(self) -> tuple[str, ...]:
+    def __call__(self, expected: str) -> tuple[str, ...]:
+        assert expected == skills.EXPECTED_WORDS, "readings are decoded expecting skill words"
         self.asked += 1
         return self.readings
 
@@ -422,6 +423,9 @@ def test_another_reading_is_taken_only_for_a_skill_and_asked_for_only_near_a_req
         # "convert 500 gram st." (benchmarks/skills, spoken)
         ("How many pints are in a gallon?", "8 pints"),
         ("Convert 500 grams to ounces.", "17.64 ounces"),
+        # Heard "How many sent Impress are in 3 feet?"; among the readings only when Whisper
+        # is told to expect the skills' words (skills.EXPECTED_WORDS).
+        ("How many centimetres are in three feet?", "91.44 centimetres"),
     ],
 )
 def test_a_misheard_request_is_answered_from_another_reading_of_its_audio(

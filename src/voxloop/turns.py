@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from voxloop.prompts import Utterance
 
 if TYPE_CHECKING:  # longform pulls in the speech engines; these types only name its records
     from voxloop import longform
-    from voxloop.stt import Transcript
+    from voxloop.stt import Readings, Transcript
 
 
 class Release(threading.Event):
@@ -126,7 +125,7 @@ class TurnRequest:
     release: Release | None = None
     # Other readings of the audio that `text` was heard from (`Transcript.readings`): a skill
     # may take one where it does not take `text` as heard.
-    readings: Callable[[], tuple[str, ...]] | None = None
+    readings: Readings | None = None
 
     def hear(self, transcript: Transcript) -> None:
         """Answer what `transcript` heard: its words, their language, their other readings."""

@@ -12,6 +12,10 @@ from voxloop.config import Settings
 from voxloop.errors import ConfigError
 from voxloop.registry import Registry
 
+# Other readings of a transcript's audio, decoded expecting the words of the text given (for
+# Whisper, its prompt): "Convert metres, kilometres..." makes "mattress" read as "metres".
+Readings = Callable[[str], tuple[str, ...]]
+
 
 @dataclass(frozen=True)
 class Transcript:
@@ -21,8 +25,9 @@ class Transcript:
     language: str = "en"
     logprob: float | None = None  # mean token log-probability, where the engine gives one
     # Other readings of the same audio, best first, worked out only when asked for (Whisper:
-    # its beam over the audio it encoded); none for engines without.
-    readings: Callable[[], tuple[str, ...]] = field(default=lambda: (), compare=False, repr=False)
+    # its beam over the audio it encoded, expecting the words it is given); none for engines
+    # without.
+    readings: Readings = field(default=lambda expected: (), compare=False, repr=False)
 
 
 class PartialTranscriber(Protocol):

@@ -71,18 +71,19 @@ class WhisperTranscriber:
         transcript = Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
         if not self.settings.readings or encoded is None:
             return transcript
-        readings = functools.partial(self._readings, encoded, info.language, prompt)
+        readings = functools.partial(self._readings, encoded, info.language)
         return replace(transcript, readings=functools.cache(readings))
 
-    def _readings(self, encoded: Any, language: str, prompt: str | None) -> tuple[str, ...]:
-        """Whisper's beam over the `encoded` audio: `stt.readings` transcripts, best first."""
+    def _readings(self, encoded: Any, language: str, expected: str) -> tuple[str, ...]:
+        """Whisper's beam over the `encoded` audio, with the `expected` words as its prompt:
+        `stt.readings` transcripts, best first."""
         from faster_whisper.tokenizer import Tokenizer
 
         model, count = self.model, self.settings.readings
         tokenizer = Tokenizer(
             model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
         )
-        previous = tokenizer.encode(" " + _last_words(prompt).strip()) if prompt else []
+        previous = tokenizer.encode(" " + _last_words(expected).strip()) if expected else []
         start = model.get_prompt(tokenizer, previous, without_timestamps=True)
         (result,) = model.model.generate(
             encoded, [start], beam_size=count, num_hypotheses=count,
