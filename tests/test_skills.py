@@ -51,6 +51,8 @@ ORDINARY = [
     "What did I just say?",
     "I'm flying to Tokyo tomorrow, what time is it there?",  # a lead-in, then no request
     "If I leave now, what time will I arrive?",
+    "What is the time 5 minutes from now?",  # "time" before a duration, not the verb
+    "How much do I weigh?",
 ]
 NOT_KNOWABLE = [
     "What colour is my car?",
@@ -110,6 +112,11 @@ def test_spoken_numbers_become_digits(said: str, digits: str) -> None:
         ("I need to know the current time.", "10:05"),  # a lead-in without "what"
         ("How fast is 60 mph in km/h?", "96.56 kilometres per hour"),
         ("Convert 10 m/s to km/h.", "36 kilometres per hour"),
+        ("Time check.", "10:05"),
+        ("What weekday is it?", "Monday"),
+        ("Which day of the week are we on today?", "Monday"),
+        ("What month is it again?", "November 2026"),
+        ("I weigh 70 kilos, what is that in pounds?", "154.32 pounds"),
     ],
 )
 def test_skills_answer_what_a_model_cannot_know(question: str, expected: str) -> None:
@@ -190,6 +197,8 @@ def test_timers_are_set_listed_asked_about_and_cancelled(memory: Memory) -> None
         "What information have you gathered about me?",
         "Who am I?",
         "Tell me who I am.",
+        "What do you remember from what I have told you?",
+        "What personal stuff have you stored about me?",
     ],
 )
 def test_what_is_remembered_is_read_back_in_the_second_person(
@@ -216,6 +225,8 @@ def test_who_am_i_with_nothing_told_says_so_and_other_who_questions_stay_with_th
         ("Set a timer for 8 minutes for the eggs, please.", "an eggs timer for 8 minutes"),
         ("Please set a timer for the pizza for twelve minutes.", "a pizza timer for 12 minutes"),
         ("Set a timer for five minutes for my tea, thanks.", "a tea timer for 5 minutes"),
+        ("Please time 3 minutes for me.", "Okay, a timer for 3 minutes"),  # the verb "time"
+        ("Count down twenty seconds.", "Okay, a timer for 20 seconds"),
     ],
 )
 def test_a_timer_is_named_by_its_thing_not_by_the_politeness_after_it(

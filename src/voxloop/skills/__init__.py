@@ -100,6 +100,7 @@ FILLER = frozenset(
         "what's", "which", "tell", "can", "could", "would", "you", "do", "does", "did", "know", "i",
         "wonder", "any", "idea", "is", "it", "are", "we", "have", "has", "got", "us", "give", "say",
         "let", "see", "a", "an", "by", "this", "point", "sorry", "oh", "and", "then", "hello",
+        "again", "quick", "question", "assistant",
     }
 )  # fmt: skip
 

@@ -8,10 +8,10 @@ from voxloop.skills import SkillContext, only_words, skill
 
 # Each request: the words one of which it needs, and the other words it may be said with.
 WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
-TIME = ({"time"}, {"current", "the", "time", "clock", "tell", "have", "here", "local"})
+TIME = ({"time"}, {"current", "the", "time", "clock", "tell", "have", "here", "local", "check"})
 DATE = (
-    {"date", "day", "today", "today's", "todays"},
-    {"of", "the", "week", "in", "this", "today", "s", "or", "current", *WEEKDAYS},
+    {"date", "day", "today", "today's", "todays", "weekday"},
+    {"of", "the", "week", "in", "on", "this", "today", "s", "or", "current", *WEEKDAYS},
 )
 MONTH = ({"month"}, {"of", "the", "in", "this", "current"})
 YEAR = ({"year"}, {"of", "the", "in", "this", "current"})

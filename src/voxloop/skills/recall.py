@@ -18,12 +18,15 @@ ALLOWED = {
     "about", "of", "on", "everything", "anything", "all", "things", "personal", "far", "from",
     "your", "in", "you've", "youve", "out", "remind", "so", "me", "myself", "the", "user", "to",
     "who", "am", "been", "list", "up", "there", "yet", "actually", "like", "personally",
+    "stuff", "what", "i", "you",
 }  # fmt: skip
 # "What do you have on me?", "What can you tell me about me?": no memory word, still recall.
 _ABOUT_ME_ONLY = re.compile(
     r"^(?:.* )?(?:what (?:do|did) you have on|what can you tell me about|what do you have about"
     r"|who am i to) (?:me|myself)$"
 )
+# "What do you remember from what I told you?": about the person without "me".
+_ABOUT_ME_SAID = re.compile(r"\bwho i am\b|\bi (?:have |ve )?(?:told|said to|shared with) you\b")
 # "Who am I?", "Tell me who I am.": asked as the whole request, the answer is what is known.
 _WHO_AM_I = re.compile(r"\bwho (?:am i|i am)$")
 
@@ -35,7 +38,7 @@ def asks_what_is_remembered(words: str) -> bool:
         MEMORY_WORDS | ALLOWED | FILLER
     ):
         return True
-    about_me = bool(said & ABOUT_ME) or " who i am" in f" {words}"
+    about_me = bool(said & ABOUT_ME) or bool(_ABOUT_ME_SAID.search(words))
     return about_me and only_words(words, MEMORY_WORDS, ALLOWED)
 
 

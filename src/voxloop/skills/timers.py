@@ -105,9 +105,17 @@ def alert_text(timer: Timer) -> str:
     return f"Time is up: {describe(timer)} is done."
 
 
+# "Count down 30 seconds", "can you time 45 seconds": a timer said as a verb.
+# "The time 5 minutes from now" is not one: the verb opens the request or follows "you".
+_TIMER_VERB = re.compile(
+    rf"\bcount ?down\b|(?:^|(?<=\byou )|(?<=\bplease )|(?<=\bto ))time (?={DURATION}\b)"
+)
+
+
 @skill("timers")
 def timers(words: str, context: SkillContext) -> str | None:
     """Set, list, query and cancel the person's timers."""
+    words = _TIMER_VERB.sub("countdown ", words)
     said = set(words.split())
     if NOT_A_TIMER_REQUEST.search(words):
         return None
@@ -138,7 +146,7 @@ def _asks_for_several(words: str, said: set[str]) -> bool:
 
 # Said after the name, not part of it: "a timer for the eggs for 8 minutes please".
 _AFTER_NAME = re.compile(
-    r"(?: (?:for|please|thanks|thank you|now|right now|starting now|ok|okay))+$"
+    r"(?: (?:for me|for us|for|please|thanks|thank you|now|right now|starting now|ok|okay))+$"
 )
 
 
@@ -183,7 +191,7 @@ _NOT_LABELS = {"new", "quick", "short", "kitchen", "the", "my", "a", "one", "ano
 def _label(raw: str | None) -> str:
     label = (raw or "").strip()
     label = re.sub(r"^(?:the|my|a|an)\s+", "", label)
-    return "" if label in _NOT_LABELS else label
+    return "" if label in _NOT_LABELS | FILLER else label
 
 
 def _running(context: SkillContext, words: str) -> list[Timer] | None:

@@ -83,7 +83,7 @@ ASKING = {
     "make", "makes", "equal", "equals", "there", "per", "degrees", "degree", "from", "and",
     "of", "be", "would", "that", "express", "go", "goes", "get", "one", "the", "if", "i",
     "have", "roughly", "about", "approximately", "exactly", "metric", "imperial", "units",
-    "fast", "speed",
+    "fast", "speed", "weigh", "weighs", "weight",
 }  # fmt: skip
 
 
