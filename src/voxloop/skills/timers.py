@@ -48,6 +48,10 @@ LEFT_VOCABULARY = {
     "for", "of", "still", "more", "to", "be", "there", "am", "shall", "should", "wait",
 }  # fmt: skip
 LIST_WORDS = {"list", "show", "running", "active", "going", "set", "on", "have", "got", "any"}
+# A question about the time left names time, or what runs: "what is there before" does not.
+ABOUT_TIME = (
+    {"time", "left", "remaining", "minutes", "seconds", "hours"} | TIMER_WORDS | REMINDER_WORDS
+)
 # A request about time, not timers, in these words ("how long is left") still asks the timers.
 LEFT_PHRASES = re.compile(r"\b(?:how (?:much|long)|time left|time remaining|go(?:es)? off)\b")
 NOT_A_TIMER_REQUEST = re.compile(r"\b(?:how (?:do|does|to|can|should)|what is an? )\b")
@@ -136,7 +140,10 @@ def timers(words: str, context: SkillContext) -> str | None:
 
 def _only_about_time_left(words: str) -> bool:
     named = {match["label"] for match in _LABEL.finditer(words)}
-    return set(words.split()) <= LEFT_VOCABULARY | TIMER_WORDS | REMINDER_WORDS | FILLER | named
+    said = set(words.split())
+    if not (said & ABOUT_TIME or LEFT_PHRASES.search(words)):
+        return False  # "What is there before?": about nothing that runs
+    return said <= LEFT_VOCABULARY | TIMER_WORDS | REMINDER_WORDS | FILLER | named
 
 
 def _asks_for_several(words: str, said: set[str]) -> bool:
