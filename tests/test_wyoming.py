@@ -33,6 +33,8 @@ from wyoming.tts import (
 
 from servers import wyoming_server
 from voxloop import tts
+from voxloop.config import Settings
+from voxloop_bench.answers import spoken_question
 from voxloop_bench.recordings import Recording, normalize, wer
 
 MAX_WER = 0.2
@@ -209,6 +211,21 @@ def test_the_conversation_answers_and_remembers(port: int) -> None:
     assert "paris" in (Handled.from_event(capital[-1]).text or "").lower(), capital
     assert Handled.is_type(recalled[-1].type), recalled
     assert "anneliese" in (Handled.from_event(recalled[-1]).text or "").lower(), recalled
+
+
+def test_a_misheard_request_is_answered_from_another_reading_of_what_was_transcribed(
+    port: int,
+) -> None:
+    # As Home Assistant does: the audio to `transcribe` on one connection, the words it got back
+    # to `handle` on another. Whisper tiny.en hears flite slt say this as "How many sent Impress
+    # are in 3 feet?"; the server kept the other readings of that audio (tests/test_skills.py).
+    question = "How many centimetres are in three feet?"
+    said = spoken_question(question, "flite-slt", Settings().cache_dir)
+    pcm = (np.clip(said, -1, 1) * 32767).astype(np.int16)
+    [transcribed] = talk(port, (audio_events(pcm, 16000), is_a("transcript")))
+    assert "centimetres" not in heard(transcribed).lower(), "heard right: needs a misheard one"
+    [answer] = talk(port, ([Transcript(text=heard(transcribed)).event()], is_a("handled")))
+    assert "91.44 centimetres" in (Handled.from_event(answer[-1]).text or ""), answer
 
 
 def test_bad_input_gets_an_error_and_the_connection_keeps_working(

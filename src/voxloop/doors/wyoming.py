@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -55,6 +56,9 @@ from voxloop.pipeline import Pipeline
 from voxloop.text import SpeechChunker
 from voxloop.turns import Done, TurnRequest
 
+if TYPE_CHECKING:
+    from voxloop import stt
+
 log = logging.getLogger("voxloop.wyoming")
 T = TypeVar("T")
 
@@ -72,6 +76,9 @@ ERROR_CODES: list[tuple[type[VoxloopError], str]] = [
     (VoxloopError, "failed"),
 ]
 SEND_SAMPLES = 1024  # samples per audio-chunk sent: small, so players start at once
+# Transcripts whose other readings are kept for the conversation that may follow: Home
+# Assistant sends the words it was told back to `handle`, on another connection.
+KEPT_TRANSCRIPTS = 8
 PROGRAM = Attribution(name="voxloop", url="")
 ENGINE_SOURCES = {
     "moonshine": "https://github.com/moonshine-ai/moonshine",
@@ -281,6 +288,7 @@ class WyomingHandler(AsyncEventHandler):
         except NoSpeech:  # as Home Assistant expects of silence: an empty transcript
             await self.write_event(Transcript(text="", language=language).event())
             return
+        self.door.keep(heard)
         await self.write_event(Transcript(text=heard.text, language=heard.language).event())
 
     # --- text to speech
@@ -372,6 +380,7 @@ class WyomingHandler(AsyncEventHandler):
             await self.write_event(NotHandled(text="I heard nothing to answer.").event())
             return
         request = TurnRequest(text=text, session=self.settings.wyoming.session, speak=False)
+        request.readings = self.door.readings_of(text)
         try:
             reply = await asyncio.to_thread(self._turn, request)
         except VoxloopError as err:  # said to the person, as Home Assistant shows a reply
@@ -444,6 +453,17 @@ class WyomingDoor:
         self.pipeline, self.uri = pipeline, uri
         self.info = describe(pipeline.settings)
         self._server: AsyncServer | None = None
+        self._heard: OrderedDict[str, stt.Readings] = OrderedDict()  # the last transcripts sent
+
+    def keep(self, transcript: stt.Transcript) -> None:
+        """Keep the other readings of a transcript sent, for a turn on its words."""
+        self._heard[transcript.text.strip()] = transcript.readings
+        while len(self._heard) > KEPT_TRANSCRIPTS:
+            self._heard.popitem(last=False)
+
+    def readings_of(self, text: str) -> stt.Readings | None:
+        """The other readings of the audio `text` was heard from, if voxloop transcribed it."""
+        return self._heard.get(text.strip())
 
     async def start(self) -> None:
         """Listen (a port in use is said at once); connections are served from now on."""
