@@ -18,7 +18,7 @@ ALLOWED = {
     "about", "of", "on", "everything", "anything", "all", "things", "personal", "far", "from",
     "your", "in", "you've", "youve", "out", "remind", "so", "me", "myself", "the", "user", "to",
     "who", "am", "been", "list", "up", "there", "yet", "actually", "like", "personally",
-    "stuff", "what", "i", "you",
+    "stuff",
 }  # fmt: skip
 # "What do you have on me?", "What can you tell me about me?": no memory word, still recall.
 _ABOUT_ME_ONLY = re.compile(
@@ -64,7 +64,7 @@ _THEIR = [
 ]
 # A lower-case word ending in s, as most plurals do: "they" after it may be those things.
 _PLURAL = re.compile(r"\b[a-z]+[^s'\W]s\b")
-_NOT_PLURAL = {"is", "was", "has", "does", "his", "its", "this", "us", "yes", "always", "plus"}
+_NOT_PLURAL = {"was", "has", "does", "his", "its", "this", "yes", "always", "plus"}
 
 
 def to_second_person(fact: str) -> str:
