@@ -238,13 +238,15 @@ def test_a_request_a_skill_carries_out_reads_as_finished_and_its_start_does_not(
 
     vad = settings.vad
     reader = sentence_end(gguf_path(vad.words_model, settings.cache_dir), vad.words_threads)
-    phrasings = json.loads(data_file("skills/phrasings.json").read_text())["heldout"]
-    held_out = [p["text"] for said in phrasings.values() for p in said]
-    unread = [t for t in held_out if reader.finished(t) < vad.words_threshold]
-    finished = [t for t in held_out if said_all(reader, t, vad, None)]
-    # Measured: the reader alone finishes 54 of these 60, with skills.whole_request all 60.
+    # The revision sets: written as held-out sets, the first of them the one this rule was
+    # checked on; not the bench's current held-out set, which no test may look at.
+    phrasings = json.loads(data_file("skills/phrasings.json").read_text())["revision"]
+    requests = [p["text"] for said in phrasings.values() for p in said]
+    unread = [t for t in requests if reader.finished(t) < vad.words_threshold]
+    finished = [t for t in requests if said_all(reader, t, vad, None)]
+    # Measured: the reader alone finishes 290 of these 345, with skills.whole_request 342.
     assert unread, "the reader reads every request as finished: nothing left to test"
-    assert len(finished) >= 0.97 * len(held_out), set(held_out) - set(finished)
+    assert len(finished) >= 0.97 * len(requests), set(requests) - set(finished)
     for start in ("set a timer for", "what is 17 times", "how many centimetres in"):
         assert not said_all(reader, start, vad, None), start
 
