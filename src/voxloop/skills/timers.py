@@ -192,13 +192,14 @@ def _start(context: SkillContext, kind: str, label: str, seconds: float | None) 
 
 
 MAX_NAMED = 2  # more cancelled timers than this are counted, not named
-_NOT_LABELS = {"new", "quick", "short", "kitchen", "the", "my", "a", "one", "another"}
+# Words before "timer" that name no timer; filler neither ("can you time..." is no "can" timer).
+_NOT_LABELS = {"new", "quick", "short", "kitchen", "my", "one", "another"} | FILLER
 
 
 def _label(raw: str | None) -> str:
     label = (raw or "").strip()
     label = re.sub(r"^(?:the|my|a|an)\s+", "", label)
-    return "" if label in _NOT_LABELS | FILLER else label
+    return "" if label in _NOT_LABELS else label
 
 
 def _running(context: SkillContext, words: str) -> list[Timer] | None:
