@@ -93,3 +93,12 @@ def test_held_out_question_is_answered_right(steady_pipeline: Pipeline, question
     done = list(steady_pipeline.run(TurnRequest(text=question.text)))[-1]
     assert isinstance(done, Done)
     assert question.is_right(done.turn.reply), (question.text, question.answers, done.turn.reply)
+
+
+def test_the_second_held_out_set_is_new_and_covers_every_category() -> None:
+    first = {q.text.lower() for q in load_questions()}
+    second = load_questions(name="answers/heldout-2.json")
+    assert Counter(q.category for q in second) == {c: 6 for c in {q.category for q in second}}
+    assert len(second) == 60 and {q.split for q in second} == {"heldout-2"}
+    assert not first & {q.text.lower() for q in second}
+    assert all(q.answers and all(q.answers) for q in second)

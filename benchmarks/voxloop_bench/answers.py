@@ -9,8 +9,10 @@ Knobs: the model, system prompt and temperature come from the settings (VOXLOOP_
 VOXLOOP_SYSTEM_PROMPT, VOXLOOP_LLM__TEMPERATURE) or the arguments of `measure`; the suite reads
 what to run from VOXLOOP_BENCH_ANSWERS_MODES ("typed,spoken"), VOXLOOP_BENCH_ANSWERS_VOICES
 (e.g. "flite-slt,flite-awb,festival-ked"), VOXLOOP_BENCH_ANSWERS_SPLIT ("tune" or "heldout"),
-VOXLOOP_BENCH_ANSWERS_REPLY_VOICE (the voice that speaks the replies) and
-VOXLOOP_BENCH_ANSWERS_ROTATE=1 (each question spoken by one of the voices in turn, not by all).
+VOXLOOP_BENCH_ANSWERS_REPLY_VOICE (the voice that speaks the replies),
+VOXLOOP_BENCH_ANSWERS_ROTATE=1 (each question spoken by one of the voices in turn, not by all)
+and VOXLOOP_BENCH_ANSWERS_FILE (another set of questions under benchmarks/, such as
+answers/heldout-2.json, the second held-out set).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ PERSONAL_FILE = "answers/personal.json"
 UNKNOWABLE = "unknowable"  # the category whose right reply says it cannot know
 UNKNOWABLE_MAX_WORDS = 40  # "says so briefly": a longer reply is not brief
 MODES = ("typed", "spoken")
-SPLITS = ("tune", "heldout")
+SPLITS = ("tune", "heldout", "heldout-2")
 DEFAULT_VOICES = ("flite-slt", "flite-awb", "festival-ked")
 AUDIO_FOLDER = "bench-answers"
 SYNTH_TIMEOUT_SECONDS = 60
@@ -259,6 +261,7 @@ def measure(
     split: str | None = None,
     reply_voice: str | None = None,
     rotate_voices: bool = False,
+    questions_file: str = QUESTIONS_FILE,
 ) -> dict[str, Any]:
     """Ask every question (typed and/or spoken) through the pipeline; figures and every turn.
 
@@ -268,7 +271,7 @@ def measure(
     from voxloop.pipeline import Pipeline
 
     settings = _configured(settings, model, system_prompt, temperature)
-    questions = load_questions(split)
+    questions = load_questions(split, questions_file)
     pipeline = Pipeline(settings)
     pipeline.warm_up(reply_voice)
     turns: list[dict[str, Any]] = []
@@ -287,6 +290,7 @@ def measure(
             "reply_voice": reply_voice or settings.tts.voice,
             "stt_engine": settings.stt.engine,
             "split": split or "all",
+            "questions_file": questions_file,
             "voices": list(voices) if "spoken" in modes else [],
             "rotate_voices": rotate_voices,
         },
@@ -454,4 +458,5 @@ def answers(settings: Settings) -> dict[str, Any]:
         split=split,
         reply_voice=os.environ.get(ENV_PREFIX + "REPLY_VOICE") or None,
         rotate_voices=os.environ.get(ENV_PREFIX + "ROTATE", "") not in ("", "0"),
+        questions_file=os.environ.get(ENV_PREFIX + "FILE") or QUESTIONS_FILE,
     )
