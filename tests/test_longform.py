@@ -486,3 +486,15 @@ def test_a_spoken_story_is_summarized_to_its_end(tmp_path: Path, settings: Setti
     ]
     assert not missing, (missing, recording.summary)
     assert not grounding.unsupported(recording.summary, recording.transcript.text)
+
+
+def test_the_summaries_bench_runs_one_split_and_each_held_out_set_has_its_key_facts() -> None:
+    from voxloop_bench import summaries
+
+    for split in summaries.SPLITS:
+        recordings = summaries.evaluation_set(split)
+        assert recordings and {r.split for r in recordings} == {split}
+        assert all(len(r.facts) >= 8 and all(f.any for f in r.facts) for r in recordings)
+    assert len(summaries.evaluation_set()) == sum(
+        len(summaries.evaluation_set(s)) for s in summaries.SPLITS
+    )

@@ -6,12 +6,14 @@ news and more, spoken by several voices and engines, and real LibriVox readings)
 into settings.cache_dir/bench-longform, transcribed and summarized by the real long-recording
 path (longform.transcribe, then longform.summarize), and scored: the share of its key facts the
 summary names, and the summary sentences whose content the transcript does not support.
+VOXLOOP_BENCH_SUMMARIES_SPLIT (e.g. "held-out-3") runs the recordings of one split only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -34,7 +36,9 @@ AUDIO_SUFFIX = ".mp3"
 PARAGRAPH_PAUSE_SECONDS = 1.2  # between paragraphs: a pause the segmenter cuts at
 FLITE_PREFIX = "flite:"
 FESTIVAL = "festival"
-SPLITS = ("tune", "held-out", "held-out-2")  # held-out-2: written to judge the grounding check
+# held-out-2: written to judge the grounding check; held-out-3: to judge the defaults
+SPLITS = ("tune", "held-out", "held-out-2", "held-out-3")
+SPLIT_VARIABLE = "VOXLOOP_BENCH_SUMMARIES_SPLIT"
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,10 @@ class EvalRecording:
     speed: float = 1.0  # of voxloop's voices (flite and festival speak at their own pace)
 
 
-def evaluation_set() -> list[EvalRecording]:
-    """The recordings of benchmarks/longform/recordings.json."""
+def evaluation_set(split: str | None = None) -> list[EvalRecording]:
+    """The recordings of benchmarks/longform/recordings.json (of one split, if given)."""
     data = json.loads(data_file(DATA).read_text())
-    return [
+    recordings = [
         EvalRecording(
             id=item["id"],
             split=item["split"],
@@ -75,6 +79,7 @@ def evaluation_set() -> list[EvalRecording]:
         )
         for item in data["recordings"]
     ]
+    return [r for r in recordings if split is None or r.split == split]
 
 
 def build(recording: EvalRecording, settings: Settings) -> Path:
@@ -160,18 +165,21 @@ def names_fact(summary: str, fact: Fact) -> bool:
 def summaries(settings: Settings) -> dict[str, Any]:
     """Every recording of the set transcribed and summarized in one fresh process; the share of
     key facts each summary names, per recording and per split, and its unsupported sentences."""
-    runs = _isolated(_summarize_all, settings)
+    split = os.environ.get(SPLIT_VARIABLE) or None
+    if split is not None and split not in SPLITS:
+        raise VoxloopError(f"{SPLIT_VARIABLE} takes one of {', '.join(SPLITS)}; got {split!r}.")
+    runs = _isolated(_summarize_all, settings, split)
     return {"settings": _settings_used(settings), **score(runs)}
 
 
-def _summarize_all(settings: Settings) -> list[dict[str, Any]]:
+def _summarize_all(settings: Settings, split: str | None) -> list[dict[str, Any]]:
     from voxloop import longform
 
     runs = []
     dropped = _DroppedSentences()
     logging.getLogger(longform.__name__).addHandler(dropped)
     logging.getLogger(longform.__name__).setLevel(logging.INFO)
-    for recording in progress(evaluation_set(), "summaries", "recording"):
+    for recording in progress(evaluation_set(split), "summaries", "recording"):
         path = build(recording, settings)
         started = time.perf_counter()
         transcript = longform.transcribe(path, settings)
