@@ -218,3 +218,48 @@ def test_whisper_is_asked_to_sample_again_only_with_the_fallback_on(
     transcriber.model.transcribe = spied  # type: ignore[method-assign]
     transcriber.transcribe(np.zeros(audio.SAMPLE_RATE, np.float32))
     assert asked and set(asked) == {FALLBACK_TEMPERATURES if fallback else 0.0}, asked
+
+
+def test_the_language_model_picks_the_likeliest_of_readings_that_differ_in_a_word(
+    settings: Settings,
+) -> None:
+    from voxloop import assets
+    from voxloop.stt import rescore
+    from voxloop.stt.rescore import Reading
+
+    assert settings.stt.rescore_model is not None
+    rescorer = rescore.rescorer(assets.gguf_path(settings.stt.rescore_model, settings.cache_dir), 2)
+    # Whisper tiny.en's first two readings of flite slt's "What is a baby frog called?", with
+    # their summed log-probabilities: the model knows frogs have babies.
+    frank, frog = (
+        Reading("What is a baby Frank called?", -2.26),
+        Reading("What is a baby frog called?", -2.5),
+    )
+    assert rescorer.likeliest([frank, frog]) == "What is a baby frog called?"
+    # The language model alone prefers a reading that stops early ("on" for "on our way" on the
+    # telephone): the recognizer's score and the bonus per token keep the whole reading.
+    on_our_way, on = Reading("on our way.", -0.42), Reading("on", -5.79)
+    assert rescorer.log_likelihood(on.text)[0] > rescorer.log_likelihood(on_our_way.text)[0]
+    assert rescorer.likeliest([on, on_our_way]) == "on our way."
+    # Readings alike but for case and punctuation are one: the first is kept.
+    alike = [Reading("what do bees make", -3.0), Reading("What do bees make?", -2.0)]
+    assert rescorer.likeliest(alike) == "what do bees make"
+
+
+def test_a_misheard_word_is_heard_right_once_the_readings_are_rescored(settings: Settings) -> None:
+    from voxloop_bench.answers import spoken_question
+
+    # festival's ked: Whisper tiny.en's first reading is "which organ pimps blood ..."
+    said = spoken_question(
+        "Which organ pumps blood around the body?", "festival-ked", settings.cache_dir
+    )
+    plain = settings.stt.model_copy(update={"rescore_model": None})
+    whisper_alone = WhisperTranscriber(plain, settings.cache_dir).transcribe(said).text
+    engine = get_transcriber(settings, "whisper")
+    assert isinstance(engine, WhisperTranscriber)
+    assert "pimps" in normalize(whisper_alone)
+    assert normalize(engine.transcribe(said).text) == normalize(
+        "which organ pumps blood around the body"
+    )
+    # A live partial is Whisper's first reading: the rescoring is for final transcripts.
+    assert "pimps" in normalize(engine.transcribe(said, partial=True).text)

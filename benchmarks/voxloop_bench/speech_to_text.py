@@ -27,17 +27,26 @@ from voxloop_bench import _isolated, _ms, _peak_rss_mb, data_file, progress, sui
 
 CLIPS = "stt/clips.json"
 # name -> (engine, STT settings changed, whether the previous line of the dialogue is the prompt)
+# Whisper's own reading (no rescoring), as every candidate was measured before stt.rescore_model.
+PLAIN = {"rescore_model": None}
+RESCORED = {"rescore_model": "smollm2-135m"}
 CANDIDATES: dict[str, tuple[str, dict[str, Any], bool]] = {
     "moonshine": ("moonshine", {}, False),
-    "whisper-tiny": ("whisper", {}, False),
-    "whisper-tiny-15s": ("whisper", {"whisper_window_seconds": 15.0}, False),
-    "whisper-tiny-30s": ("whisper", {"whisper_window_seconds": 30.0}, False),
-    "whisper-tiny-beam5": ("whisper", {"beam_size": 5}, False),
-    "whisper-tiny-fallback": ("whisper", {"whisper_fallback": True}, False),
-    "whisper-base": ("whisper", {"whisper_model": "base", "language": "en"}, False),
-    "checked": ("checked", {}, False),
-    "pick": ("pick", {}, False),
-    "whisper-tiny-prompted": ("whisper", {}, True),
+    "whisper-tiny": ("whisper", PLAIN, False),
+    "whisper-tiny-15s": ("whisper", {**PLAIN, "whisper_window_seconds": 15.0}, False),
+    "whisper-tiny-30s": ("whisper", {**PLAIN, "whisper_window_seconds": 30.0}, False),
+    "whisper-tiny-beam5": ("whisper", {**PLAIN, "beam_size": 5}, False),
+    "whisper-tiny-fallback": ("whisper", {**PLAIN, "whisper_fallback": True}, False),
+    "whisper-base": ("whisper", {**PLAIN, "whisper_model": "base", "language": "en"}, False),
+    "checked": ("checked", PLAIN, False),
+    "pick": ("pick", PLAIN, False),
+    "whisper-tiny-prompted": ("whisper", PLAIN, True),
+    "whisper-tiny-rescored": ("whisper", RESCORED, False),
+    "whisper-base-rescored": (
+        "whisper",
+        {**RESCORED, "whisper_model": "base", "language": "en"},
+        False,
+    ),
 }
 # A comma-separated subset of CANDIDATES, to measure only some (default: DEFAULT_RUN).
 CANDIDATES_ENV = "VOXLOOP_BENCH_STT_CANDIDATES"

@@ -14,7 +14,8 @@ import numpy as np
 from voxloop import assets
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import STTSettings
-from voxloop.stt import Transcript, engines
+from voxloop.stt import Transcript, engines, rescore
+from voxloop.stt.rescore import Reading
 from voxloop.text import words
 
 # Re-decoding the whole utterance is Whisper's only way to give partials: at most once per
@@ -48,14 +49,20 @@ class WhisperTranscriber:
         self.settings = settings
         path = assets.whisper_dir(settings.whisper_model, cache_dir)
         self.model = _windowed_model(str(path), settings.threads)
+        self.rescorer = rescore.load(settings.rescore_model, cache_dir, settings.threads)
 
     def transcribe(
-        self, audio: np.ndarray, prompt: str | None = None, language: str | None = None
+        self,
+        audio: np.ndarray,
+        prompt: str | None = None,
+        language: str | None = None,
+        partial: bool = False,
     ) -> Transcript:
         """Transcribe a whole recording (16 kHz mono float32), in `language` if given.
 
         `prompt`: recent words of the conversation, which make Whisper expect its names and
-        words (faster-whisper's initial prompt).
+        words (faster-whisper's initial prompt). A `partial` transcript (of speech still going
+        on) is Whisper's first reading, never rescored.
         """
         if not self.model.model.is_multilingual:
             language = "en"
@@ -68,18 +75,44 @@ class WhisperTranscriber:
             segments, info = self._decode(audio, WHISPER_WINDOW_SECONDS, language, prompt)
             text = said_once(_joined(segments))
         encoded, self.model.window.encoded = self.model.window.encoded, None
-        transcript = Transcript(text=text, language=info.language, logprob=_mean_logprob(segments))
+        logprob = _mean_logprob(segments)
+        if not partial and encoded is not None and text and self._unsure(logprob):
+            text = self._likeliest(encoded, info.language, prompt, seconds) or text
+        transcript = Transcript(text=text, language=info.language, logprob=logprob)
         if not self.settings.readings or encoded is None:
             return transcript
         readings = functools.partial(self._readings, encoded, info.language)
         return replace(transcript, readings=functools.cache(readings))
 
+    def _unsure(self, logprob: float | None) -> bool:
+        """Whether a transcript is unsure enough to be rescored: the rest are nearly always
+        right as they are, and rescoring costs a beam decode (~0.1 s)."""
+        below = self.settings.rescore_below
+        return self.rescorer is not None and logprob is not None and logprob < below
+
+    def _likeliest(self, encoded: Any, language: str, prompt: str | None, seconds: float) -> str:
+        """Of Whisper's `stt.rescore_readings` readings of the `encoded` audio (all of it, at
+        most one window), the one the rescoring model finds likeliest; "" if none. English
+        only: it was measured on English, and SmolLM2 knows little else."""
+        if seconds > WHISPER_WINDOW_SECONDS or language != "en" or self.rescorer is None:
+            return ""
+        count = self.settings.rescore_readings
+        readings = [reading for reading in self._beam(encoded, language, prompt or "", count)
+                    if not _looped(reading.text, seconds)]  # fmt: skip
+        return self.rescorer.likeliest(readings)
+
     def _readings(self, encoded: Any, language: str, expected: str) -> tuple[str, ...]:
         """Whisper's beam over the `encoded` audio, with the `expected` words as its prompt:
         `stt.readings` transcripts, best first."""
+        readings = self._beam(encoded, language, expected, self.settings.readings)
+        return tuple(dict.fromkeys(reading.text for reading in readings))
+
+    def _beam(self, encoded: Any, language: str, expected: str, count: int) -> list[Reading]:
+        """`count` readings of the `encoded` audio by Whisper's beam, best first, with the
+        `expected` words as its prompt."""
         from faster_whisper.tokenizer import Tokenizer
 
-        model, count = self.model, self.settings.readings
+        model = self.model
         tokenizer = Tokenizer(
             model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
         )
@@ -87,11 +120,16 @@ class WhisperTranscriber:
         start = model.get_prompt(tokenizer, previous, without_timestamps=True)
         (result,) = model.model.generate(
             encoded, [start], beam_size=count, num_hypotheses=count,
-            max_length=model.max_length, suppress_blank=True,
+            max_length=model.max_length, suppress_blank=True, return_scores=True,
         )  # fmt: skip
-        said = [tokenizer.decode([t for t in ids if t < tokenizer.eot]).strip()
-                for ids in result.sequences_ids]  # fmt: skip
-        return tuple(dict.fromkeys(said_once(text) for text in said if text))
+        readings = []
+        for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+            said = [token for token in ids if token < tokenizer.eot]
+            text = said_once(tokenizer.decode(said).strip())
+            # CTranslate2's score is the mean over the tokens (its length penalty of 1)
+            if text:
+                readings.append(Reading(text, score * len(said)))
+        return readings
 
     def _decode(
         self, audio: np.ndarray, window: float, language: str | None, prompt: str | None
@@ -220,7 +258,7 @@ class WhisperStream:
         self.samples += len(audio)
         new_samples = self.samples - self.decoded_samples
         if new_samples >= PARTIAL_EVERY_SECONDS * SAMPLE_RATE or (up_to_date and new_samples):
-            self.partial = self.engine.transcribe(np.concatenate(self.chunks)).text
+            self.partial = self.engine.transcribe(np.concatenate(self.chunks), partial=True).text
             self.decoded_samples = self.samples
         return self.partial
 
