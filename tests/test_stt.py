@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -263,3 +264,17 @@ def test_a_misheard_word_is_heard_right_once_the_readings_are_rescored(settings:
     )
     # A live partial is Whisper's first reading: the rescoring is for final transcripts.
     assert "pimps" in normalize(engine.transcribe(said, partial=True).text)
+
+
+def test_without_its_model_the_rescoring_is_skipped_with_a_warning(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from voxloop.stt import rescore
+
+    not_a_model = tmp_path / "model.gguf"
+    not_a_model.write_bytes(b"not a model")
+    stt = settings.stt.model_copy(update={"rescore_model": str(not_a_model)})
+    with caplog.at_level("WARNING", logger=rescore.__name__):
+        engine = WhisperTranscriber(stt, settings.cache_dir)
+    assert engine.rescorer is None
+    assert "Whisper's own reading is kept" in caplog.text and "not a GGUF" in caplog.text
