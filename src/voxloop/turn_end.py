@@ -22,6 +22,7 @@ from voxloop import skills
 from voxloop.audio import SAMPLE_RATE
 from voxloop.config import Settings, VADSettings
 from voxloop.errors import ModelUnavailable
+from voxloop.llm.llamacpp import evaluate_new
 from voxloop.vad import Judge
 
 Transcriber = Callable[[np.ndarray], str]  # utterance so far -> its words
@@ -121,11 +122,8 @@ class SentenceEnd:
             llama = self.llama
             tokens = llama.tokenize(prompt, add_bos=False, special=True)
             tokens = tokens[-WORDS_CONTEXT_TOKENS + 1 :]
-            # The words read before (the live transcript as it grew) stay evaluated: only the
-            # new ones are, and at least one, for its logits.
-            read = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)
-            llama.n_tokens = min(read, len(tokens) - 1)
-            llama.eval(tokens[llama.n_tokens :])
+            # The words read before (the live transcript as it grew) stay evaluated.
+            evaluate_new(llama, tokens)
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=self._ends.shape)
             logits = logits.astype(np.float64)
         probabilities = np.exp(logits - logits.max())

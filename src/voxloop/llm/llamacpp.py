@@ -258,6 +258,14 @@ class LlamaCppChat:
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True)) if text else 0
 
 
+def evaluate_new(llama: Any, tokens: list[int]) -> None:
+    """Evaluate `tokens` in `llama`, keeping what it has already evaluated of their start: only
+    the tokens after it are evaluated, and at least the last one, for its logits."""
+    kept = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)
+    llama.n_tokens = min(kept, len(tokens) - 1)
+    llama.eval(tokens[llama.n_tokens :])
+
+
 @backends.register("llamacpp")
 def _build(settings: LLMSettings, cache_dir: Path) -> LlamaCppChat:
     return LlamaCppChat(settings, cache_dir)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from voxloop.errors import ModelUnavailable
+from voxloop.llm.llamacpp import evaluate_new
 from voxloop.text import words
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,7 @@ class Rescorer:
         if len(tokens) > CONTEXT_TOKENS:
             return -math.inf, len(said)
         with self._lock:
-            # Readings share their start: only the tokens after it are evaluated again.
-            kept = llama.longest_token_prefix(llama._input_ids.tolist(), tokens)
-            llama.n_tokens = min(kept, len(tokens) - 1)
-            llama.eval(tokens[llama.n_tokens :])
+            evaluate_new(llama, tokens)  # readings share their start: it is evaluated once
             logits = np.asarray(llama.scores[len(start) - 1 : len(tokens) - 1], np.float64)
         top = logits.max(axis=1, keepdims=True)
         log_totals = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
